@@ -1,0 +1,76 @@
+"""marshmallow schemas for every request body, with the field rules of API.md.
+
+Unknown fields are rejected (marshmallow's default ``RAISE``).  The schemas
+are built once, at import, and reused for every request.
+"""
+
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+USER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,32}$"
+MAX_URL_LENGTH = 2048
+
+user_id_rule = validate.Regexp(USER_ID_PATTERN, error="must be 1 to 64 of A-Z a-z 0-9 _ -")
+
+
+def _http_url(**kwargs) -> fields.Url:
+    return fields.Url(
+        schemes={"http", "https"},
+        require_tld=False,
+        validate=validate.Length(max=MAX_URL_LENGTH),
+        **kwargs,
+    )
+
+
+class ProfileSchema(Schema):
+    """The profile fields; on an update, a field present is set and ``null`` clears it."""
+
+    display_name = fields.String(allow_none=True, validate=validate.Length(max=100))
+    username = fields.String(
+        validate=validate.Regexp(
+            USERNAME_PATTERN, error="must be 3 to 32 of A-Z a-z 0-9 _ . -"
+        ),
+    )
+    bio = fields.String(allow_none=True, validate=validate.Length(max=1000))
+    email = fields.Email(allow_none=True)
+    avatar_url = _http_url(allow_none=True)
+    avatar_urls = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1, max=64)),
+        values=_http_url(),
+        allow_none=True,
+        validate=validate.Length(max=16, error="at most 16 entries"),
+    )
+
+    @validates_schema
+    def _not_empty(self, data, **kwargs):
+        # An empty update would bump the version and broadcast a change of nothing.
+        if not data:
+            raise ValidationError("give at least one profile field")
+
+
+class NewUserSchema(ProfileSchema):
+    """``POST /users``: a profile with a username, an optional password and id."""
+
+    username = fields.String(
+        required=True, validate=ProfileSchema._declared_fields["username"].validate
+    )
+    password = fields.String(load_only=True, validate=validate.Length(min=8, max=1024))
+    id = fields.String(validate=user_id_rule)
+
+
+class PasswordSchema(Schema):
+    new_password = fields.String(required=True, validate=validate.Length(min=8, max=1024))
+    current_password = fields.String(validate=validate.Length(max=1024))
+
+
+class TokenRequestSchema(Schema):
+    username = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    password = fields.String(required=True, validate=validate.Length(min=1, max=1024))
+
+
+profile_schema = ProfileSchema()
+new_user_schema = NewUserSchema()
+password_schema = PasswordSchema()
+token_request_schema = TokenRequestSchema()

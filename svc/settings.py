@@ -1,0 +1,111 @@
+"""Settings, read once from the environment at start.
+
+Every bad value raises :class:`SettingsError` naming the variable, which
+``python -m svc`` prints as one line before exiting non-zero.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .storage import registry
+
+log = logging.getLogger(__name__)
+
+
+class SettingsError(Exception):
+    def __init__(self, variable: str, problem: str):
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "memory://"
+    host: str = "0.0.0.0"
+    port: int = 8000
+    jwt_secret_key: str | None = None
+    jwt_lifetime: int = 3600
+    cors_origins: tuple[str, ...] = ()
+    cors_origin_regex: str | None = None
+    bcrypt_rounds: int = 12
+    #: How long start-up waits for a database that does not answer yet.
+    database_timeout: float = 30.0
+    #: Largest request body accepted; larger ones get 413.
+    max_body_bytes: int = 64 * 1024
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.jwt_secret_key is not None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        get = _Reader(env)
+        database_url = get.str("DATABASE_URL", cls.database_url)
+        try:
+            registry.get_plugin(database_url).check_url(database_url)
+        except (registry.PluginError, TypeError, ValueError) as exc:
+            raise SettingsError("DATABASE_URL", str(exc)) from None
+        regex = get.str("CORS_ORIGIN_REGEX", None)
+        if regex is not None:
+            try:
+                re.compile(regex)
+            except re.error as exc:
+                raise SettingsError("CORS_ORIGIN_REGEX", f"not a regular expression ({exc})") from None
+        secret = get.str("JWT_SECRET_KEY", None)
+        if secret is not None and len(secret.encode()) < 32:
+            # HS256 with a short secret can be brute-forced offline from one token.
+            raise SettingsError("JWT_SECRET_KEY", "must be at least 32 bytes long")
+        origins = tuple(o.strip() for o in get.str("CORS_ORIGINS", "").split(",") if o.strip())
+        return cls(
+            database_url=database_url,
+            host=get.str("HOST", cls.host),
+            port=get.int("PORT", cls.port, 1, 65535),
+            jwt_secret_key=secret,
+            jwt_lifetime=get.int("JWT_LIFETIME", cls.jwt_lifetime, 1, 366 * 24 * 3600),
+            cors_origins=origins,
+            cors_origin_regex=regex,
+            bcrypt_rounds=get.int("BCRYPT_ROUNDS", cls.bcrypt_rounds, 4, 31),
+            database_timeout=get.float("DATABASE_TIMEOUT", cls.database_timeout, 0, 3600),
+            max_body_bytes=get.int("MAX_BODY_BYTES", cls.max_body_bytes, 1024, 64 * 1024 * 1024),
+        )
+
+
+class _Reader:
+    """Typed access to the environment; empty counts as unset."""
+
+    def __init__(self, env: Mapping[str, str]):
+        self.env = env
+
+    def str(self, name: str, default):
+        value = self.env.get(name, "").strip()
+        return value if value else default
+
+    def int(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.str(name, None)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise SettingsError(name, f"must be a whole number from {low} to {high}, got {raw!r}")
+        return value
+
+    def float(self, name: str, default: float, low: float, high: float) -> float:
+        raw = self.str(name, None)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise SettingsError(name, f"must be a number of seconds from {low:g} to {high:g}, got {raw!r}")
+        return value

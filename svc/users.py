@@ -1,0 +1,112 @@
+"""REST handlers for ``/users``."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from aiohttp import web
+
+from .bodies import read_json
+from .errors import APIError
+from .keys import PASSWORDS, STORAGE
+from .schemas import new_user_schema, password_schema, profile_schema
+from .storage import NotFound, User
+from .storage.base import format_timestamp
+
+# Route patterns: an id that breaks the rule is simply no such resource (404).
+USER_ID = r"{user_id:[A-Za-z0-9_-]{1,64}}"
+_ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,18})"?\s*$')
+
+
+def _etag(user: User) -> str:
+    return f'"{user.version}"'
+
+
+def user_response(user: User, status: int = 200, headers: dict | None = None) -> web.Response:
+    response = web.Response(
+        body=user.json_body, status=status, content_type="application/json", headers=headers
+    )
+    response.headers["ETag"] = _etag(user)
+    return response
+
+
+async def create_user(request: web.Request) -> web.Response:
+    body = await read_json(request, new_user_schema)
+    user_id = body.pop("id", None) or secrets.token_urlsafe(12)
+    password = body.pop("password", None)
+    password_hash = await request.app[PASSWORDS].hash(password) if password is not None else None
+    user = await request.app[STORAGE].create_user(user_id, body, password_hash)
+    return user_response(user, 201, {"Location": f"/users/{user.id}"})
+
+
+async def get_user(request: web.Request) -> web.Response:
+    user = await request.app[STORAGE].get_user(request.match_info["user_id"])
+    if request.headers.get("If-None-Match") == _etag(user):
+        return web.Response(status=304, headers={"ETag": _etag(user)})
+    return user_response(user)
+
+
+async def update_profile(request: web.Request) -> web.Response:
+    user_id = request.match_info["user_id"]
+    expected = _expected_version(request)
+    changes = await read_json(request, profile_schema)
+    # Only a body with a username can create: a user without one could never log in.
+    create = expected is None and "username" in changes
+    try:
+        user, created = await request.app[STORAGE].update_profile(
+            user_id, changes, expected_version=expected, create=create
+        )
+    except NotFound:
+        if expected is not None:
+            raise APIError(412, "precondition_failed", "If-Match given, but there is no such user")
+        raise APIError(
+            422,
+            "validation_failed",
+            "no such user; to create one, include a username",
+            {"username": ["Missing data for required field."]},
+        ) from None
+    if created:
+        return user_response(user, 201, {"Location": f"/users/{user.id}"})
+    return user_response(user)
+
+
+def _expected_version(request: web.Request) -> int | None:
+    raw = request.headers.get("If-Match")
+    if raw is None or raw.strip() == "*":
+        return None
+    match = _ETAG.match(raw)
+    if match is None:
+        # An entity tag we never issued cannot match the current one.
+        raise APIError(412, "precondition_failed", 'If-Match must be a version, e.g. "3"')
+    return int(match.group(1))
+
+
+async def set_password(request: web.Request) -> web.Response:
+    user_id = request.match_info["user_id"]
+    body = await read_json(request, password_schema)
+    storage, passwords = request.app[STORAGE], request.app[PASSWORDS]
+    credentials = await storage.get_credentials(user_id)  # 404 before any hashing work
+    current = body.get("current_password")
+    if current is not None:
+        ok, _ = await passwords.verify(current, credentials.password_hash)
+        if not ok:
+            raise APIError(403, "forbidden", "current_password is wrong")
+    new_hash = await passwords.hash(body["new_password"])
+    updated_at = await storage.set_password_hash(user_id, new_hash)
+    return web.json_response(
+        {"user_id": user_id, "password_updated_at": format_timestamp(updated_at)}
+    )
+
+
+async def delete_user(request: web.Request) -> web.Response:
+    await request.app[STORAGE].delete_user(request.match_info["user_id"])
+    return web.Response(status=204)
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_post("/users", create_user)
+    app.router.add_get(f"/users/{USER_ID}", get_user)
+    app.router.add_delete(f"/users/{USER_ID}", delete_user)
+    app.router.add_put(f"/users/{USER_ID}/profile", update_profile)
+    app.router.add_put(f"/users/{USER_ID}/password", set_password)
