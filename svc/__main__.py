@@ -34,7 +34,9 @@ def list_plugins() -> int:
 
 
 def serve() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         settings = Settings.from_env()
         _run(settings)
@@ -57,7 +59,9 @@ def _run(settings: Settings) -> None:
     else:
         loop_factory = uvloop.new_event_loop
     if not settings.auth_enabled:
-        log.warning("JWT_SECRET_KEY is not set: auth is off, anyone may change any user (open mode)")
+        log.warning(
+            "JWT_SECRET_KEY is not set: auth is off, anyone may change any user (open mode)"
+        )
     log.info("storage: %s", registry.scheme_of(settings.database_url))
     app = create_app(settings)
     web.run_app(

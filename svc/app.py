@@ -29,9 +29,7 @@ def create_app(settings: Settings | None = None, storage: Storage | None = None)
     """The application.  ``storage`` overrides the one ``settings.database_url`` names
     (tests use it to share one backend between several apps)."""
     settings = settings or Settings()
-    app = web.Application(
-        middlewares=[error_middleware], client_max_size=settings.max_body_bytes
-    )
+    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[STORAGE] = storage or get_plugin(settings.database_url)(settings.database_url)
     app[PASSWORDS] = Passwords(settings.bcrypt_rounds)

@@ -33,7 +33,9 @@ class APIError(web.HTTPException):
         headers: Mapping[str, str] | None = None,
     ):
         self.status_code = status
-        super().__init__(headers=headers, content_type="application/json", text=_body(code, message, fields))
+        super().__init__(
+            headers=headers, content_type="application/json", text=_body(code, message, fields)
+        )
 
 
 def _body(code: str, message: str, fields: Mapping[str, Any] | None = None) -> str:
@@ -43,9 +45,7 @@ def _body(code: str, message: str, fields: Mapping[str, Any] | None = None) -> s
     return json.dumps({"error": error})
 
 
-def error_response(
-    status: int, code: str, message: str, fields=None, headers=None
-) -> web.Response:
+def error_response(status: int, code: str, message: str, fields=None, headers=None) -> web.Response:
     return web.Response(
         status=status,
         text=_body(code, message, fields),
@@ -70,7 +70,9 @@ _HTTP_CODES = {
 }
 
 
-def _from_domain(exc: NotFound | Conflict | VersionMismatch | Unavailable | ValidationError) -> web.Response:
+def _from_domain(
+    exc: NotFound | Conflict | VersionMismatch | Unavailable | ValidationError,
+) -> web.Response:
     if isinstance(exc, NotFound):
         return error_response(404, "not_found", "no such user")
     if isinstance(exc, Conflict):
@@ -84,8 +86,12 @@ def _from_domain(exc: NotFound | Conflict | VersionMismatch | Unavailable | Vali
             headers={"ETag": f'"{exc.current_version}"'},
         )
     if isinstance(exc, Unavailable):
-        return error_response(503, "unavailable", "storage is unavailable, try again shortly",
-                              headers={"Retry-After": "1"})
+        return error_response(
+            503,
+            "unavailable",
+            "storage is unavailable, try again shortly",
+            headers={"Retry-After": "1"},
+        )
     assert isinstance(exc, ValidationError)
     return error_response(422, "validation_failed", "the body is not valid", exc.messages)
 

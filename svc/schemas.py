@@ -29,9 +29,7 @@ class ProfileSchema(Schema):
 
     display_name = fields.String(allow_none=True, validate=validate.Length(max=100))
     username = fields.String(
-        validate=validate.Regexp(
-            USERNAME_PATTERN, error="must be 3 to 32 of A-Z a-z 0-9 _ . -"
-        ),
+        validate=validate.Regexp(USERNAME_PATTERN, error="must be 3 to 32 of A-Z a-z 0-9 _ . -"),
     )
     bio = fields.String(allow_none=True, validate=validate.Length(max=1000))
     email = fields.Email(allow_none=True)

@@ -56,7 +56,9 @@ class Settings:
             try:
                 re.compile(regex)
             except re.error as exc:
-                raise SettingsError("CORS_ORIGIN_REGEX", f"not a regular expression ({exc})") from None
+                raise SettingsError(
+                    "CORS_ORIGIN_REGEX", f"not a regular expression ({exc})"
+                ) from None
         secret = get.str("JWT_SECRET_KEY", None)
         if secret is not None and len(secret.encode()) < 32:
             # HS256 with a short secret can be brute-forced offline from one token.
@@ -107,5 +109,7 @@ class _Reader:
         except ValueError:
             value = None
         if value is None or not low <= value <= high:
-            raise SettingsError(name, f"must be a number of seconds from {low:g} to {high:g}, got {raw!r}")
+            raise SettingsError(
+                name, f"must be a number of seconds from {low:g} to {high:g}, got {raw!r}"
+            )
         return value

@@ -65,7 +65,8 @@ class StorageConformance:
     async def test_create_then_get(self, storage: Storage):
         user_id = unique_id()
         created = await storage.create_user(
-            user_id, {"username": user_id, "display_name": "Ada", "avatar_urls": {"s": "https://a/s"}}
+            user_id,
+            {"username": user_id, "display_name": "Ada", "avatar_urls": {"s": "https://a/s"}},
         )
         assert created.id == user_id
         assert created.version == 1

@@ -59,7 +59,9 @@ async def update_profile(request: web.Request) -> web.Response:
         )
     except NotFound:
         if expected is not None:
-            raise APIError(412, "precondition_failed", "If-Match given, but there is no such user")
+            raise APIError(
+                412, "precondition_failed", "If-Match given, but there is no such user"
+            ) from None
         raise APIError(
             422,
             "validation_failed",

@@ -32,7 +32,9 @@ async def unchanged(client, user):
 
 async def test_400_malformed_json(client, user):
     resp = await client.put(
-        f"/users/{user['id']}/profile", data=b'{"bio": ', headers={"Content-Type": "application/json"}
+        f"/users/{user['id']}/profile",
+        data=b'{"bio": ',
+        headers={"Content-Type": "application/json"},
     )
     assert resp.status == 400
     assert_error(await resp.json(), "malformed_json")
@@ -138,7 +140,12 @@ async def test_422_on_create(client, body, field):
 
 async def test_422_password_rules(client, user):
     path = f"/users/{user['id']}/password"
-    for body in ({}, {"new_password": "short"}, {"new_password": "x" * 1025}, {"new_password": "longenough", "extra": 1}):
+    for body in (
+        {},
+        {"new_password": "short"},
+        {"new_password": "x" * 1025},
+        {"new_password": "longenough", "extra": 1},
+    ):
         resp = await client.put(path, json=body)
         assert resp.status == 422
         assert_error(await resp.json(), "validation_failed")

@@ -68,7 +68,9 @@ async def test_the_loop_answers_while_hashes_are_in_flight(make_client):
         resp = await client.post("/users", json={"username": unique_id()})
         ids.append((await resp.json())["id"])
     hashing = [
-        asyncio.ensure_future(client.put(f"/users/{i}/password", json={"new_password": "a password"}))
+        asyncio.ensure_future(
+            client.put(f"/users/{i}/password", json={"new_password": "a password"})
+        )
         for i in ids
     ]
     probes = []

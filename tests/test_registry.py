@@ -6,9 +6,9 @@ import sys
 import textwrap
 
 import pytest
+from svc_memory import MemoryStorage
 
 from svc.storage import registry
-from svc_memory import MemoryStorage
 
 
 @pytest.fixture

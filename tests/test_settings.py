@@ -42,7 +42,11 @@ def test_values_are_read():
         ({"PORT": "70000"}, "PORT", "65535"),
         ({"BCRYPT_ROUNDS": "3"}, "BCRYPT_ROUNDS", "4 to 31"),
         ({"BCRYPT_ROUNDS": "32"}, "BCRYPT_ROUNDS", "4 to 31"),
-        ({"DATABASE_URL": "sqlite:///x.db"}, "DATABASE_URL", "installed: memory, postgres, postgresql"),
+        (
+            {"DATABASE_URL": "sqlite:///x.db"},
+            "DATABASE_URL",
+            "installed: memory, postgres, postgresql",
+        ),
         ({"DATABASE_URL": "not a url"}, "DATABASE_URL", "scheme://"),
         ({"JWT_SECRET_KEY": "short"}, "JWT_SECRET_KEY", "32 bytes"),
         ({"CORS_ORIGIN_REGEX": "(unclosed"}, "CORS_ORIGIN_REGEX", "regular expression"),
@@ -63,8 +67,11 @@ def test_bad_values_name_the_variable(env, variable, words):
 )
 def test_start_up_stops_with_one_line(env, variable):
     result = subprocess.run(
-        [sys.executable, "-m", "svc"], env={"PATH": "/usr/bin:/bin", **env},
-        capture_output=True, text=True, timeout=30,
+        [sys.executable, "-m", "svc"],
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()

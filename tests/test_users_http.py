@@ -29,7 +29,8 @@ async def test_the_seed_flow(client):
     """Create, update the profile, read it back, set a password: the hash is never visible."""
     username = unique_id()
     resp = await client.post(
-        "/users", json={"username": username, "email": "ada@example.com", "password": "correct horse"}
+        "/users",
+        json={"username": username, "email": "ada@example.com", "password": "correct horse"},
     )
     assert resp.status == 201
     created = await resp.json()
@@ -187,7 +188,9 @@ async def test_delete(client):
 async def test_password_with_current_password(client):
     user = await create(client, password="first password")
     path = f"/users/{user['id']}/password"
-    resp = await client.put(path, json={"new_password": "second password", "current_password": "wrong one"})
+    resp = await client.put(
+        path, json={"new_password": "second password", "current_password": "wrong one"}
+    )
     assert resp.status == 403
     assert (await resp.json())["error"]["code"] == "forbidden"
     resp = await client.put(
@@ -195,7 +198,9 @@ async def test_password_with_current_password(client):
     )
     assert resp.status == 200
     # the first password no longer counts
-    resp = await client.put(path, json={"new_password": "third password", "current_password": "first password"})
+    resp = await client.put(
+        path, json={"new_password": "third password", "current_password": "first password"}
+    )
     assert resp.status == 403
 
 
@@ -203,5 +208,7 @@ async def test_long_passwords_are_not_cut_at_72_bytes(client):
     prefix = "p" * 80
     user = await create(client, password=prefix + "A")
     path = f"/users/{user['id']}/password"
-    resp = await client.put(path, json={"new_password": "new password", "current_password": prefix + "B"})
+    resp = await client.put(
+        path, json={"new_password": "new password", "current_password": prefix + "B"}
+    )
     assert resp.status == 403

@@ -129,8 +129,9 @@ class Storage(abc.ABC):
         """Raise ValueError, with a message for a person, if ``url`` cannot work.
 
         Called at start-up, before any connection, so a malformed URL stops the
-        service with one clear line.  Must not do I/O.
+        service with one clear line.  Must not do I/O.  Optional: the default accepts any URL.
         """
+        return None
 
     # -- life cycle -------------------------------------------------------
 
