@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from . import health, users
+from . import auth, health, users
 from .errors import error_middleware
 from .keys import PASSWORDS, SETTINGS, STORAGE
 from .passwords import Passwords
@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None, storage: Storage | None = None)
     app.cleanup_ctx.append(_storage_ctx)
     health.setup_routes(app)
     users.setup_routes(app)
+    auth.setup_routes(app)
     return app
 
 

@@ -7,6 +7,7 @@ import secrets
 
 from aiohttp import web
 
+from .auth import authorize_write
 from .bodies import read_json
 from .errors import APIError
 from .keys import PASSWORDS, STORAGE
@@ -49,6 +50,7 @@ async def get_user(request: web.Request) -> web.Response:
 
 async def update_profile(request: web.Request) -> web.Response:
     user_id = request.match_info["user_id"]
+    authorize_write(request, user_id)  # creating X through here also needs X's token
     expected = _expected_version(request)
     changes = await read_json(request, profile_schema)
     # Only a body with a username can create: a user without one could never log in.
@@ -86,6 +88,7 @@ def _expected_version(request: web.Request) -> int | None:
 
 async def set_password(request: web.Request) -> web.Response:
     user_id = request.match_info["user_id"]
+    authorize_write(request, user_id)
     body = await read_json(request, password_schema)
     storage, passwords = request.app[STORAGE], request.app[PASSWORDS]
     credentials = await storage.get_credentials(user_id)  # 404 before any hashing work
@@ -102,7 +105,9 @@ async def set_password(request: web.Request) -> web.Response:
 
 
 async def delete_user(request: web.Request) -> web.Response:
-    await request.app[STORAGE].delete_user(request.match_info["user_id"])
+    user_id = request.match_info["user_id"]
+    authorize_write(request, user_id)
+    await request.app[STORAGE].delete_user(user_id)
     return web.Response(status=204)
 
 

@@ -1,0 +1,252 @@
+"""Auth over HTTP: tokens, the rule for writes, expiry, re-hash on login, nothing secret leaks."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import statistics
+import time
+
+import bcrypt
+import jwt
+import pytest
+
+from svc.keys import STORAGE
+from svc.testing import unique_id
+
+SECRET = "s3cret-for-tests-" + "x" * 32
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+async def auth_client(make_client):
+    return await make_client(jwt_secret_key=SECRET)
+
+
+async def new_user(client, password: str | None = PASSWORD) -> dict:
+    body = {"username": unique_id()}
+    if password is not None:
+        body["password"] = password
+    resp = await client.post("/users", json=body)  # open, with auth on too
+    assert resp.status == 201, await resp.text()
+    return await resp.json()
+
+
+async def login(client, username: str, password: str = PASSWORD):
+    return await client.post("/auth/token", json={"username": username, "password": password})
+
+
+async def token_for(client, user: dict) -> str:
+    resp = await login(client, user["profile"]["username"])
+    assert resp.status == 200, await resp.text()
+    return (await resp.json())["access_token"]
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def crafted(sub, secret: str = SECRET, **claims) -> str:
+    now = int(time.time())
+    return jwt.encode({"sub": sub, "iat": now, "exp": now + 60, **claims}, secret, "HS256")
+
+
+# The three writes to user X, each with a body that succeeds for X's own token.
+WRITES = {
+    "profile": ("PUT", "/users/{}/profile", {"bio": "hello"}, 200),
+    "password": ("PUT", "/users/{}/password", {"new_password": "a new password"}, 200),
+    "delete": ("DELETE", "/users/{}", None, 204),
+}
+
+
+async def test_token_carries_the_user_id_and_lifetime(make_client):
+    client = await make_client(jwt_secret_key=SECRET, jwt_lifetime=120)
+    user = await new_user(client)
+    # The username is matched without regard to case, as everywhere.
+    resp = await login(client, user["profile"]["username"].upper())
+    assert resp.status == 200
+    assert resp.headers["Cache-Control"] == "no-store"
+    body = await resp.json()
+    assert set(body) == {"access_token", "token_type", "expires_in"}
+    assert body["token_type"] == "bearer" and body["expires_in"] == 120
+    claims = jwt.decode(body["access_token"], SECRET, algorithms=["HS256"])
+    assert claims["sub"] == user["id"]
+    assert claims["exp"] - claims["iat"] == 120
+    assert jwt.get_unverified_header(body["access_token"])["alg"] == "HS256"
+
+
+async def test_wrong_password_unknown_user_and_no_password_look_the_same(auth_client):
+    user = await new_user(auth_client)
+    passwordless = await new_user(auth_client, password=None)
+    answers = [
+        await login(auth_client, user["profile"]["username"], "wrong password"),
+        await login(auth_client, unique_id(), PASSWORD),
+        await login(auth_client, passwordless["profile"]["username"], PASSWORD),
+    ]
+    bodies = {await resp.text() for resp in answers}
+    assert [resp.status for resp in answers] == [401, 401, 401]
+    assert len(bodies) == 1, bodies
+    assert all(resp.headers["WWW-Authenticate"].startswith("Bearer") for resp in answers)
+
+
+async def test_unknown_user_costs_a_verify_like_a_wrong_password(make_client):
+    """Real bcrypt cost: an unknown username must not answer measurably faster."""
+    client = await make_client(jwt_secret_key=SECRET, bcrypt_rounds=10)
+    user = await new_user(client)
+    await login(client, unique_id())  # builds the dummy hash once, outside the timing
+
+    async def timed(username: str) -> float:
+        start = time.perf_counter()
+        resp = await login(client, username, "wrong password")
+        assert resp.status == 401
+        return time.perf_counter() - start
+
+    wrong = statistics.median([await timed(user["profile"]["username"]) for _ in range(5)])
+    unknown = statistics.median([await timed(unique_id()) for _ in range(5)])
+    # Without the dummy verify an unknown user answers ~50x faster; the bound is generous
+    # because other test runs share the two cores.
+    assert unknown > wrong / 3, (unknown, wrong)
+
+
+async def test_token_request_body_is_validated(auth_client):
+    resp = await auth_client.post("/auth/token", json={"username": "ada"})
+    assert resp.status == 422
+    assert "password" in (await resp.json())["error"]["fields"]
+    resp = await auth_client.post(
+        "/auth/token", data="nope", headers={"Content-Type": "text/plain"}
+    )
+    assert resp.status == 415
+
+
+async def test_with_auth_off_there_is_no_token_endpoint(client):
+    user = await new_user(client)
+    resp = await login(client, user["profile"]["username"])
+    assert resp.status == 404
+    assert "JWT_SECRET_KEY" in (await resp.json())["error"]["message"]
+
+
+@pytest.mark.parametrize("write", WRITES)
+async def test_a_write_needs_the_users_own_token(auth_client, write):
+    method, path, body, ok_status = WRITES[write]
+    user, other = await new_user(auth_client), await new_user(auth_client)
+    url = path.format(user["id"])
+    expired = crafted(user["id"], exp=int(time.time()) - 10)
+    cases = [
+        ({}, 401),
+        ({"Authorization": "Basic YWRhOnB3"}, 401),
+        ({"Authorization": "Bearer"}, 401),
+        (bearer("not.a.token"), 401),
+        (bearer(crafted(user["id"], secret="another secret of thirty-two bytes!")), 401),
+        (bearer(expired), 401),
+        (bearer(jwt.encode({"sub": user["id"]}, SECRET, "HS256")), 401),  # no exp: refused
+        (bearer(crafted(12345)), 401),  # sub must be a string
+        (bearer(await token_for(auth_client, other)), 403),
+    ]
+    for headers, status in cases:
+        resp = await auth_client.request(method, url, json=body, headers=headers)
+        assert resp.status == status, (headers, await resp.text())
+        error = (await resp.json())["error"]
+        assert error["code"] == ("unauthorized" if status == 401 else "forbidden")
+        if status == 401:
+            assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+    resp = await auth_client.request(method, url, json=body, headers=bearer(expired))
+    assert "expired" in (await resp.json())["error"]["message"]
+
+    resp = await auth_client.request(
+        method, url, json=body, headers=bearer(await token_for(auth_client, user))
+    )
+    assert resp.status == ok_status, await resp.text()
+
+
+async def test_the_none_algorithm_is_refused(auth_client):
+    user = await new_user(auth_client)
+    unsigned = jwt.encode({"sub": user["id"], "exp": int(time.time()) + 60}, None, algorithm="none")
+    resp = await auth_client.delete(f"/users/{user['id']}", headers=bearer(unsigned))
+    assert resp.status == 401
+
+
+async def test_auth_is_checked_before_existence(auth_client):
+    """A stranger learns nothing about which ids exist: 401 whether or not the user is there."""
+    resp = await auth_client.delete(f"/users/{unique_id()}")
+    assert resp.status == 401
+    resp = await auth_client.put(f"/users/{unique_id()}/profile", json={})
+    assert resp.status == 401
+
+
+async def test_creating_through_put_profile_needs_that_users_token(auth_client):
+    """The same rule as any write to X: only X's token (e.g. after X deleted itself)."""
+    user = await new_user(auth_client)
+    token = await token_for(auth_client, user)
+    new_id, body = unique_id(), {"username": unique_id()}
+    resp = await auth_client.put(f"/users/{new_id}/profile", json=body)
+    assert resp.status == 401
+    resp = await auth_client.put(f"/users/{new_id}/profile", json=body, headers=bearer(token))
+    assert resp.status == 403
+    resp = await auth_client.put(
+        f"/users/{new_id}/profile", json=body, headers=bearer(crafted(new_id))
+    )
+    assert resp.status == 201
+
+
+async def test_reads_stay_open(auth_client):
+    user = await new_user(auth_client)
+    resp = await auth_client.get(f"/users/{user['id']}")
+    assert resp.status == 200
+
+
+async def test_wrong_current_password_is_403_even_with_the_right_token(auth_client):
+    user = await new_user(auth_client)
+    resp = await auth_client.put(
+        f"/users/{user['id']}/password",
+        json={"new_password": "a new password", "current_password": "not it"},
+        headers=bearer(await token_for(auth_client, user)),
+    )
+    assert resp.status == 403
+    assert (await resp.json())["error"]["code"] == "forbidden"
+
+
+@pytest.mark.parametrize(
+    "legacy",
+    [
+        pytest.param(hashlib.sha256(PASSWORD.encode()).hexdigest(), id="hex_sha256"),
+        pytest.param(bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode(), id="bcrypt"),
+    ],
+)
+async def test_login_rehashes_a_legacy_hash(auth_client, legacy):
+    user = await new_user(auth_client, password=None)
+    storage = auth_client.app[STORAGE]
+    await storage.set_password_hash(user["id"], legacy)
+
+    assert (await login(auth_client, user["profile"]["username"])).status == 200
+    upgraded = (await storage.get_credentials(user["id"])).password_hash
+    assert upgraded.startswith("$bcrypt-sha256$")
+    # The new hash is of the same password, and a wrong password never triggers a re-hash.
+    assert (await login(auth_client, user["profile"]["username"])).status == 200
+    assert (await login(auth_client, user["profile"]["username"], "wrong")).status == 401
+    assert (await storage.get_credentials(user["id"])).password_hash == upgraded
+
+
+async def test_the_hash_and_the_secret_never_leave_the_server(auth_client, caplog):
+    caplog.set_level(logging.DEBUG)
+    user = await new_user(auth_client)
+    username = user["profile"]["username"]
+    token = await token_for(auth_client, user)
+    stored_hash = (await auth_client.app[STORAGE].get_credentials(user["id"])).password_hash
+    seen = []
+    requests = [
+        ("GET", f"/users/{user['id']}", None, {}),
+        ("POST", "/auth/token", {"username": username, "password": "wrong"}, {}),
+        ("POST", "/auth/token", {"username": username, "password": PASSWORD}, {}),
+        ("PUT", f"/users/{user['id']}/profile", {"bio": "x"}, bearer(token)),
+        ("PUT", f"/users/{user['id']}/profile", {"bio": "x"}, bearer(token[:-3] + "abc")),
+        ("PUT", f"/users/{user['id']}/password", {"new_password": "12345678"}, {}),
+        ("DELETE", f"/users/{user['id']}", None, bearer(crafted(user["id"], exp=1))),
+    ]
+    for method, path, body, headers in requests:
+        resp = await auth_client.request(method, path, json=body, headers=headers)
+        seen.append(await resp.text())
+        seen.extend(f"{k}: {v}" for k, v in resp.headers.items())
+    everything = "\n".join(seen) + "\n" + caplog.text
+    for secret in (SECRET, stored_hash, stored_hash.split("$")[-1], PASSWORD):
+        assert secret not in everything
+    assert "password_hash" not in everything
