@@ -8,7 +8,9 @@ responses on each.
 from __future__ import annotations
 
 import dataclasses
+import os
 
+import psycopg2
 import pytest
 
 from svc.app import create_app
@@ -18,9 +20,27 @@ from svc.settings import Settings
 TEST_SETTINGS = Settings(bcrypt_rounds=4, database_timeout=5)
 
 
-@pytest.fixture(params=["memory"])
+POSTGRES_URL = os.environ.get("SVC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The test database's URL; skips when it does not answer, except in CI where that fails."""
+    try:
+        psycopg2.connect(POSTGRES_URL, connect_timeout=3).close()
+    except psycopg2.Error as exc:
+        problem = f"PostgreSQL at SVC_TEST_POSTGRES_URL does not answer: {str(exc).strip()}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(problem)
+        pytest.skip(problem)
+    return POSTGRES_URL
+
+
+@pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.postgres)])
 def storage_url(request) -> str:
-    return {"memory": "memory://"}[request.param]
+    if request.param == "postgres":
+        return request.getfixturevalue("postgres_url")
+    return "memory://"
 
 
 @pytest.fixture

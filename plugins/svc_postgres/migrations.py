@@ -1,0 +1,109 @@
+"""The schema, as an ordered list of migrations, applied at start.
+
+To change the schema, append ``(next_version, sql)`` to :data:`MIGRATIONS`;
+never edit one that has shipped.  Each runs in its own transaction together
+with its row in ``svc_migrations``, under an advisory lock, so two svc
+processes starting on one database at the same moment apply it once.
+"""
+
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger(__name__)
+
+#: Any constant shared by every svc process: the key of the advisory lock around migrating.
+LOCK_KEY = 0x5F5C_0001
+#: The channel committed user changes are announced on (see the trigger below).
+CHANNEL = "svc_users"
+#: A NOTIFY payload must stay under 8000 bytes; a bigger row is announced by id and version only.
+PAYLOAD_LIMIT = 7900
+
+USERS = f"""
+CREATE TABLE users (
+    id                  text PRIMARY KEY,
+    profile             jsonb NOT NULL,
+    version             bigint NOT NULL,
+    password_hash       text,
+    password_updated_at timestamptz,
+    created_at          timestamptz NOT NULL,
+    updated_at          timestamptz NOT NULL
+);
+
+-- usernames are unique without regard to case; a clash is a Conflict, never a 500
+CREATE UNIQUE INDEX users_username_lower_key ON users (lower(profile->>'username'));
+
+-- The change feed.  A trigger, so every write (any process, any client) is announced,
+-- and NOTIFY is transactional: a rolled-back write is never announced, and listeners
+-- receive notifications in commit order.  The row rides along when it fits, so no
+-- process has to read it back; a bigger one is read back by the listener.
+CREATE FUNCTION users_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    payload text;
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        payload := json_build_object('id', OLD.id, 'v', OLD.version + 1, 'd', true)::text;
+    ELSE
+        payload := json_build_object(
+            'id', NEW.id, 'v', NEW.version, 'p', NEW.profile,
+            'c', to_char(NEW.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
+            'u', to_char(NEW.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US')
+        )::text;
+        IF octet_length(payload) > {PAYLOAD_LIMIT} THEN
+            payload := json_build_object('id', NEW.id, 'v', NEW.version)::text;
+        END IF;
+    END IF;
+    PERFORM pg_notify('{CHANNEL}', payload);
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER users_notify_insert_delete AFTER INSERT OR DELETE ON users
+    FOR EACH ROW EXECUTE FUNCTION users_notify();
+-- a password change does not move the version: it is not a profile change, nothing to announce
+CREATE TRIGGER users_notify_update AFTER UPDATE ON users
+    FOR EACH ROW WHEN (OLD.version IS DISTINCT FROM NEW.version) EXECUTE FUNCTION users_notify();
+"""
+
+#: (version, sql), in order.  Append only.
+MIGRATIONS: list[tuple[int, str]] = [
+    (1, USERS),
+]
+
+
+async def migrate(
+    conn, migrations: list[tuple[int, str]] = MIGRATIONS, timeout: float = 60
+) -> None:
+    """Apply the migrations ``conn``'s database has not seen yet (aiopg connection, autocommit)."""
+    versions = [version for version, _ in migrations]
+    if versions != sorted(set(versions)):
+        raise ValueError(f"migration versions must increase: {versions}")
+    async with conn.cursor(timeout=timeout) as cur:
+        # Session-level lock: released by unlock, or by the server if this connection dies.
+        await cur.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+        try:
+            await cur.execute(
+                "CREATE TABLE IF NOT EXISTS svc_migrations ("
+                " version integer PRIMARY KEY,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            await cur.execute("SELECT version FROM svc_migrations")
+            applied = {row[0] for row in await cur.fetchall()}
+            for version, sql in migrations:
+                if version in applied:
+                    continue
+                await cur.execute("BEGIN")
+                try:
+                    await cur.execute(sql)
+                    await cur.execute(
+                        "INSERT INTO svc_migrations (version) VALUES (%s)", (version,)
+                    )
+                    await cur.execute("COMMIT")
+                except BaseException:
+                    if not conn.closed:
+                        await cur.execute("ROLLBACK")
+                    raise
+                log.info("postgres: applied schema migration %d", version)
+        finally:
+            if not conn.closed:
+                await cur.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))

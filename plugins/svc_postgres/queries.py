@@ -1,0 +1,100 @@
+"""The SQL of every operation, and rows (or NOTIFY payloads) turned into ``User``.
+
+Each write is one statement (autocommit), so it is atomic on its own; the
+version moves in the same statement as the data, and timestamps come from
+the database clock.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from svc.storage import PROFILE_FIELDS, User
+
+COLUMNS = "id, profile, version, created_at, updated_at, password_updated_at"
+
+GET_USER = f"SELECT {COLUMNS} FROM users WHERE id = %s"
+GET_USERS = f"SELECT {COLUMNS} FROM users WHERE id = ANY(%s)"
+GET_VERSION = "SELECT version FROM users WHERE id = %s"
+
+# clock_timestamp() read once, so created_at == updated_at for a new user.
+CREATE_USER = f"""
+INSERT INTO users (id, profile, version, password_hash, password_updated_at, created_at, updated_at)
+SELECT %(id)s, %(profile)s, 1, %(hash)s, CASE WHEN %(hash)s IS NULL THEN NULL ELSE t END, t, t
+FROM (SELECT clock_timestamp() AS t) AS now
+RETURNING {COLUMNS}
+"""
+
+# `||` merges only the given keys into the stored profile: concurrent updates of
+# different fields both survive, and the row lock orders the version bumps.
+UPDATE_PROFILE = f"""
+UPDATE users SET profile = profile || %(changes)s, version = version + 1,
+                 updated_at = clock_timestamp()
+WHERE id = %(id)s
+RETURNING {COLUMNS}, false
+"""
+UPDATE_PROFILE_AT_VERSION = UPDATE_PROFILE.replace(
+    "WHERE id = %(id)s", "WHERE id = %(id)s AND version = %(expected)s"
+)
+
+# Create-or-merge in one statement: two concurrent creates of one id cannot both insert.
+# xmax = 0 holds only for a freshly inserted row.
+UPSERT_PROFILE = f"""
+INSERT INTO users AS u (id, profile, version, created_at, updated_at)
+SELECT %(id)s, %(profile)s, 1, t, t FROM (SELECT clock_timestamp() AS t) AS now
+ON CONFLICT (id) DO UPDATE
+    SET profile = u.profile || %(changes)s, version = u.version + 1, updated_at = clock_timestamp()
+RETURNING {COLUMNS}, (u.xmax = 0)
+"""
+
+SET_PASSWORD_HASH = """
+UPDATE users SET password_hash = %s, password_updated_at = clock_timestamp()
+WHERE id = %s RETURNING password_updated_at
+"""
+GET_CREDENTIALS = "SELECT id, password_hash FROM users WHERE id = %s"
+FIND_CREDENTIALS = (
+    "SELECT id, password_hash FROM users WHERE lower(profile->>'username') = lower(%s)"
+)
+DELETE_USER = "DELETE FROM users WHERE id = %s RETURNING version"
+
+#: Constraint names, to tell which unique value a UniqueViolation is about.
+ID_KEY = "users_pkey"
+USERNAME_KEY = "users_username_lower_key"
+
+
+def full_profile(profile: dict[str, Any]) -> dict[str, Any]:
+    """Every field present (``None`` when unset), so a read needs no filling in."""
+    return {name: profile.get(name) for name in PROFILE_FIELDS}
+
+
+def user_from_row(row: tuple) -> User:
+    return User(
+        id=row[0],
+        profile=row[1],
+        version=row[2],
+        created_at=row[3],
+        updated_at=row[4],
+        password_updated_at=row[5],
+    )
+
+
+def _utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+
+
+def parse_payload(payload: str) -> tuple[str, int, bool, User | None]:
+    """A NOTIFY payload → (user id, version, deleted, the user when the row rode along)."""
+    data = json.loads(payload)
+    user_id, version = data["id"], data["v"]
+    if "p" not in data:
+        return user_id, version, bool(data.get("d")), None
+    user = User(
+        id=user_id,
+        profile=full_profile(data["p"]),
+        version=version,
+        created_at=_utc(data["c"]),
+        updated_at=_utc(data["u"]),
+    )
+    return user_id, version, False, user

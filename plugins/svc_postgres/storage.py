@@ -1,0 +1,196 @@
+"""``PostgresStorage``: svc's users in PostgreSQL through an aiopg pool.
+
+Requests never wait long on a database in trouble: taking a connection from
+the pool (connecting included) and every statement are bounded by
+``TIMEOUT`` seconds, after which the request gets ``Unavailable`` (503).  A
+pooled connection that died is dropped by the pool and a new one is made on
+demand, so the service recovers by itself when the database is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import aiopg
+import psycopg2.extensions
+from psycopg2.extras import Json
+
+from svc.storage import Credentials, NotFound, Storage, Unavailable, User, VersionMismatch
+
+from . import queries as q
+from .errors import translated
+from .listener import ChangeFeed
+from .migrations import migrate
+from .url import PostgresURL
+
+log = logging.getLogger(__name__)
+
+#: Seconds a request may wait for a pooled connection, and for one statement.
+TIMEOUT = 5.0
+#: libpq keepalives for the LISTEN connection, which may sit idle for hours: a
+#: silently dropped connection is noticed within ~30 s instead of never.
+LISTENER_KEEPALIVES = {
+    "keepalives": "1",
+    "keepalives_idle": "10",
+    "keepalives_interval": "5",
+    "keepalives_count": "3",
+}
+
+
+class PostgresStorage(Storage):
+    def __init__(self, url: str):
+        super().__init__(url)
+        self._url = PostgresURL.parse(url)
+        #: Distinct per instance, so an operator (or a test) can tell its connections apart.
+        self.application_name = f"svc-{os.getpid()}-{secrets.token_hex(3)}"
+        params = dict(self._url.params)
+        params["application_name"] = self.application_name
+        # Timestamps come back in UTC, so the API renders them the same on every backend.
+        params["options"] = f"{params.get('options', '')} -c TimeZone=UTC".strip()
+        self._dsn = psycopg2.extensions.make_dsn(**params)
+        self._listener_dsn = psycopg2.extensions.make_dsn(**{**LISTENER_KEEPALIVES, **params})
+        self._pool: aiopg.Pool | None = None
+        self._feed = ChangeFeed(self, self._connect_listener, self.get_users)
+
+    @classmethod
+    def check_url(cls, url: str) -> None:
+        PostgresURL.parse(url)
+
+    def __repr__(self) -> str:
+        return f"<PostgresStorage {self._url.redacted} {self.application_name}>"
+
+    # -- life cycle -------------------------------------------------------
+
+    async def open(self) -> None:
+        with translated():
+            if self._pool is None:
+                self._pool = await aiopg.create_pool(
+                    self._dsn,
+                    minsize=1,
+                    maxsize=self._url.pool_size,
+                    timeout=TIMEOUT,
+                    enable_hstore=False,  # would cost a query per connection; we use jsonb
+                    enable_uuid=False,
+                )
+            async with self._pool.acquire() as conn:
+                await migrate(conn)
+            await self._feed.start()
+        log.info(
+            "postgres: %s, pool of %d, application_name %s",
+            self._url.redacted,
+            self._url.pool_size,
+            self.application_name,
+        )
+
+    async def close(self) -> None:
+        await self._feed.stop()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.terminate()
+            await pool.wait_closed()
+
+    async def ping(self) -> dict[str, str]:
+        down = []
+        try:
+            await self._fetchone("SELECT 1", ())
+        except Unavailable as exc:
+            down.append(f"pool is down ({exc})")
+        if not self._feed.connected:
+            down.append("listener is down (reconnecting)")
+        if down:
+            raise Unavailable("; ".join(down))
+        return {"pool": "ok", "listener": "ok"}
+
+    async def _connect_listener(self) -> aiopg.Connection:
+        with translated():
+            return await aiopg.connect(
+                self._listener_dsn, timeout=TIMEOUT, enable_hstore=False, enable_uuid=False
+            )
+
+    async def _fetch(self, sql: str, params, one: bool = True, **context):
+        if self._pool is None:
+            raise Unavailable("storage is not open")
+        with translated(**context):
+            async with self._pool.acquire() as conn:
+                async with conn.cursor() as cur:
+                    await cur.execute(sql, params)
+                    return await (cur.fetchone() if one else cur.fetchall())
+
+    async def _fetchone(self, sql: str, params, **context) -> tuple | None:
+        return await self._fetch(sql, params, **context)
+
+    # -- users -------------------------------------------------------------
+
+    async def create_user(
+        self, user_id: str, profile: Mapping[str, Any], password_hash: str | None = None
+    ) -> User:
+        row = await self._fetchone(
+            q.CREATE_USER,
+            {"id": user_id, "profile": Json(q.full_profile(profile)), "hash": password_hash},
+            user_id=user_id,
+            username=profile.get("username"),
+        )
+        return q.user_from_row(row)
+
+    async def get_user(self, user_id: str) -> User:
+        row = await self._fetchone(q.GET_USER, (user_id,))
+        if row is None:
+            raise NotFound(user_id)
+        return q.user_from_row(row)
+
+    async def get_users(self, user_ids: Iterable[str]) -> list[User]:
+        wanted = list(user_ids)
+        if not wanted:
+            return []
+        rows = await self._fetch(q.GET_USERS, (wanted,), one=False)
+        by_id = {row[0]: q.user_from_row(row) for row in rows}
+        return [by_id[i] for i in wanted if i in by_id]
+
+    async def update_profile(
+        self,
+        user_id: str,
+        changes: Mapping[str, Any],
+        expected_version: int | None = None,
+        create: bool = False,
+    ) -> tuple[User, bool]:
+        params = {"id": user_id, "changes": Json(dict(changes)), "expected": expected_version}
+        if create and expected_version is None:
+            sql = q.UPSERT_PROFILE
+            params["profile"] = Json(q.full_profile(changes))
+        else:
+            sql = q.UPDATE_PROFILE if expected_version is None else q.UPDATE_PROFILE_AT_VERSION
+        row = await self._fetchone(sql, params, user_id=user_id, username=changes.get("username"))
+        if row is None:
+            # Nothing written: say why (this read is only for the error, not the write).
+            current = await self._fetchone(q.GET_VERSION, (user_id,))
+            if current is None:
+                raise NotFound(user_id)
+            raise VersionMismatch(current[0])
+        return q.user_from_row(row), bool(row[6])
+
+    async def set_password_hash(self, user_id: str, password_hash: str) -> datetime:
+        row = await self._fetchone(q.SET_PASSWORD_HASH, (password_hash, user_id))
+        if row is None:
+            raise NotFound(user_id)
+        return row[0]
+
+    async def get_credentials(self, user_id: str) -> Credentials:
+        row = await self._fetchone(q.GET_CREDENTIALS, (user_id,))
+        if row is None:
+            raise NotFound(user_id)
+        return Credentials(row[0], row[1])
+
+    async def find_credentials(self, username: str) -> Credentials:
+        row = await self._fetchone(q.FIND_CREDENTIALS, (username,))
+        if row is None:
+            raise NotFound(username)
+        return Credentials(row[0], row[1])
+
+    async def delete_user(self, user_id: str) -> None:
+        if await self._fetchone(q.DELETE_USER, (user_id,)) is None:
+            raise NotFound(user_id)

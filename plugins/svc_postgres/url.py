@@ -1,0 +1,94 @@
+"""``postgres://`` URLs: what svc reads from them, and what it hands to libpq.
+
+svc takes one parameter of its own from the query, ``pool_size``; everything
+else (``sslmode``, ``options``, ``connect_timeout``...) is libpq's and passes
+through untouched.  The password is never part of a message or a log line:
+:func:`redact` is the only form of the URL that svc prints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+
+import psycopg2
+import psycopg2.extensions
+
+SCHEMES = ("postgres", "postgresql")
+DEFAULT_POOL_SIZE = 10
+MAX_POOL_SIZE = 1000
+#: svc's own query parameters, removed before the URL reaches libpq (which rejects unknown ones).
+SVC_PARAMS = ("pool_size",)
+
+
+@dataclass(frozen=True)
+class PostgresURL:
+    #: libpq connection parameters (password included: never print this).
+    params: dict
+    pool_size: int
+    #: The URL with the password masked, for messages.
+    redacted: str
+
+    @classmethod
+    def parse(cls, url: str) -> PostgresURL:
+        """Parse and check ``url`` without any I/O; ValueError (password-free) if it cannot work."""
+        parts = urlsplit(url)
+        password = parts.password
+        try:
+            return cls._parse(url, parts)
+        except ValueError as exc:
+            raise ValueError(_scrub(str(exc), password)) from None
+
+    @classmethod
+    def _parse(cls, url: str, parts) -> PostgresURL:
+        shown = redact(url)
+        if parts.scheme.lower() not in SCHEMES:
+            raise ValueError(f"{shown}: the scheme must be postgres:// or postgresql://")
+        try:
+            port = parts.port  # urllib checks that it is a number in range
+        except ValueError:
+            port = -1
+        if port is not None and not 1 <= port <= 65535:
+            raise ValueError(f"{shown}: the port must be a number from 1 to 65535")
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        svc = {name: value for name, value in query if name in SVC_PARAMS}
+        pool_size = _pool_size(svc.get("pool_size"), shown)
+        libpq_url = urlunsplit(
+            parts._replace(query=urlencode([q for q in query if q[0] not in svc]))
+        )
+        try:
+            params = psycopg2.extensions.parse_dsn(libpq_url)
+        except psycopg2.ProgrammingError as exc:
+            problem = str(exc).strip().removeprefix("invalid dsn: ")
+            raise ValueError(f"{shown}: {problem}") from None
+        return cls(params=params, pool_size=pool_size, redacted=shown)
+
+
+def _pool_size(raw: str | None, shown: str) -> int:
+    if raw is None:
+        return DEFAULT_POOL_SIZE
+    try:
+        size = int(raw)
+    except ValueError:
+        size = 0
+    if not 1 <= size <= MAX_POOL_SIZE:
+        raise ValueError(f"{shown}: pool_size must be a whole number from 1 to {MAX_POOL_SIZE}")
+    return size
+
+
+def redact(url: str) -> str:
+    """``url`` with its password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, _, hostinfo = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostinfo}"))
+
+
+def _scrub(message: str, password: str | None) -> str:
+    """Belt and braces: libpq may quote a bad token, which may be the password."""
+    if password:
+        for secret in {password, unquote(password)}:
+            message = message.replace(secret, "***")
+    return message
