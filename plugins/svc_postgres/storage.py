@@ -67,6 +67,18 @@ class PostgresStorage(Storage):
     # -- life cycle -------------------------------------------------------
 
     async def open(self) -> None:
+        try:
+            await self._open()
+        except Unavailable as exc:
+            raise Unavailable(f"{self._url.redacted}: {exc}") from None
+        log.info(
+            "postgres: %s, pool of %d, application_name %s",
+            self._url.redacted,
+            self._url.pool_size,
+            self.application_name,
+        )
+
+    async def _open(self) -> None:
         with translated():
             if self._pool is None:
                 self._pool = await aiopg.create_pool(
@@ -80,12 +92,6 @@ class PostgresStorage(Storage):
             async with self._pool.acquire() as conn:
                 await migrate(conn)
             await self._feed.start()
-        log.info(
-            "postgres: %s, pool of %d, application_name %s",
-            self._url.redacted,
-            self._url.pool_size,
-            self.application_name,
-        )
 
     async def close(self) -> None:
         await self._feed.stop()

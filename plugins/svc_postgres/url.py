@@ -9,7 +9,7 @@ through untouched.  The password is never part of a message or a log line:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 import psycopg2
 import psycopg2.extensions
@@ -50,12 +50,15 @@ class PostgresURL:
             port = -1
         if port is not None and not 1 <= port <= 65535:
             raise ValueError(f"{shown}: the port must be a number from 1 to 65535")
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        svc = {name: value for name, value in query if name in SVC_PARAMS}
+        # Take svc's parameters out of the raw query and leave libpq's exactly as written.
+        base, _, query = url.partition("?")
+        ours, theirs = [], []
+        for piece in query.split("&") if query else []:
+            name = unquote(piece.partition("=")[0])
+            (ours if name in SVC_PARAMS else theirs).append(piece)
+        svc = dict(parse_qsl("&".join(ours)))
         pool_size = _pool_size(svc.get("pool_size"), shown)
-        libpq_url = urlunsplit(
-            parts._replace(query=urlencode([q for q in query if q[0] not in svc]))
-        )
+        libpq_url = f"{base}?{'&'.join(theirs)}" if theirs else base
         try:
             params = psycopg2.extensions.parse_dsn(libpq_url)
         except psycopg2.ProgrammingError as exc:

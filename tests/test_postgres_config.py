@@ -1,0 +1,153 @@
+"""Postgres configuration: URL checks, pool size, libpq pass-through, migrations, start-up."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+from urllib.parse import quote
+
+import aiopg
+import pytest
+from svc_postgres import PostgresStorage
+from svc_postgres.migrations import MIGRATIONS
+from svc_postgres.url import PostgresURL
+
+from svc.settings import Settings, SettingsError
+from svc.testing import unique_id
+
+pytestmark = pytest.mark.postgres
+
+SECRET = "hunter2-Sekr3t"
+
+
+@pytest.mark.parametrize(
+    "url, words",
+    [
+        (f"postgresql://postgres:{SECRET}@127.0.0.1:notaport/test", "port"),
+        (f"postgresql://postgres:{SECRET}@127.0.0.1:70000/test", "port"),
+        (f"postgres://postgres:{SECRET}@h/test?pool_size=0", "pool_size"),
+        (f"postgres://postgres:{SECRET}@h/test?pool_size=many", "pool_size"),
+        (f"postgres://postgres:{SECRET}@h/test?no_such_option=1", "no_such_option"),
+        (f"postgres://postgres:{SECRET}%zz@h/test", "percent"),
+    ],
+)
+def test_malformed_url_is_one_clear_error_without_the_password(url, words):
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({"DATABASE_URL": url})
+    message = str(info.value)
+    assert message.startswith("DATABASE_URL: ")
+    assert words in message
+    assert SECRET not in message and "\n" not in message
+
+
+def test_url_parameters():
+    url = PostgresURL.parse(
+        f"postgres://ada:{quote('p@ss')}@db.example:6543/app?sslmode=require&pool_size=3"
+    )
+    assert url.pool_size == 3
+    assert url.params["sslmode"] == "require"  # libpq's own parameters pass through
+    assert url.params["password"] == "p@ss"
+    assert "pool_size" not in url.params
+    assert url.redacted == "postgres://ada:***@db.example:6543/app?sslmode=require&pool_size=3"
+    assert PostgresURL.parse("postgresql:///test?host=/var/run/postgresql").pool_size == 10
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_svc(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "svc"],
+        env={
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOST": "127.0.0.1",
+            "PORT": str(free_port()),
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_start_up_with_a_malformed_url_stops_with_one_line():
+    result = run_svc({"DATABASE_URL": f"postgresql://postgres:{SECRET}@127.0.0.1:notaport/test"})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("svc: error: DATABASE_URL: "), result.stderr
+    assert SECRET not in result.stderr + result.stdout
+
+
+def test_start_up_against_an_unreachable_database_gives_up_after_the_timeout():
+    result = run_svc(
+        {
+            "DATABASE_URL": f"postgresql://postgres:{SECRET}@127.0.0.1:1/test",
+            "DATABASE_TIMEOUT": "1",
+        }
+    )
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("svc: error: DATABASE_URL: the database did not answer within 1 s")
+    assert "Traceback" not in result.stderr
+    assert SECRET not in result.stderr + result.stdout
+
+
+async def test_open_raises_unavailable_and_close_is_safe():
+    from svc.storage import Unavailable
+
+    storage = PostgresStorage(f"postgresql://postgres:{SECRET}@127.0.0.1:1/test")
+    with pytest.raises(Unavailable) as info:
+        await storage.open()
+    assert SECRET not in str(info.value)
+    await storage.close()
+    await storage.close()
+
+
+async def active(conn, application_name: str) -> int:
+    async with conn.cursor() as cur:
+        await cur.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (application_name,)
+        )
+        return (await cur.fetchone())[0]
+
+
+async def test_pool_size_bounds_the_connections(postgres_url):
+    storage = PostgresStorage(postgres_url + "?pool_size=2")
+    await storage.open()
+    try:
+        user = await storage.create_user(unique_id(), {"username": unique_id()})
+        await asyncio.gather(*(storage.get_user(user.id) for _ in range(50)))
+        async with aiopg.connect(postgres_url) as conn:
+            assert await active(conn, storage.application_name) == 3  # 2 pooled + the listener
+    finally:
+        await storage.close()
+    async with aiopg.connect(postgres_url) as conn:
+        assert await active(conn, storage.application_name) == 0  # close released them all
+
+
+async def test_two_processes_migrating_at_once_apply_each_migration_once(postgres_url):
+    """Two storages open on a fresh schema at the same moment (libpq `options` passes through)."""
+    schema = unique_id("svc_migrate_")
+    async with aiopg.connect(postgres_url) as conn, conn.cursor() as cur:
+        await cur.execute(f"CREATE SCHEMA {schema}")
+        try:
+            url = f"{postgres_url}?options={quote(f'-c search_path={schema}')}"
+            storages = [PostgresStorage(url) for _ in range(2)]
+            await asyncio.gather(*(s.open() for s in storages))
+            try:
+                user = await storages[0].create_user(unique_id(), {"username": unique_id()})
+                assert (await storages[1].get_user(user.id)).version == 1
+            finally:
+                await asyncio.gather(*(s.close() for s in storages))
+            await cur.execute(f"SELECT version FROM {schema}.svc_migrations ORDER BY version")
+            assert [row[0] for row in await cur.fetchall()] == [v for v, _ in MIGRATIONS]
+            await cur.execute(f"SELECT count(*) FROM {schema}.users")
+            assert (await cur.fetchone())[0] == 1
+        finally:
+            await cur.execute(f"DROP SCHEMA {schema} CASCADE")

@@ -1,0 +1,253 @@
+"""Postgres in trouble: lost connections mid-traffic, an outage, and recovery without a restart.
+
+The shared cluster is never stopped (other tests use it).  Two real faults instead:
+``pg_terminate_backend`` on exactly this storage's server-side connections (found
+by its application_name), and an outage of the network path between svc and
+Postgres, made by routing svc through a TCP relay the test can cut and restore.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from urllib.parse import urlsplit, urlunsplit
+
+import aiopg
+import pytest
+from svc_postgres import PostgresStorage
+
+from svc.app import create_app
+from svc.keys import STORAGE
+from svc.settings import Settings
+from svc.storage import Change
+from svc.testing import unique_id, wait_until
+
+pytestmark = pytest.mark.postgres
+
+
+class TcpRelay:
+    """127.0.0.1:<port> ⇄ Postgres, over real sockets; ``cut`` drops every connection and
+    refuses new ones (to svc, exactly a database that went away), ``restore`` brings it back."""
+
+    def __init__(self, host: str, port: int):
+        self.target = (host, port)
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._transports: set[asyncio.Transport] = set()
+        self._tasks: set[asyncio.Task] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def cut(self) -> None:
+        self._server.close()
+        for transport in self._transports:
+            transport.abort()
+        self._transports.clear()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def restore(self) -> None:
+        await self.start()
+
+    async def _relay(self, reader, writer) -> None:
+        task = asyncio.current_task()
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._transports |= {writer.transport, up_writer.transport}
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    @staticmethod
+    async def _pipe(reader, writer) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.transport.abort()
+
+
+@pytest.fixture
+async def relay(postgres_url):
+    parts = urlsplit(postgres_url)
+    relay = TcpRelay(parts.hostname or "127.0.0.1", parts.port or 5432)
+    await relay.start()
+    yield relay
+    await relay.cut()
+
+
+def through(url: str, relay: TcpRelay) -> str:
+    parts = urlsplit(url)
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = f"{userinfo}@127.0.0.1:{relay.port}" if userinfo else f"127.0.0.1:{relay.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@pytest.fixture
+async def admin(postgres_url):
+    """A connection of the test's own, outside svc."""
+    conn = await aiopg.connect(postgres_url)
+    yield conn
+    conn.close()
+
+
+async def sql(conn, query: str, *params):
+    async with conn.cursor() as cur:
+        await cur.execute(query, params)
+        return await cur.fetchall() if cur.description else None
+
+
+async def eventually(check, timeout: float = 15.0):
+    """Await ``check()`` until it returns a true value (an async wait_until)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {check}")
+        await asyncio.sleep(0.05)
+
+
+def versions_of(seen: list[Change], user_id: str) -> list[int]:
+    return [c.version for c in seen if c.user_id == user_id]
+
+
+async def test_outage_503_then_recovery_with_resync(aiohttp_client, postgres_url, relay):
+    settings = Settings(database_url=through(postgres_url, relay), bcrypt_rounds=4)
+    client = await aiohttp_client(create_app(settings))
+    storage = client.app[STORAGE]
+    watched = unique_id()
+    seen: list[Change] = []
+    # A feed subscriber without any WebSocket, caring about one user.
+    storage.subscribe(seen.append, lambda: {watched})
+
+    resp = await client.post("/users", json={"id": watched, "username": watched})
+    assert resp.status == 201
+    await wait_until(lambda: versions_of(seen, watched) == [1])
+
+    await relay.cut()
+    for method, path, body in [
+        ("GET", f"/users/{watched}", None),
+        ("PUT", f"/users/{watched}/profile", {"bio": "lost"}),
+        ("POST", "/users", {"username": unique_id()}),
+    ]:
+        started = time.monotonic()
+        resp = await client.request(method, path, json=body)
+        assert resp.status == 503, (method, path)
+        assert (await resp.json())["error"]["code"] == "unavailable"
+        assert resp.headers["Retry-After"] == "1"
+        assert time.monotonic() - started < 6  # bounded by the pool timeout, never a hang
+
+    async def ready_names_both_parts():
+        resp = await client.get("/health/ready")
+        message = (await resp.json())["error"]["message"] if resp.status == 503 else ""
+        return "pool is down" in message and "listener is down" in message
+
+    await eventually(ready_names_both_parts)
+
+    # Another process writes while this one cannot hear: its NOTIFY is lost to us.
+    other = PostgresStorage(postgres_url)
+    await other.open()
+    try:
+        during, _ = await other.update_profile(watched, {"bio": "during the outage"})
+    finally:
+        await other.close()
+    assert during.version == 2
+
+    await relay.restore()
+
+    async def ready():
+        resp = await client.get("/health/ready")
+        return resp.status == 200 and await resp.json()
+
+    body = await eventually(ready)
+    assert body["checks"] == {"pool": "ok", "listener": "ok"}
+    # The resync announces the change made during the outage...
+    await wait_until(lambda: versions_of(seen, watched) == [1, 2], timeout=10)
+    assert seen[-1].user.profile["bio"] == "during the outage"
+    # ...and the change made right after recovery arrives as usual, once, in order.
+    resp = await client.put(f"/users/{watched}/profile", json={"bio": "after"})
+    assert resp.status == 200
+    assert (await resp.json())["version"] == 3  # the refused PUT left no trace
+    await wait_until(lambda: versions_of(seen, watched) == [1, 2, 3])
+    assert seen[-1].user.profile["bio"] == "after"
+
+
+async def test_deletion_during_outage_is_resynced(postgres_url, relay):
+    storage = PostgresStorage(through(postgres_url, relay))
+    await storage.open()
+    try:
+        seen: list[Change] = []
+        storage.subscribe(seen.append)  # no interest: the tracked (announced) users resync too
+        user_id = unique_id()
+        await storage.create_user(user_id, {"username": user_id})
+        await wait_until(lambda: versions_of(seen, user_id) == [1])
+        await relay.cut()
+        await wait_until(lambda: not storage._feed.connected)
+        other = PostgresStorage(postgres_url)
+        await other.open()
+        await other.delete_user(user_id)
+        await other.close()
+        await relay.restore()
+        await wait_until(lambda: versions_of(seen, user_id) == [1, 2], timeout=10)
+        assert seen[-1].user is None
+    finally:
+        await storage.close()
+
+
+async def test_terminated_connections_mid_traffic(aiohttp_client, postgres_url, admin):
+    settings = Settings(database_url=postgres_url, bcrypt_rounds=4)
+    client = await aiohttp_client(create_app(settings))
+    storage = client.app[STORAGE]
+    seen: list[Change] = []
+    storage.subscribe(seen.append)
+    results: list[tuple[int, str, dict]] = []
+    terminated = asyncio.Event()
+
+    async def writer(n: int):
+        for _ in range(n):
+            username = unique_id()
+            resp = await client.post("/users", json={"username": username})
+            results.append((resp.status, username, await resp.json()))
+            if len(results) == 30:
+                terminated.set()
+
+    traffic = asyncio.gather(*(writer(20) for _ in range(4)))
+    await terminated.wait()
+    killed = await sql(
+        admin,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+        storage.application_name,
+    )
+    await traffic
+    assert len(killed) >= 2  # the pool's connections and the listener's
+
+    statuses = {status for status, _, _ in results}
+    assert statuses <= {201, 503}, statuses  # never a 500
+    assert all(body["error"]["code"] == "unavailable" for s, _, body in results if s == 503)
+    # No acknowledged write is lost.
+    created = [username for status, username, _ in results if status == 201]
+    rows = await sql(
+        admin,
+        "SELECT profile->>'username' FROM users WHERE profile->>'username' = ANY(%s)",
+        created,
+    )
+    assert sorted(r[0] for r in rows) == sorted(created)
+
+    # Recovered by itself: ready again, new writes work and reach the feed (the listener is back).
+    async def ready():
+        return (await client.get("/health/ready")).status == 200
+
+    await eventually(ready)
+    resp = await client.post("/users", json={"username": unique_id()})
+    assert resp.status == 201
+    user_id = (await resp.json())["id"]
+    await wait_until(lambda: versions_of(seen, user_id) == [1], timeout=10)
