@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from . import auth, cors, health, users
+from . import auth, cors, health, openapi, users
 from .errors import error_middleware
 from .keys import PASSWORDS, SETTINGS, STORAGE
 from .passwords import Passwords
@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None, storage: Storage | None = None)
     health.setup_routes(app)
     users.setup_routes(app)
     auth.setup_routes(app)
+    openapi.setup(app, settings)  # after every route: it documents what is routed
     cors.setup(app, settings)  # last: it adds a preflight route to every route above
     return app
 

@@ -9,3 +9,6 @@ from .storage import Storage
 SETTINGS = web.AppKey("settings", Settings)
 STORAGE = web.AppKey("storage", Storage)
 PASSWORDS = web.AppKey("passwords", Passwords)
+#: The OpenAPI document and the /docs page, rendered once at start.
+OPENAPI_JSON = web.AppKey("openapi_json", bytes)
+DOCS_HTML = web.AppKey("docs_html", bytes)

@@ -8,9 +8,19 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-USER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
-USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,32}$"
+# \Z, not $: Python's $ also matches before a trailing newline, so "ada\n" would pass.
+USER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}\Z"
+USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,32}\Z"
 MAX_URL_LENGTH = 2048
+# An http(s) URL with a DNS name (a dotted one ends in a label of 2+ characters), an IPv4
+# address, or one label (localhost); an optional port; then printable ASCII (non-ASCII is
+# percent-encoded).  Checked on top of marshmallow's Url, which accepts a subset-compatible
+# superset, so the OpenAPI document can state the rule exactly.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+HTTP_URL_PATTERN = (
+    rf"^https?://(?:(?:{_LABEL}\.)+[A-Za-z0-9][A-Za-z0-9-]{{0,61}}[A-Za-z0-9]|{_LABEL}"
+    r"|[0-9]{1,3}(?:\.[0-9]{1,3}){3})(?::[0-9]{1,5})?(?:/|[/?][!-~]+)?\Z"
+)
 
 user_id_rule = validate.Regexp(USER_ID_PATTERN, error="must be 1 to 64 of A-Z a-z 0-9 _ -")
 
@@ -19,7 +29,10 @@ def _http_url(**kwargs) -> fields.Url:
     return fields.Url(
         schemes={"http", "https"},
         require_tld=False,
-        validate=validate.Length(max=MAX_URL_LENGTH),
+        validate=[
+            validate.Length(max=MAX_URL_LENGTH),
+            validate.Regexp(HTTP_URL_PATTERN, error="must be an http(s) URL"),
+        ],
         **kwargs,
     )
 

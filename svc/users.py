@@ -51,8 +51,9 @@ async def get_user(request: web.Request) -> web.Response:
 async def update_profile(request: web.Request) -> web.Response:
     user_id = request.match_info["user_id"]
     authorize_write(request, user_id)  # creating X through here also needs X's token
-    expected = _expected_version(request)
     changes = await read_json(request, profile_schema)
+    # RFC 9110 13.2.1: preconditions are evaluated after the request's own checks.
+    expected = _expected_version(request)
     # Only a body with a username can create: a user without one could never log in.
     create = expected is None and "username" in changes
     try:
