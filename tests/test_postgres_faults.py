@@ -251,3 +251,38 @@ async def test_terminated_connections_mid_traffic(aiohttp_client, postgres_url, 
     assert resp.status == 201
     user_id = (await resp.json())["id"]
     await wait_until(lambda: versions_of(seen, user_id) == [1], timeout=10)
+
+
+async def test_a_stuck_write_answers_503_in_seconds_and_never_commits_late(
+    aiohttp_client, postgres_url, admin
+):
+    """A row locked elsewhere: the request gives up after the pool timeout, and the server
+    cancels the statement right after, so the write does not land once the lock is gone."""
+    client = await aiohttp_client(create_app(Settings(database_url=postgres_url, bcrypt_rounds=4)))
+    resp = await client.post("/users", json={"username": unique_id()})
+    user_id = (await resp.json())["id"]
+    async with aiopg.connect(postgres_url) as locker, locker.cursor() as cur:
+        await cur.execute("BEGIN")
+        await cur.execute("SELECT 1 FROM users WHERE id = %s FOR UPDATE", (user_id,))
+        started = time.monotonic()
+        resp = await client.put(f"/users/{user_id}/profile", json={"bio": "stuck"})
+        waited = time.monotonic() - started
+        assert resp.status == 503
+        assert (await resp.json())["error"]["code"] == "unavailable"
+        assert waited < 8
+        name = client.app[STORAGE].application_name
+
+        async def server_gave_up():
+            waiting = await sql(
+                admin,
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE application_name = %s AND wait_event_type = 'Lock'",
+                name,
+            )
+            return waiting[0][0] == 0
+
+        await eventually(server_gave_up)  # the statement timeout, not the lock, ended it
+        await cur.execute("COMMIT")
+    resp = await client.get(f"/users/{user_id}")
+    body = await resp.json()
+    assert (body["version"], body["profile"]["bio"]) == (1, None)

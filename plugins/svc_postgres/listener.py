@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Iterable
 import aiopg
 import psycopg2
 
-from svc.storage import Change, Storage, User
+from svc.storage import Change, Storage, Unavailable, User
 
 from .errors import CONNECTION_ERRORS, describe
 from .migrations import CHANNEL
@@ -141,9 +141,15 @@ class ChangeFeed:
             try:
                 self._conn = await self._listen()
                 await self._resync()
-            except Exception as exc:
-                # Unavailable, or the new connection died while resynchronising: try again.
-                log.debug("postgres: change feed not back yet (%s)", exc)
+            except (Unavailable, psycopg2.Error, *CONNECTION_ERRORS) as exc:
+                # Still down, or the new connection died while resynchronising: try again.
+                log.debug("postgres: change feed not back yet (%s)", describe(exc))
+                self._close_connection()
+                continue
+            except Exception as exc:  # a bug: report it, but keep trying
+                asyncio.get_running_loop().call_exception_handler(
+                    {"message": "postgres change feed resync failed", "exception": exc}
+                )
                 self._close_connection()
                 continue
             self.connected = True

@@ -41,6 +41,9 @@ LISTENER_KEEPALIVES = {
     "keepalives_count": "3",
 }
 
+#: hstore would cost a query per new connection, and we store jsonb.
+CONNECTION_OPTIONS = {"enable_hstore": False, "enable_uuid": False}
+
 
 class PostgresStorage(Storage):
     def __init__(self, url: str):
@@ -51,7 +54,13 @@ class PostgresStorage(Storage):
         params = dict(self._url.params)
         params["application_name"] = self.application_name
         # Timestamps come back in UTC, so the API renders them the same on every backend.
-        params["options"] = f"{params.get('options', '')} -c TimeZone=UTC".strip()
+        # The server gives up on a statement a second after the client has (TIMEOUT): a
+        # write answered with 503 cannot still commit minutes later, e.g. after a lock wait.
+        # (Never before the client: aiopg turns a server-side cancel into CancelledError.)
+        statement_ms = int((TIMEOUT + 1) * 1000)
+        params["options"] = (
+            f"{params.get('options', '')} -c TimeZone=UTC -c statement_timeout={statement_ms}"
+        ).strip()
         self._dsn = psycopg2.extensions.make_dsn(**params)
         self._listener_dsn = psycopg2.extensions.make_dsn(**{**LISTENER_KEEPALIVES, **params})
         self._pool: aiopg.Pool | None = None
@@ -86,10 +95,12 @@ class PostgresStorage(Storage):
                     minsize=1,
                     maxsize=self._url.pool_size,
                     timeout=TIMEOUT,
-                    enable_hstore=False,  # would cost a query per connection; we use jsonb
-                    enable_uuid=False,
+                    **CONNECTION_OPTIONS,
                 )
-            async with self._pool.acquire() as conn:
+            # Its own connection: waiting for another process's migration may take a while.
+            async with aiopg.connect(self._dsn, timeout=TIMEOUT, **CONNECTION_OPTIONS) as conn:
+                async with conn.cursor() as cur:
+                    await cur.execute("SET statement_timeout = 0")
                 await migrate(conn)
             await self._feed.start()
 
@@ -114,9 +125,7 @@ class PostgresStorage(Storage):
 
     async def _connect_listener(self) -> aiopg.Connection:
         with translated():
-            return await aiopg.connect(
-                self._listener_dsn, timeout=TIMEOUT, enable_hstore=False, enable_uuid=False
-            )
+            return await aiopg.connect(self._listener_dsn, timeout=TIMEOUT, **CONNECTION_OPTIONS)
 
     async def _fetch(self, sql: str, params, one: bool = True, **context):
         if self._pool is None:
