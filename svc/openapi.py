@@ -272,6 +272,13 @@ Client to server: `{"type": "message", "data": ...}` (at most 8 KiB) and `{"type
 with 1001."""
 
 
+_WS_REFUSALS = """
+
+Refused before the upgrade, as a JSON error: a plain HTTP request (426), a `user_id` that
+breaks the id rule (422), a user that does not exist (404), a bad or expired token (401),
+storage down (503)."""
+
+
 def _operations(auth: bool) -> dict[tuple[str, str], dict]:
     """Every operation of the contract, keyed by (method, path)."""
     secured = {"security": [{"bearerAuth": []}]} if auth else {}
@@ -368,7 +375,7 @@ def _operations(auth: bool) -> dict[tuple[str, str], dict]:
         ("get", "/ws/{room_id}"): {
             "summary": "join a room over WebSocket",
             "tags": ["rooms"],
-            "description": _WS_DESCRIPTION,
+            "description": _WS_DESCRIPTION + _WS_REFUSALS,
             "parameters": [
                 "RoomId",
                 {
@@ -389,8 +396,8 @@ def _operations(auth: bool) -> dict[tuple[str, str], dict]:
             ],
             "responses": {
                 "101": _ok("switching to the WebSocket protocol"),
-                "400": _ok("not a WebSocket handshake", "Error"),
-                **_errors(*((401,) if auth else ()), 404, 422),
+                "426": _ok("a plain HTTP request, not a WebSocket handshake", "Error"),
+                **_errors(*((401,) if auth else ()), 404, 422, 503),
             },
         },
         ("post", "/auth/token"): {

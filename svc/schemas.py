@@ -23,6 +23,8 @@ HTTP_URL_PATTERN = (
 )
 
 user_id_rule = validate.Regexp(USER_ID_PATTERN, error="must be 1 to 64 of A-Z a-z 0-9 _ -")
+# PostgreSQL text and jsonb cannot hold U+0000, so no backend takes it: the same 422 on each.
+no_nul = validate.Regexp(r"^[^\u0000]*\Z", error="must not contain the character U+0000")
 
 
 def _http_url(**kwargs) -> fields.Url:
@@ -40,15 +42,15 @@ def _http_url(**kwargs) -> fields.Url:
 class ProfileSchema(Schema):
     """The profile fields; on an update, a field present is set and ``null`` clears it."""
 
-    display_name = fields.String(allow_none=True, validate=validate.Length(max=100))
+    display_name = fields.String(allow_none=True, validate=[validate.Length(max=100), no_nul])
     username = fields.String(
         validate=validate.Regexp(USERNAME_PATTERN, error="must be 3 to 32 of A-Z a-z 0-9 _ . -"),
     )
-    bio = fields.String(allow_none=True, validate=validate.Length(max=1000))
+    bio = fields.String(allow_none=True, validate=[validate.Length(max=1000), no_nul])
     email = fields.Email(allow_none=True)
     avatar_url = _http_url(allow_none=True)
     avatar_urls = fields.Dict(
-        keys=fields.String(validate=validate.Length(min=1, max=64)),
+        keys=fields.String(validate=[validate.Length(min=1, max=64), no_nul]),
         values=_http_url(),
         allow_none=True,
         validate=validate.Length(max=16, error="at most 16 entries"),
@@ -77,7 +79,7 @@ class PasswordSchema(Schema):
 
 
 class TokenRequestSchema(Schema):
-    username = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    username = fields.String(required=True, validate=[validate.Length(min=1, max=32), no_nul])
     password = fields.String(required=True, validate=validate.Length(min=1, max=1024))
 
 
