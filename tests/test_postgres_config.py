@@ -53,6 +53,9 @@ def test_url_parameters():
     assert "pool_size" not in url.params
     assert url.redacted == "postgres://ada:***@db.example:6543/app?sslmode=require&pool_size=3"
     assert PostgresURL.parse("postgresql:///test?host=/var/run/postgresql").pool_size == 10
+    storage = PostgresStorage(f"postgres://ada:{SECRET}@h/db?application_name=api")
+    assert storage.application_name.startswith(f"api-{os.getpid()}-")
+    assert SECRET not in repr(storage)
 
 
 def free_port() -> int:

@@ -50,8 +50,9 @@ class PostgresStorage(Storage):
         super().__init__(url)
         self._url = PostgresURL.parse(url)
         #: Distinct per instance, so an operator (or a test) can tell its connections apart.
-        self.application_name = f"svc-{os.getpid()}-{secrets.token_hex(3)}"
         params = dict(self._url.params)
+        prefix = params.get("application_name", "svc")
+        self.application_name = f"{prefix}-{os.getpid()}-{secrets.token_hex(3)}"
         params["application_name"] = self.application_name
         # Timestamps come back in UTC, so the API renders them the same on every backend.
         # The server gives up on a statement a second after the client has (TIMEOUT): a
