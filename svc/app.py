@@ -14,10 +14,11 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from . import auth, cors, health, openapi, users
+from . import auth, cors, health, members, openapi, users, ws
 from .errors import error_middleware
-from .keys import PASSWORDS, SETTINGS, STORAGE
+from .keys import HUB, PASSWORDS, SETTINGS, STORAGE
 from .passwords import Passwords
+from .rooms import Hub
 from .settings import Settings, SettingsError
 from .storage import Storage, Unavailable
 from .storage.registry import get_plugin
@@ -35,9 +36,14 @@ def create_app(settings: Settings | None = None, storage: Storage | None = None)
     app[PASSWORDS] = Passwords(settings.bcrypt_rounds)
     app.cleanup_ctx.append(_passwords_ctx)
     app.cleanup_ctx.append(_storage_ctx)
+    app[HUB] = Hub(app[STORAGE])
+    app.cleanup_ctx.append(_hub_ctx)  # after storage: it listens to storage's feeds
+    app.on_shutdown.append(_close_sockets)  # shutdown runs before any cleanup closes storage
     health.setup_routes(app)
     users.setup_routes(app)
     auth.setup_routes(app)
+    ws.setup_routes(app)
+    members.setup_routes(app)
     openapi.setup(app, settings)  # after every route: it documents what is routed
     cors.setup(app, settings)  # last: it adds a preflight route to every route above
     return app
@@ -53,6 +59,16 @@ async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
     await open_with_retry(storage, app[SETTINGS].database_timeout)
     yield
     await storage.close()
+
+
+async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[HUB].start()
+    yield
+    await app[HUB].stop()
+
+
+async def _close_sockets(app: web.Application) -> None:
+    await app[HUB].close_all()  # 1001 Going Away
 
 
 async def open_with_retry(storage: Storage, timeout: float) -> None:

@@ -3,12 +3,14 @@
 from aiohttp import web
 
 from .passwords import Passwords
+from .rooms import Hub
 from .settings import Settings
 from .storage import Storage
 
 SETTINGS = web.AppKey("settings", Settings)
 STORAGE = web.AppKey("storage", Storage)
 PASSWORDS = web.AppKey("passwords", Passwords)
+HUB = web.AppKey("hub", Hub)
 #: The OpenAPI document and the /docs page, rendered once at start.
 OPENAPI_JSON = web.AppKey("openapi_json", bytes)
 DOCS_HTML = web.AppKey("docs_html", bytes)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import bisect
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -106,6 +107,22 @@ class Change:
 
 
 ChangeListener = Callable[[Change], None]
+
+
+@dataclass(frozen=True)
+class PresenceChange:
+    """``user_id`` became present in (or absent from) WebSocket room ``room_id``.
+
+    Announced once per transition of the whole service: a user is present while
+    any process holds a connection of theirs in the room.
+    """
+
+    room_id: str
+    user_id: str
+    present: bool
+
+
+PresenceListener = Callable[[PresenceChange], None]
 #: Returns the user ids a listener cares about right now; a backend that may
 #: have missed changes (a lost LISTEN connection) re-reads these and announces
 #: the ones that moved.
@@ -123,6 +140,9 @@ class Storage(abc.ABC):
     def __init__(self, url: str):
         self.url = url
         self._listeners: list[tuple[ChangeListener, InterestFn | None]] = []
+        self._presence_listeners: list[PresenceListener] = []
+        # room → user → how many callers hold the user there (several hubs may share a backend)
+        self._presence: dict[str, dict[str, int]] = {}
 
     @classmethod
     def check_url(cls, url: str) -> None:
@@ -229,3 +249,60 @@ class Storage(abc.ABC):
             if interest is not None:
                 wanted.update(interest())
         return wanted
+
+    # -- presence (who is in which WebSocket room) --------------------------
+    #
+    # The hub calls presence_join when the first connection of a user in a
+    # room opens in its process, and presence_leave when the last one closes.
+    # These defaults keep presence in this process, which is all a backend
+    # that cannot reach other processes needs.  A backend shared by several
+    # processes overrides the four coroutines and announces every change,
+    # from whichever process, through announce_presence.
+
+    async def presence_join(self, room_id: str, user_id: str) -> None:
+        """Count one more holder of ``user_id`` in ``room_id``; announce if they just arrived."""
+        holders = self._presence.setdefault(room_id, {})
+        holders[user_id] = holders.get(user_id, 0) + 1
+        if holders[user_id] == 1:
+            self.announce_presence(PresenceChange(room_id, user_id, True))
+
+    async def presence_leave(self, room_id: str, user_id: str) -> None:
+        """Count one holder fewer; announce if that was the last one."""
+        holders = self._presence.get(room_id, {})
+        count = holders.get(user_id, 0) - 1
+        if count > 0:
+            holders[user_id] = count
+            return
+        if holders.pop(user_id, None) is not None:
+            if not holders:
+                del self._presence[room_id]
+            self.announce_presence(PresenceChange(room_id, user_id, False))
+
+    async def presence_members(
+        self, room_id: str, after: str | None = None, limit: int = 100
+    ) -> list[str]:
+        """Up to ``limit`` ids present in ``room_id``, in id order, after ``after`` (paging)."""
+        ids = sorted(self._presence.get(room_id, ()))
+        start = bisect.bisect_right(ids, after) if after is not None else 0
+        return ids[start : start + limit]
+
+    async def presence_count(self, room_id: str) -> int:
+        return len(self._presence.get(room_id, ()))
+
+    def subscribe_presence(self, listener: PresenceListener) -> Callable[[], None]:
+        """Call ``listener`` (on the event loop) for every presence change; returns unsubscribe."""
+        self._presence_listeners.append(listener)
+        return lambda: (
+            self._presence_listeners.remove(listener)
+            if listener in self._presence_listeners
+            else None
+        )
+
+    def announce_presence(self, change: PresenceChange) -> None:
+        for listener in tuple(self._presence_listeners):
+            try:
+                listener(change)
+            except Exception as exc:  # noqa: BLE001 - as in announce
+                asyncio.get_running_loop().call_exception_handler(
+                    {"message": "presence listener failed", "exception": exc}
+                )

@@ -1,0 +1,236 @@
+"""WebSocket rooms over real sockets: presence, profile events, relay, paging; every backend."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+from ws_helpers import (
+    frame_where,
+    frames_until_pong,
+    join,
+    new_user,
+    next_frame,
+    presence_where,
+)
+
+from svc.keys import HUB
+from svc.testing import unique_id
+
+
+async def test_two_devices_see_each_other_and_profile_changes(client):
+    alice, bob, carol = [await new_user(client) for _ in range(3)]
+    r1, r2 = unique_id("r"), unique_id("r")
+    ws_a, welcome_a = await join(client, r1, alice)
+    assert welcome_a["room"] == r1 and welcome_a["connection_id"]
+    assert welcome_a["member_count"] == 1
+    assert [m["id"] for m in welcome_a["members"]] == [alice]
+    ws_b, welcome_b = await join(client, r1, bob)
+    assert welcome_b["member_count"] == 2
+    assert {m["id"] for m in welcome_b["members"]} == {alice, bob}
+    ws_c, _ = await join(client, r2, carol)
+
+    joined = await frame_where(ws_a, presence_where(r1, joined=bob))
+    assert joined["member_count"] == 2
+    assert {"id", "user_id", "profile", "version"} <= set(joined["joined"][0])
+
+    response = await client.put(f"/users/{bob}/profile", json={"display_name": "Bob B."})
+    assert response.status == 200
+    update = await frame_where(ws_a, lambda f: f["type"] == "profile_updated")
+    assert update == {
+        "type": "profile_updated",
+        "room": r1,
+        "user_id": bob,
+        "profile": (await response.json())["profile"],
+        "version": 2,
+    }
+    assert update["profile"]["display_name"] == "Bob B."
+    # Bob's own device is in r1 too; Carol, in r2, gets nothing about Bob.
+    assert (await frame_where(ws_b, lambda f: f["type"] == "profile_updated"))["version"] == 2
+    assert not [f for f in await frames_until_pong(ws_c) if f["type"] != "presence"]
+    for ws in (ws_a, ws_b, ws_c):
+        await ws.close()
+
+
+async def test_message_is_relayed_to_others_but_not_the_sender(client):
+    alice, bob = await new_user(client), await new_user(client)
+    room = unique_id("r")
+    ws_a, _ = await join(client, room, alice)
+    ws_b, _ = await join(client, room, bob)
+    watcher, _ = await join(client, room)
+    await ws_a.send_json({"type": "message", "data": {"text": "hi", "n": [1, 2]}})
+    expected = {"type": "message", "room": room, "from": alice, "data": {"text": "hi", "n": [1, 2]}}
+    assert await frame_where(ws_b, lambda f: f["type"] == "message") == expected
+    assert await frame_where(watcher, lambda f: f["type"] == "message") == expected
+    assert not [f for f in await frames_until_pong(ws_a) if f["type"] == "message"]
+    for ws in (ws_a, ws_b, watcher):
+        await ws.close()
+
+
+async def test_leave_with_the_last_connection(client):
+    alice, bob = await new_user(client), await new_user(client)
+    room = unique_id("r")
+    ws_a, _ = await join(client, room, alice)
+    phone, _ = await join(client, room, bob)
+    laptop, welcome = await join(client, room, bob)
+    assert welcome["member_count"] == 2  # one user, however many devices
+    await phone.close()
+    # Bob is still there through his laptop: no leave.
+    await frame_where(ws_a, presence_where(room, joined=bob))
+    assert not [f for f in await frames_until_pong(ws_a) if f["type"] == "presence" and f["left"]]
+    await laptop.close()
+    left = await frame_where(ws_a, presence_where(room, left=bob))
+    assert left["member_count"] == 1
+    response = await client.get(f"/rooms/{room}/members")
+    assert [m["id"] for m in (await response.json())["members"]] == [alice]
+    await ws_a.close()
+
+
+async def test_watcher_sees_the_room_without_being_a_member(client):
+    alice = await new_user(client)
+    room = unique_id("r")
+    watcher, welcome = await join(client, room)
+    assert welcome["member_count"] == 0 and welcome["members"] == []
+    ws_a, _ = await join(client, room, alice)
+    assert (await frame_where(watcher, presence_where(room, joined=alice)))["member_count"] == 1
+    await client.put(f"/users/{alice}/profile", json={"bio": "hello"})
+    update = await frame_where(watcher, lambda f: f["type"] == "profile_updated")
+    assert update["user_id"] == alice and update["profile"]["bio"] == "hello"
+    await watcher.send_json({"type": "message", "data": "x"})
+    error = await frame_where(watcher, lambda f: f["type"] == "error")
+    assert error["code"] == "not_a_member"
+    await watcher.close()
+    await ws_a.close()
+
+
+async def test_rapid_updates_arrive_in_order_at_every_member(client):
+    users = [await new_user(client) for _ in range(3)]
+    room = unique_id("r")
+    sockets = [(await join(client, room, u))[0] for u in users]
+    target = users[0]
+    responses = await asyncio.gather(
+        *(client.put(f"/users/{target}/profile", json={"bio": f"b{i}"}) for i in range(20))
+    )
+    assert all(r.status == 200 for r in responses)
+    final = {r["version"]: r["profile"] for r in [await r.json() for r in responses]}
+    for ws in sockets:
+        versions = []
+        while len(versions) < 20:
+            frame = await frame_where(ws, lambda f: f["type"] == "profile_updated")
+            assert frame["user_id"] == target
+            assert frame["profile"] == final[frame["version"]]
+            versions.append(frame["version"])
+        assert versions == list(range(2, 22))
+        assert not [f for f in await frames_until_pong(ws) if f["type"] == "profile_updated"]
+        await ws.close()
+
+
+async def test_crowd_join_is_coalesced_and_paged(client):
+    """500 members join at once: each gets a handful of presence frames, all agree on the count."""
+    n = 500
+    users = [await new_user(client) for _ in range(n)]
+    room = unique_id("r")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    # The test client's own session allows 100 connections; the crowd needs its own.
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+    async with asyncio.timeout(60):
+        sockets = await asyncio.gather(
+            *(session.ws_connect(client.make_url(f"/ws/{room}?user_id={u}")) for u in users)
+        )
+
+    async def presence_frames_until_full(ws) -> tuple[int, dict]:
+        count, last = 0, None
+        while last is None or last.get("member_count") != n:
+            last = await next_frame(ws, timeout=30)
+            count += last["type"] == "presence"
+        return count, last
+
+    async with asyncio.timeout(60):
+        results = await asyncio.gather(*(presence_frames_until_full(ws) for ws in sockets))
+    elapsed = loop.time() - started
+    counts = [count for count, _ in results]
+    # One frame per 50 ms window at most (plus the edges), never one per joiner.
+    bound = elapsed / 0.05 + 3
+    print("crowd", max(counts), sum(counts) / n, round(elapsed, 2))
+    assert max(counts) <= bound, (max(counts), elapsed)
+    assert max(counts) < n / 5
+    # Everything that joined is in the joined lists a socket saw, or its welcome.
+    hub = client.app[HUB]
+    assert len(set(hub.member_ids(room))) == n
+
+    # The members route pages through all of them, in order, without repeats.
+    seen, cursor, pages = [], None, 0
+    while True:
+        query = "?limit=200" + (f"&cursor={cursor}" if cursor else "")
+        response = await client.get(f"/rooms/{room}/members{query}")
+        assert response.status == 200
+        body = await response.json()
+        assert body["member_count"] == n
+        assert len(body["members"]) <= 200
+        seen += [m["id"] for m in body["members"]]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == 3 and seen == sorted(users)
+    first_page = await (await client.get(f"/rooms/{room}/members")).json()
+    assert len(first_page["members"]) == 100  # default limit
+    await asyncio.gather(*(ws.close() for ws in sockets))
+    await session.close()
+
+
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ("limit=0", "limit"),
+        ("limit=501", "limit"),
+        ("limit=ten", "limit"),
+        ("limit=-1", "limit"),
+        ("cursor=%21%21%21", "cursor"),
+        ("cursor=Zm9vIGJhcg", "cursor"),  # base64 of "foo bar": not an id
+    ],
+)
+async def test_members_route_rejects_bad_params(client, query, field):
+    response = await client.get(f"/rooms/r1/members?{query}")
+    assert response.status == 422
+    body = await response.json()
+    assert body["error"]["code"] == "validation_failed" and field in body["error"]["fields"]
+
+
+async def test_members_of_an_empty_room(client):
+    response = await client.get(f"/rooms/{unique_id('r')}/members")
+    assert response.status == 200
+    assert await response.json() == {"members": [], "member_count": 0, "next_cursor": None}
+    assert (await client.get("/rooms/bad!room/members")).status == 404
+
+
+async def test_refused_before_the_upgrade(client):
+    alice = await new_user(client)
+    cases = [
+        (f"/ws/r1?user_id={unique_id()}", 404, "not_found"),
+        ("/ws/r1?user_id=" + "x" * 65, 422, "validation_failed"),
+        ("/ws/r1?user_id=bad%20id", 422, "validation_failed"),
+    ]
+    for path, status, code in cases:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+            await client.ws_connect(path)
+        assert info.value.status == status, path
+        response = await client.get(
+            path,
+            headers={
+                "Connection": "Upgrade",
+                "Upgrade": "websocket",
+                "Sec-WebSocket-Version": "13",
+                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+            },
+        )
+        assert response.status == status
+        assert (await response.json())["error"]["code"] == code
+    plain = await client.get(f"/ws/r1?user_id={alice}")
+    assert plain.status == 426
+    assert (await plain.json())["error"]["code"] == "upgrade_required"
+    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+        await client.ws_connect("/ws/bad!room")
+    assert info.value.status == 404
