@@ -121,7 +121,8 @@ class ChangeFeed:
         while True:
             try:
                 await self._consume(self._conn)
-            except CONNECTION_ERRORS + (psycopg2.Error,) as exc:
+            except (Unavailable, psycopg2.Error, *CONNECTION_ERRORS) as exc:
+                # The LISTEN connection died, or a read-back could not reach the database.
                 log.warning(
                     "postgres: change feed connection lost (%s); reconnecting", describe(exc)
                 )
