@@ -58,7 +58,8 @@ class UserSchema(Schema):
 class ErrorDetailSchema(Schema):
     code = fields.String(required=True, metadata={"example": "validation_failed"})
     message = fields.String(required=True)
-    fields = fields.Dict(
+    field_messages = fields.Dict(
+        data_key="fields",
         keys=fields.String(),
         values=fields.Raw(),
         metadata={"description": "for 409 and 422: each field named with its messages"},
