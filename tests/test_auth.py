@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
+import os
 import statistics
+import sys
 import time
 
 import bcrypt
 import jwt
 import pytest
+from aiohttp.test_utils import unused_port
 
 from svc.keys import STORAGE
 from svc.testing import unique_id
@@ -250,3 +254,39 @@ async def test_the_hash_and_the_secret_never_leave_the_server(auth_client, caplo
     for secret in (SECRET, stored_hash, stored_hash.split("$")[-1], PASSWORD):
         assert secret not in everything
     assert "password_hash" not in everything
+
+
+async def start_log(env: dict[str, str]) -> list[str]:
+    """The log lines of ``python -m svc`` up to "listening on", then it is stopped."""
+    port = unused_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "svc",
+        env={
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            **env,
+        },
+        stderr=asyncio.subprocess.PIPE,
+    )
+    lines: list[str] = []
+    try:
+        async with asyncio.timeout(30):
+            while not lines or "listening on" not in lines[-1]:
+                line = await proc.stderr.readline()
+                assert line, f"svc stopped: {lines}"
+                lines.append(line.decode())
+    finally:
+        proc.terminate()
+        await proc.wait()
+    return lines
+
+
+@pytest.mark.parametrize("secret", [None, SECRET])
+async def test_start_up_warns_when_auth_is_off(secret):
+    lines = await start_log({"JWT_SECRET_KEY": secret} if secret else {})
+    warned = [line for line in lines if "WARNING" in line and "JWT_SECRET_KEY" in line]
+    assert len(warned) == (0 if secret else 1), lines
+    assert SECRET not in "".join(lines)
