@@ -254,10 +254,11 @@ class Hub:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def spawn(self, coro) -> None:
+    def spawn(self, coro) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     # -- joining and leaving ----------------------------------------------------
 
@@ -320,10 +321,15 @@ class Hub:
         if not room.connections:
             self._drop_room(room)
         if last_here and presence_joined:
-            try:
-                await self.storage.presence_leave(conn.room_id, user_id)
-            except Exception:  # noqa: BLE001 - a backend that lost its database expires us itself
-                log.exception("presence_leave failed for %s in %s", user_id, conn.room_id)
+            # Shielded: aiohttp cancels the handler of a socket that went away, and
+            # the leave must still reach storage.
+            await asyncio.shield(self.spawn(self._presence_leave(conn.room_id, user_id)))
+
+    async def _presence_leave(self, room_id: str, user_id: str) -> None:
+        try:
+            await self.storage.presence_leave(room_id, user_id)
+        except Exception:  # noqa: BLE001 - a backend that lost its database expires us itself
+            log.exception("presence_leave failed for %s in %s", user_id, room_id)
 
     async def _load_members(self, room: Room) -> None:
         """Everyone present in ``room`` service-wide, then the changes seen while reading."""

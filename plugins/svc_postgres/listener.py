@@ -82,6 +82,8 @@ class ChangeFeed:
         self._task: asyncio.Task | None = None
         #: True while a LISTEN connection is up (and, after a gap, resynchronised).
         self.connected = False
+        #: Other channels on this same connection (presence.py): channel → payload handler.
+        self.channels: dict[str, Callable[[str], None]] = {}
 
     async def start(self) -> None:
         """Open the LISTEN connection (raises like ``connect``) and start delivering."""
@@ -106,6 +108,8 @@ class ChangeFeed:
         try:
             async with conn.cursor() as cur:
                 await cur.execute(f"LISTEN {CHANNEL}")
+                for channel in self.channels:
+                    await cur.execute(f"LISTEN {channel}")
         except BaseException:
             conn.close()
             raise
@@ -168,6 +172,9 @@ class ChangeFeed:
     async def _deliver(self, batch: list) -> None:
         parsed = []
         for notify in batch:
+            if notify.channel in self.channels:
+                self.channels[notify.channel](notify.payload)
+                continue
             try:
                 parsed.append(parse_payload(notify.payload))
             except (ValueError, KeyError, TypeError):

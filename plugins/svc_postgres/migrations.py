@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 
+from .presence import SCHEMA as PRESENCE
+
 log = logging.getLogger(__name__)
 
 #: Any constant shared by every svc process: the key of the advisory lock around migrating.
@@ -68,6 +70,7 @@ CREATE TRIGGER users_notify_update AFTER UPDATE ON users
 #: (version, sql), in order.  Append only.
 MIGRATIONS: list[tuple[int, str]] = [
     (1, USERS),
+    (2, PRESENCE),  # WebSocket room presence shared by every process (presence.py)
 ]
 
 

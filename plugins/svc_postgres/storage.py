@@ -26,6 +26,7 @@ from . import queries as q
 from .errors import translated
 from .listener import ChangeFeed
 from .migrations import migrate
+from .presence import PostgresPresence
 from .url import PostgresURL
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ LISTENER_KEEPALIVES = {
 CONNECTION_OPTIONS = {"enable_hstore": False, "enable_uuid": False}
 
 
-class PostgresStorage(Storage):
+class PostgresStorage(PostgresPresence, Storage):
     def __init__(self, url: str):
         super().__init__(url)
         self._url = PostgresURL.parse(url)
@@ -103,9 +104,11 @@ class PostgresStorage(Storage):
                 async with conn.cursor() as cur:
                     await cur.execute("SET statement_timeout = 0")
                 await migrate(conn)
+            await self._presence_start()  # first: it adds its channel to the feed's LISTEN
             await self._feed.start()
 
     async def close(self) -> None:
+        await self._presence_stop()  # first: its goodbye needs the pool
         await self._feed.stop()
         pool, self._pool = self._pool, None
         if pool is not None:
