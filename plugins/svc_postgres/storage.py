@@ -26,6 +26,7 @@ from . import queries as q
 from .errors import translated
 from .listener import ChangeFeed
 from .migrations import migrate
+from .pool import connection
 from .presence import PostgresPresence
 from .url import PostgresURL
 
@@ -135,7 +136,7 @@ class PostgresStorage(PostgresPresence, Storage):
         if self._pool is None:
             raise Unavailable("storage is not open")
         with translated(**context):
-            async with self._pool.acquire() as conn:
+            async with connection(self._pool) as conn:
                 async with conn.cursor() as cur:
                     await cur.execute(sql, params)
                     return await (cur.fetchone() if one else cur.fetchall())
