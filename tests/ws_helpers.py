@@ -39,7 +39,7 @@ async def frame_where(ws, predicate, timeout: float = TIMEOUT, seen: list | None
     """The first frame for which ``predicate`` holds; the ones before it go to ``seen``."""
     async with asyncio.timeout(timeout):
         while True:
-            frame = await next_frame(ws)
+            frame = await next_frame(ws, timeout)
             if predicate(frame):
                 return frame
             if seen is not None:

@@ -1,0 +1,141 @@
+"""Two real ``python -m svc`` processes on the test database form one service."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import aiohttp
+import pytest
+from ws_helpers import frame_where, presence_where
+
+from svc.testing import unique_id
+
+pytestmark = pytest.mark.postgres
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def _start(postgres_url: str) -> tuple[asyncio.subprocess.Process, str]:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": postgres_url,
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "BCRYPT_ROUNDS": "4",
+    }
+    env.pop("JWT_SECRET_KEY", None)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "svc",
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    async with aiohttp.ClientSession() as session:
+        while True:
+            try:
+                async with session.get(base + "/") as response:
+                    if response.status == 200:
+                        return proc, base
+            except aiohttp.ClientError:
+                pass
+            if proc.returncode is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise AssertionError(f"svc did not start on port {port}")
+            await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+async def two_processes(postgres_url):
+    started = [await _start(postgres_url), await _start(postgres_url)]
+    yield started
+    for proc, _ in started:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc, _ in started:
+        try:
+            await asyncio.wait_for(proc.wait(), 15)
+        except asyncio.TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_members_on_two_processes_are_one_room(two_processes):
+    (_, one), (proc_two, two) = two_processes
+    room = unique_id("r")
+    async with aiohttp.ClientSession() as http:
+        alice, bob = unique_id(), unique_id()
+        for user_id in (alice, bob):
+            response = await http.put(f"{one}/users/{user_id}/profile", json={"username": user_id})
+            assert response.status == 201
+
+        ws_alice = await http.ws_connect(f"{one}/ws/{room}?user_id={alice}")
+        assert (await ws_alice.receive_json())["member_count"] == 1
+        ws_bob = await http.ws_connect(f"{two}/ws/{room}?user_id={bob}")
+        welcome = await ws_bob.receive_json()
+        # Alice, connected to process 1, is present for process 2.
+        assert welcome["member_count"] == 2
+        assert {m["id"] for m in welcome["members"]} == {alice, bob}
+        joined = await frame_where(ws_alice, presence_where(room, joined=bob))
+        assert joined["member_count"] == 2
+
+        # A change made through process 1 reaches the member on process 2, and a change of
+        # Bob (present only through process 2) reaches Alice on process 1.
+        await http.put(f"{one}/users/{alice}/profile", json={"display_name": "Alice"})
+        update = await frame_where(ws_bob, lambda f: f["type"] == "profile_updated")
+        assert update["user_id"] == alice and update["profile"]["display_name"] == "Alice"
+        await http.put(f"{one}/users/{bob}/profile", json={"display_name": "Bob"})
+        update = await frame_where(
+            ws_alice, lambda f: f["type"] == "profile_updated" and f["user_id"] == bob
+        )
+        assert update["version"] == 2 and update["profile"]["display_name"] == "Bob"
+
+        for base in (one, two):
+            body = await (await http.get(f"{base}/rooms/{room}/members")).json()
+            assert body["member_count"] == 2
+            assert sorted(m["id"] for m in body["members"]) == sorted([alice, bob])
+
+        # Process 2 dies without a goodbye: Bob is gone within 30 s, not forever.
+        os.killpg(proc_two.pid, signal.SIGKILL)
+        started = time.monotonic()
+        left = await frame_where(ws_alice, presence_where(room, left=bob), timeout=30)
+        assert left["member_count"] == 1
+        assert time.monotonic() - started < 30
+        body = await (await http.get(f"{one}/rooms/{room}/members")).json()
+        assert [m["id"] for m in body["members"]] == [alice]
+        await ws_alice.close()
+
+
+async def test_a_clean_shutdown_says_goodbye_at_once(two_processes):
+    (_, one), (proc_two, two) = two_processes
+    room = unique_id("r")
+    async with aiohttp.ClientSession() as http:
+        alice, bob = unique_id(), unique_id()
+        for user_id in (alice, bob):
+            await http.put(f"{one}/users/{user_id}/profile", json={"username": user_id})
+        ws_alice = await http.ws_connect(f"{one}/ws/{room}?user_id={alice}")
+        await ws_alice.receive_json()
+        ws_bob = await http.ws_connect(f"{two}/ws/{room}?user_id={bob}")
+        await ws_bob.receive_json()
+        await frame_where(ws_alice, presence_where(room, joined=bob))
+        proc_two.send_signal(signal.SIGTERM)
+        closed = await ws_bob.receive(timeout=10)
+        assert closed.type is aiohttp.WSMsgType.CLOSE and closed.data == 1001
+        left = await frame_where(ws_alice, presence_where(room, left=bob), timeout=5)
+        assert left["member_count"] == 1
+        await ws_alice.close()
