@@ -51,9 +51,9 @@ class PostgresStorage(PostgresPresence, Storage):
     def __init__(self, url: str):
         super().__init__(url)
         self._url = PostgresURL.parse(url)
-        #: Distinct per instance, so an operator (or a test) can tell its connections apart.
         params = dict(self._url.params)
         prefix = params.get("application_name", "svc")
+        #: Distinct per instance, so an operator (or a test) can tell its connections apart.
         self.application_name = f"{prefix}-{os.getpid()}-{secrets.token_hex(3)}"
         params["application_name"] = self.application_name
         # Timestamps come back in UTC, so the API renders them the same on every backend.
