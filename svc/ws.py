@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import re
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from .auth import websocket_user_id
 from .errors import APIError
 from .keys import HUB, STORAGE
+from .storage import Unavailable
 from .users import USER_ID
 
 ROOM_ID = USER_ID.replace("user_id", "room_id")
@@ -54,7 +55,12 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     conn = await hub.join(room_id, user_id)
     try:
         await ws.prepare(request)
-        conn.start(ws, request.transport, await hub.welcome(conn))
+        try:
+            welcome = await hub.welcome(conn)
+        except Unavailable:  # upgraded already: too late for a 503
+            await ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"storage unavailable")
+            return ws
+        conn.start(ws, request.transport, welcome)
         loop_time = asyncio.get_running_loop().time
         async for msg in ws:
             if msg.type is WSMsgType.TEXT:
