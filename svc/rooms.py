@@ -39,6 +39,8 @@ MAX_MESSAGE_DATA = 8 * 1024
 #: Client frames: a steady rate with a burst allowance; past it frames are refused,
 #: and a client that keeps flooding is closed with 1008.
 FRAME_RATE, FRAME_BURST, FLOOD_STRIKES = 50.0, 100.0, 100
+#: Seconds between re-reads of the presence of every room hosted here (see Hub.reconcile).
+RECONCILE_EVERY = 15.0
 #: How long a closing handshake may take before the socket is dropped.
 CLOSE_TIMEOUT = 5.0
 
@@ -237,6 +239,7 @@ class Hub:
             self.storage.subscribe(self._on_change, self._rooms_of_user.keys),
             self.storage.subscribe_presence(self._on_presence),
         ]
+        self.spawn(self._reconcile_forever())
 
     async def close_all(self, code: int = WSCloseCode.GOING_AWAY, reason: str = "server shutdown"):
         """Close every socket (shutdown: before storage closes)."""
@@ -333,14 +336,7 @@ class Hub:
 
     async def _load_members(self, room: Room) -> None:
         """Everyone present in ``room`` service-wide, then the changes seen while reading."""
-        members: list[str] = []
-        after = None
-        while True:
-            page = await self.storage.presence_members(room.id, after, 1000)
-            members.extend(page)
-            if len(page) < 1000:
-                break
-            after = page[-1]
+        members = await self._read_members(room.id)
         room.members.update(members)
         for user_id in members:
             self._rooms_of_user.setdefault(user_id, set()).add(room.id)
@@ -349,6 +345,49 @@ class Hub:
             self._apply_presence(room, change)
         room.pending.clear()  # a new room's first connection learns all of it from its welcome
         room.ready.set()
+
+    async def _read_members(self, room_id: str) -> list[str]:
+        members: list[str] = []
+        after = None
+        while True:
+            page = await self.storage.presence_members(room_id, after, 1000)
+            members.extend(page)
+            if len(page) < 1000:
+                return members
+            after = page[-1]
+
+    async def reconcile(self) -> None:
+        """Re-read who is present in each room hosted here and send what differs.
+
+        Presence normally arrives as announcements; this repairs any that were
+        lost (a backend's LISTEN connection down for a while), within
+        ``RECONCILE_EVERY`` seconds.
+        """
+        for room in list(self._rooms.values()):
+            if room._early is not None or self._rooms.get(room.id) is not room:
+                continue  # still loading: it is reading the truth already
+            room._early = []  # hold announcements while reading, then replay them
+            try:
+                fresh = set(await self._read_members(room.id))
+            except Exception as exc:  # noqa: BLE001 - storage down: try again next time
+                log.warning("presence: could not re-read room %s (%s)", room.id, exc)
+                fresh = None
+            early, room._early = room._early, None
+            if self._rooms.get(room.id) is not room:
+                continue
+            if fresh is not None:
+                for user_id in fresh - room.members:
+                    self._apply_presence(room, PresenceChange(room.id, user_id, True))
+                for user_id in room.members - fresh:
+                    self._apply_presence(room, PresenceChange(room.id, user_id, False))
+            for change in early:
+                self._apply_presence(room, change)
+            self._schedule_flush(room)
+
+    async def _reconcile_forever(self) -> None:
+        while True:
+            await asyncio.sleep(RECONCILE_EVERY)
+            await self.reconcile()
 
     def _drop_room(self, room: Room) -> None:
         if self._rooms.get(room.id) is not room:
@@ -375,7 +414,10 @@ class Hub:
             room._early.append(change)
             return
         self._apply_presence(room, change)
-        if room._flush is None:
+        self._schedule_flush(room)
+
+    def _schedule_flush(self, room: Room) -> None:
+        if room._flush is None and room.pending:
             room._flush = asyncio.get_running_loop().call_later(
                 PRESENCE_WINDOW, self._flush_presence, room
             )

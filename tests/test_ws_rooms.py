@@ -15,7 +15,7 @@ from ws_helpers import (
     presence_where,
 )
 
-from svc.keys import HUB
+from svc.keys import HUB, STORAGE
 from svc.testing import unique_id
 
 
@@ -234,3 +234,25 @@ async def test_refused_before_the_upgrade(client):
     with pytest.raises(aiohttp.WSServerHandshakeError) as info:
         await client.ws_connect("/ws/bad!room")
     assert info.value.status == 404
+
+
+async def test_lost_presence_announcements_are_repaired(client):
+    alice, bob = await new_user(client), await new_user(client)
+    room = unique_id("r")
+    ws_a, _ = await join(client, room, alice)
+    hub, storage = client.app[HUB], client.app[STORAGE]
+
+    async def unheard(change):
+        # As if the backend's LISTEN connection were down: the hub hears nothing.
+        hub._unsubscribe[1]()
+        await change
+        hub._unsubscribe[1] = storage.subscribe_presence(hub._on_presence)
+
+    await unheard(storage.presence_join(room, bob))
+    assert bob not in set(hub.member_ids(room))  # the hub missed it
+    await hub.reconcile()
+    assert (await frame_where(ws_a, presence_where(room, joined=bob)))["member_count"] == 2
+    await unheard(storage.presence_leave(room, bob))
+    await hub.reconcile()
+    assert (await frame_where(ws_a, presence_where(room, left=bob)))["member_count"] == 1
+    await ws_a.close()

@@ -12,8 +12,9 @@ for longer than ``NODE_TTL + HEARTBEAT`` (25 s).
 The node that made a change announces it to its own hub at once (a joiner's
 welcome must count them); its own notification is then skipped.  A node
 found expired while alive (a long database outage) registers again and
-re-joins what it holds.  Known gap: presence notifications lost while the
-LISTEN connection was down are not replayed.
+re-joins what it holds.  Notifications lost while the LISTEN connection
+was down are not replayed here: the hub re-reads every room it hosts every
+15 s (``Hub.reconcile``) and sends what differs.
 """
 
 from __future__ import annotations
