@@ -109,18 +109,20 @@ class Connection:
         """Write ``frame`` now, without waiting; close with 1013 if the backlog is full."""
         if self.closed:
             return
+        # The bound is on what is already waiting, so one frame bigger than the
+        # bound (a crowd's presence) still goes to a client that keeps up.
         held = self._held
         if held is not None:
-            self._held_bytes += len(frame)
             if self._held_bytes > self._hub.max_backlog:
                 self.close(WSCloseCode.TRY_AGAIN_LATER, "backlog full")
             else:
                 held.append(frame)
+                self._held_bytes += len(frame)
             return
         transport = self._transport
         if transport.is_closing():
             self.closed = True
-        elif transport.get_write_buffer_size() + len(frame) > self._hub.max_backlog:
+        elif transport.get_write_buffer_size() > self._hub.max_backlog:
             self.close(WSCloseCode.TRY_AGAIN_LATER, "backlog full")
         else:
             transport.write(frame)

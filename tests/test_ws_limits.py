@@ -153,3 +153,18 @@ async def test_a_member_that_leaves_abruptly_is_gone_from_presence(client):
     assert left["member_count"] == 1
     await session.close()
     await ws_a.close()
+
+
+async def test_one_frame_bigger_than_the_bound_still_goes_out(aiohttp_client, settings):
+    app = create_app(settings)
+    app[HUB].max_backlog = 1024  # smaller than the message below
+    client = await aiohttp_client(app)
+    alice, bob = await new_user(client), await new_user(client)
+    room = unique_id("r")
+    ws_a, _ = await join(client, room, alice)
+    ws_b, _ = await join(client, room, bob)
+    await ws_a.send_json({"type": "message", "data": "y" * 8000})
+    relayed = await frame_where(ws_b, lambda f: f["type"] == "message")
+    assert relayed["data"] == "y" * 8000
+    await ws_a.close()
+    await ws_b.close()
