@@ -64,6 +64,13 @@ def encode(frame: dict) -> bytes:
     return text_frame(_dumps(frame).encode())
 
 
+def encode_with_users(frame: dict, key: str, users: list[User]) -> bytes:
+    """``frame`` plus ``key``: the users, spliced from each record's cached JSON body."""
+    head = _dumps(frame).encode()[:-1]
+    members = b",".join(user.json_body for user in users)
+    return text_frame(b"%s,%s:[%s]}" % (head, _dumps(key).encode(), members))
+
+
 def error_frame(code: str, message: str) -> bytes:
     return encode({"type": "error", "code": code, "message": message})
 
@@ -298,14 +305,15 @@ class Hub:
         room = self._rooms.get(conn.room_id) or Room(conn.room_id)
         ids = heapq.nsmallest(WELCOME_MEMBERS, room.members)
         users = await self.storage.get_users(ids) if ids else []
-        return encode(
+        return encode_with_users(
             {
                 "type": "welcome",
                 "room": room.id,
                 "connection_id": conn.id,
                 "member_count": len(room.members),
-                "members": [user.to_dict() for user in users],
-            }
+            },
+            "members",
+            users,
         )
 
     async def leave(self, conn: Connection, presence_joined: bool = True) -> None:
@@ -455,14 +463,15 @@ class Hub:
                 log.exception("presence: could not read joined users of room %s", room.id)
                 room.pending = {**pending, **room.pending}
                 return
-            frame = encode(
+            frame = encode_with_users(
                 {
                     "type": "presence",
                     "room": room.id,
-                    "joined": [user.to_dict() for user in users],
                     "left": [user_id for user_id, present in pending.items() if not present],
                     "member_count": len(room.members),
-                }
+                },
+                "joined",
+                users,
             )
             for conn in room.connections:
                 conn.send(frame)
