@@ -168,3 +168,19 @@ async def test_one_frame_bigger_than_the_bound_still_goes_out(aiohttp_client, se
     assert relayed["data"] == "y" * 8000
     await ws_a.close()
     await ws_b.close()
+
+
+async def test_a_peer_that_stops_answering_pings_is_dropped(aiohttp_client, settings):
+    app = create_app(settings)
+    app[HUB].heartbeat = 0.2
+    client = await aiohttp_client(app)
+    alice, bob = await new_user(client), await new_user(client)
+    room = unique_id("r")
+    ws_a, _ = await join(client, room, alice)
+    # autoping=False and never reading: the server's pings go unanswered, like a dead peer.
+    ws_b = await client.ws_connect(f"/ws/{room}?user_id={bob}", autoping=False)
+    await frame_where(ws_a, presence_where(room, joined=bob))
+    left = await frame_where(ws_a, lambda f: f["type"] == "presence" and bob in f["left"])
+    assert left["member_count"] == 1
+    await ws_a.close()
+    await ws_b.close()
