@@ -78,15 +78,19 @@ async def websocket_user_id(request: web.Request) -> str | None:
 
     Auth off: the ``user_id`` query parameter as given (the caller validates
     its shape).  Auth on: the ``sub`` of ``?token=`` (401 when it is bad or
-    expired); ``?user_id=`` without a token is 401, because claiming a user
-    needs proof.  A connection with neither watches the room, as reads are open.
+    expired, 404 when its user has been deleted: tokens are not revoked, so
+    this is where a stale one stops); ``?user_id=`` without a token is 401,
+    because claiming a user needs proof.  A connection with neither watches the
+    room, as reads are open.
     """
     settings = request.app[SETTINGS]
     if not settings.auth_enabled:
         return request.query.get("user_id") or None
     token = request.query.get("token")
     if token:
-        return token_subject(settings, token)
+        user_id = token_subject(settings, token)
+        await request.app[STORAGE].get_user(user_id)  # NotFound → 404
+        return user_id
     if request.query.get("user_id"):
         raise APIError(401, "unauthorized", "with auth on, join with ?token=, not ?user_id=")
     return None

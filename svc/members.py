@@ -15,6 +15,7 @@ from aiohttp import web
 
 from .errors import APIError
 from .keys import STORAGE
+from .rooms import member_records
 from .ws import ROOM_ID
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 500
@@ -58,11 +59,9 @@ async def list_members(request: web.Request) -> web.Response:
     storage = request.app[STORAGE]
     ids = await storage.presence_members(room_id, after, limit + 1)
     page, more = ids[:limit], len(ids) > limit
-    users = await storage.get_users(page) if page else []
     return web.json_response(
         {
-            # A member whose user was deleted meanwhile is skipped, so a page may be short.
-            "members": [user.to_dict() for user in users],
+            "members": [user.to_dict() for user in await member_records(storage, page)],
             "member_count": await storage.presence_count(room_id),
             "next_cursor": encode_cursor(page[-1]) if more else None,
         }

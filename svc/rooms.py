@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from aiohttp import WSCloseCode, web
 
 from .storage import Change, Storage, User
-from .storage.base import PresenceChange
+from .storage.base import PROFILE_FIELDS, PresenceChange
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +64,44 @@ def encode(frame: dict) -> bytes:
     return text_frame(_dumps(frame).encode())
 
 
-def encode_with_users(frame: dict, key: str, users: list[User]) -> bytes:
+def encode_with_users(frame: dict, key: str, users: list[User | ProfilelessMember]) -> bytes:
     """``frame`` plus ``key``: the users, spliced from each record's cached JSON body."""
     head = _dumps(frame).encode()[:-1]
     members = b",".join(user.json_body for user in users)
     return text_frame(b"%s,%s:[%s]}" % (head, _dumps(key).encode(), members))
+
+
+class ProfilelessMember:
+    """A present id with no stored user: joined before creating a profile (open mode lets
+    any valid id join, as the service svc replaces did), or deleted while connected.
+
+    Shown as a user at version 0 whose every field is null, so clients handle one shape;
+    the user's first profile change then arrives as ``profile_updated`` at version 1.
+    """
+
+    __slots__ = ("id", "json_body")
+
+    def __init__(self, user_id: str):
+        self.id = user_id
+        self.json_body = _dumps(self.to_dict()).encode()
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "user_id": self.id,
+            "profile": dict.fromkeys(PROFILE_FIELDS),
+            "version": 0,
+            "created_at": None,
+            "updated_at": None,
+        }
+
+
+async def member_records(storage: Storage, ids: list[str]) -> list[User | ProfilelessMember]:
+    """The records of present ids, in order, with a placeholder for an id without a user."""
+    if not ids:
+        return []
+    found = {user.id: user for user in await storage.get_users(ids)}
+    return [found.get(user_id) or ProfilelessMember(user_id) for user_id in ids]
 
 
 def error_frame(code: str, message: str) -> bytes:
@@ -304,7 +337,7 @@ class Hub:
     async def welcome(self, conn: Connection) -> bytes:
         room = self._rooms.get(conn.room_id) or Room(conn.room_id)
         ids = heapq.nsmallest(WELCOME_MEMBERS, room.members)
-        users = await self.storage.get_users(ids) if ids else []
+        users = await member_records(self.storage, ids)
         return encode_with_users(
             {
                 "type": "welcome",
@@ -458,7 +491,7 @@ class Hub:
         try:
             joined = [user_id for user_id, present in pending.items() if present]
             try:
-                users = await self.storage.get_users(joined) if joined else []
+                users = await member_records(self.storage, joined)
             except Exception:  # noqa: BLE001 - storage hiccup: try again in the next window
                 log.exception("presence: could not read joined users of room %s", room.id)
                 room.pending = {**pending, **room.pending}

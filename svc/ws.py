@@ -1,7 +1,7 @@
 """``GET /ws/{room_id}``: who joins, the upgrade, then a loop handing frames to the hub.
 
 Everything that can be refused is refused before the upgrade, as a JSON error:
-a bad user id (422), an unknown user (404), a bad or missing token (401),
+a bad user id (422), a bad or missing token (401),
 storage down (503), a plain HTTP request (426).
 """
 
@@ -14,7 +14,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from .auth import websocket_user_id
 from .errors import APIError
-from .keys import HUB, STORAGE
+from .keys import HUB
 from .storage import Unavailable
 from .users import USER_ID
 
@@ -50,7 +50,6 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                 "user_id is not valid",
                 {"user_id": ["1 to 64 of A-Z, a-z, 0-9, _ and -"]},
             )
-        await request.app[STORAGE].get_user(user_id)  # 404 for a user who does not exist
 
     conn = await hub.join(room_id, user_id)
     try:

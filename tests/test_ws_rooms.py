@@ -209,7 +209,6 @@ async def test_members_of_an_empty_room(client):
 async def test_refused_before_the_upgrade(client):
     alice = await new_user(client)
     cases = [
-        (f"/ws/r1?user_id={unique_id()}", 404, "not_found"),
         ("/ws/r1?user_id=" + "x" * 65, 422, "validation_failed"),
         ("/ws/r1?user_id=bad%20id", 422, "validation_failed"),
     ]
@@ -234,6 +233,38 @@ async def test_refused_before_the_upgrade(client):
     with pytest.raises(aiohttp.WSServerHandshakeError) as info:
         await client.ws_connect("/ws/bad!room")
     assert info.value.status == 404
+
+
+async def test_a_user_without_a_profile_may_join_and_gets_one_later(client):
+    """Open mode, like the service svc replaces: any valid id joins; the profile can follow."""
+    alice, newcomer = await new_user(client), unique_id()
+    room = unique_id("r")
+    ws_a, _ = await join(client, room, alice)
+    ws_n, welcome = await join(client, room, newcomer)
+    placeholder = {
+        "id": newcomer,
+        "user_id": newcomer,
+        "profile": dict.fromkeys(
+            ["display_name", "username", "bio", "email", "avatar_url", "avatar_urls"]
+        ),
+        "version": 0,
+        "created_at": None,
+        "updated_at": None,
+    }
+    assert placeholder in welcome["members"] and welcome["member_count"] == 2
+    joined = await frame_where(ws_a, presence_where(room, joined=newcomer))
+    assert placeholder in joined["joined"]
+    members = await (await client.get(f"/rooms/{room}/members")).json()
+    assert placeholder in members["members"]
+
+    response = await client.put(f"/users/{newcomer}/profile", json={"username": newcomer})
+    assert response.status == 201
+    for ws in (ws_a, ws_n):
+        update = await frame_where(ws, lambda f: f["type"] == "profile_updated")
+        assert (update["user_id"], update["version"]) == (newcomer, 1)
+        assert update["profile"]["username"] == newcomer
+    for ws in (ws_a, ws_n):
+        await ws.close()
 
 
 async def test_lost_presence_announcements_are_repaired(client):
