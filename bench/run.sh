@@ -14,7 +14,9 @@ WORK=${BENCH_WORK:-/tmp/bench}
 ROUNDS=${ROUNDS:-3}
 PY=$WORK/venv-tools/bin/python
 RESULTS=$WORK/results
-PG_URL=postgresql://benchpg@127.0.0.1:55433/bench
+# The peer and svc both own a `users` table: each gets its own database on the bench cluster.
+PEER_PG_URL=postgresql://benchpg@127.0.0.1:55433/bench
+SVC_PG_URL=postgresql://benchpg@127.0.0.1:55433/svc_bench
 
 svc=(--a-name svc --a "$WORK/venv-svc/bin/python -m svc" --a-env PORT={port} --a-env HOST=127.0.0.1
      --a-env BCRYPT_ROUNDS=12 --a-cwd /tmp)
@@ -46,9 +48,11 @@ for section in "$@"; do
     ceiling-fanout) pair fanout-svc-vs-ceiling fanout "${svc[@]}" "${ceiling[@]}" -- --clients 500 ;;
     get-pg|put-pg|fanout-pg)
         bash "$KIT/pg.sh" init >/dev/null 2>&1 || true
-        bash "$KIT/pg.sh" start
-        pair "${section%-pg}-pg-svc-vs-peer" "${section%-pg}" "${svc[@]}" --a-env DATABASE_URL=$PG_URL \
-            "${peer[@]}" --b-env DATABASE_URL=$PG_URL
+        bash "$KIT/pg.sh" status >/dev/null 2>&1 || bash "$KIT/pg.sh" start
+        bash "$KIT/pg.sh" psql -tAc "SELECT 1 FROM pg_database WHERE datname = 'svc_bench'" | grep -q 1 \
+            || bash "$KIT/pg.sh" psql -qc "CREATE DATABASE svc_bench"
+        pair "${section%-pg}-pg-svc-vs-peer" "${section%-pg}" "${svc[@]}" --a-env DATABASE_URL=$SVC_PG_URL \
+            "${peer[@]}" --b-env DATABASE_URL=$PEER_PG_URL
         ;;
     *) echo "unknown section: $section" >&2; exit 2 ;;
     esac
