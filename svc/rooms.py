@@ -439,12 +439,7 @@ class Hub:
         if isinstance(room._flush, asyncio.TimerHandle):
             room._flush.cancel()
         for user_id in room.members:
-            rooms = self._rooms_of_user.get(user_id)
-            if rooms is not None:
-                rooms.discard(room.id)
-                if not rooms:
-                    del self._rooms_of_user[user_id]
-                    self._last_version.pop(user_id, None)
+            self._forget_room_of(user_id, room.id)
         room.ready.set()  # a joiner waiting on a room that failed to load must not hang
 
     # -- presence -----------------------------------------------------------------
@@ -472,14 +467,18 @@ class Hub:
             self._rooms_of_user.setdefault(user_id, set()).add(room.id)
         else:
             room.members.discard(user_id)
-            rooms = self._rooms_of_user.get(user_id)
-            if rooms is not None:
-                rooms.discard(room.id)
-                if not rooms:
-                    del self._rooms_of_user[user_id]
-                    self._last_version.pop(user_id, None)
+            self._forget_room_of(user_id, room.id)
         room.pending.pop(user_id, None)  # keep arrival order: the latest state goes last
         room.pending[user_id] = change.present
+
+    def _forget_room_of(self, user_id: str, room_id: str) -> None:
+        """``user_id`` left ``room_id``; once in no room, their last version is not needed."""
+        rooms = self._rooms_of_user.get(user_id)
+        if rooms is not None:
+            rooms.discard(room_id)
+            if not rooms:
+                del self._rooms_of_user[user_id]
+                self._last_version.pop(user_id, None)
 
     def _flush_presence(self, room: Room) -> None:
         room._flush = asyncio.get_running_loop().create_task(self._send_presence(room))

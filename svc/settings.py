@@ -89,27 +89,19 @@ class _Reader:
         return value if value else default
 
     def int(self, name: str, default: int, low: int, high: int) -> int:
-        raw = self.str(name, None)
-        if raw is None:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            value = None
-        if value is None or not low <= value <= high:
-            raise SettingsError(name, f"must be a whole number from {low} to {high}, got {raw!r}")
-        return value
+        return self._number(name, default, low, high, int, "a whole number")
 
     def float(self, name: str, default: float, low: float, high: float) -> float:
+        return self._number(name, default, low, high, float, "a number of seconds")
+
+    def _number(self, name, default, low, high, kind, what):
         raw = self.str(name, None)
         if raw is None:
             return default
         try:
-            value = float(raw)
+            value = kind(raw)
         except ValueError:
             value = None
         if value is None or not low <= value <= high:
-            raise SettingsError(
-                name, f"must be a number of seconds from {low:g} to {high:g}, got {raw!r}"
-            )
+            raise SettingsError(name, f"must be {what} from {low:g} to {high:g}, got {raw!r}")
         return value
