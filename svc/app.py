@@ -1,8 +1,9 @@
 """``create_app(settings)``: the one aiohttp application.
 
-Resources are opened and closed through ``cleanup_ctx`` in dependency order
-(password pool, then storage), so storage is closed last, after
-``on_shutdown`` has closed every socket.
+Resources are opened through ``cleanup_ctx`` in dependency order (password
+pool, storage, then the rooms hub that listens to storage) and closed in the
+reverse order.  ``on_shutdown`` runs before any of that: every WebSocket gets
+its 1001 while storage is still there.
 """
 
 from __future__ import annotations
