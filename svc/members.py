@@ -14,8 +14,8 @@ import re
 from aiohttp import web
 
 from .errors import APIError
+from .frames import member_records
 from .keys import STORAGE
-from .rooms import member_records
 from .ws import ROOM_ID
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 500

@@ -20,13 +20,21 @@ import heapq
 import json
 import logging
 import secrets
-import struct
 from collections.abc import Iterable
 
 from aiohttp import WSCloseCode, web
 
-from .storage import Change, Storage, User
-from .storage.base import PROFILE_FIELDS, PresenceChange
+from .frames import (
+    PONG,
+    dumps,
+    encode_with_users,
+    error_frame,
+    member_records,
+    profile_tail,
+    text_frame,
+)
+from .storage import Change, Storage
+from .storage.base import PresenceChange
 
 log = logging.getLogger(__name__)
 
@@ -43,72 +51,6 @@ FRAME_RATE, FRAME_BURST, FLOOD_STRIKES = 50.0, 100.0, 100
 RECONCILE_EVERY = 15.0
 #: How long a closing handshake may take before the socket is dropped.
 CLOSE_TIMEOUT = 5.0
-
-
-def text_frame(payload: bytes) -> bytes:
-    """A complete server-to-client text frame (FIN, opcode 1, no mask)."""
-    size = len(payload)
-    if size < 126:
-        return bytes((0x81, size)) + payload
-    if size < 65536:
-        return struct.pack("!BBH", 0x81, 126, size) + payload
-    return struct.pack("!BBQ", 0x81, 127, size) + payload
-
-
-def _dumps(value) -> str:
-    # ASCII output: a lone surrogate from a client's JSON still encodes.
-    return json.dumps(value, separators=(",", ":"))
-
-
-def encode(frame: dict) -> bytes:
-    return text_frame(_dumps(frame).encode())
-
-
-def encode_with_users(frame: dict, key: str, users: list[User | ProfilelessMember]) -> bytes:
-    """``frame`` plus ``key``: the users, spliced from each record's cached JSON body."""
-    head = _dumps(frame).encode()[:-1]
-    members = b",".join(user.json_body for user in users)
-    return text_frame(b"%s,%s:[%s]}" % (head, _dumps(key).encode(), members))
-
-
-class ProfilelessMember:
-    """A present id with no stored user: joined before creating a profile (open mode lets
-    any valid id join, as the service svc replaces did), or deleted while connected.
-
-    Shown as a user at version 0 whose every field is null, so clients handle one shape;
-    the user's first profile change then arrives as ``profile_updated`` at version 1.
-    """
-
-    __slots__ = ("id", "json_body")
-
-    def __init__(self, user_id: str):
-        self.id = user_id
-        self.json_body = _dumps(self.to_dict()).encode()
-
-    def to_dict(self) -> dict:
-        return {
-            "id": self.id,
-            "user_id": self.id,
-            "profile": dict.fromkeys(PROFILE_FIELDS),
-            "version": 0,
-            "created_at": None,
-            "updated_at": None,
-        }
-
-
-async def member_records(storage: Storage, ids: list[str]) -> list[User | ProfilelessMember]:
-    """The records of present ids, in order, with a placeholder for an id without a user."""
-    if not ids:
-        return []
-    found = {user.id: user for user in await storage.get_users(ids)}
-    return [found.get(user_id) or ProfilelessMember(user_id) for user_id in ids]
-
-
-def error_frame(code: str, message: str) -> bytes:
-    return encode({"type": "error", "code": code, "message": message})
-
-
-_PONG = encode({"type": "pong"})
 
 
 class Connection:
@@ -530,12 +472,12 @@ class Hub:
         if deleted:
             return  # documented: a deleted member stays until they disconnect; nothing to show
         # The user part once per change, the room part once per room.
-        tail = _profile_tail(change.user)
+        tail = profile_tail(change.user)
         rooms = self._rooms
         for room_id in room_ids:
             room = rooms[room_id]
             frame = text_frame(
-                f'{{"type":"profile_updated","room":{_dumps(room_id)},{tail}'.encode()
+                f'{{"type":"profile_updated","room":{dumps(room_id)},{tail}'.encode()
             )
             for conn in room.connections:
                 conn.send(frame)
@@ -554,7 +496,7 @@ class Hub:
             return
         kind = frame.get("type") if isinstance(frame, dict) else None
         if kind == "ping":
-            conn.send(_PONG)
+            conn.send(PONG)
         elif kind == "message":
             self._relay(conn, frame)
         elif not isinstance(kind, str):
@@ -579,7 +521,7 @@ class Hub:
         if "data" not in frame:
             conn.send(error_frame("invalid_frame", 'a message needs "data"'))
             return
-        data = _dumps(frame["data"])
+        data = dumps(frame["data"])
         if len(data.encode()) > MAX_MESSAGE_DATA:
             conn.send(
                 error_frame("message_too_large", f"data is limited to {MAX_MESSAGE_DATA} bytes")
@@ -587,7 +529,7 @@ class Hub:
             return
         room = self._rooms[conn.room_id]
         out = text_frame(
-            f'{{"type":"message","room":{_dumps(room.id)},"from":{_dumps(conn.user_id)},'
+            f'{{"type":"message","room":{dumps(room.id)},"from":{dumps(conn.user_id)},'
             f'"data":{data}}}'.encode()
         )
         for other in room.connections:
@@ -599,11 +541,3 @@ class Hub:
     def member_ids(self, room_id: str) -> Iterable[str]:
         room = self._rooms.get(room_id)
         return room.members if room is not None else ()
-
-
-def _profile_tail(user: User) -> str:
-    public = user.to_dict()
-    return (
-        f'"user_id":{_dumps(user.id)},"profile":{_dumps(public["profile"])},'
-        f'"version":{user.version}}}'
-    )
