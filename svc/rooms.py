@@ -34,7 +34,7 @@ from .frames import (
     text_frame,
 )
 from .storage import Change, Storage
-from .storage.base import PresenceChange
+from .storage.base import PresenceChange, moves_forward
 
 log = logging.getLogger(__name__)
 
@@ -463,10 +463,8 @@ class Hub:
         room_ids = self._rooms_of_user.get(user_id)
         if not room_ids:
             return
-        last = self._last_version.get(user_id)
         deleted = change.user is None
-        # After a deletion the id may be created again, starting over at version 1.
-        if last is not None and change.version <= last[0] and not (last[1] and not deleted):
+        if not moves_forward(self._last_version.get(user_id), change.version, deleted):
             return
         self._last_version[user_id] = (change.version, deleted)
         if deleted:

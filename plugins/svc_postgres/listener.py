@@ -23,6 +23,7 @@ import aiopg
 import psycopg2
 
 from svc.storage import Change, Storage, Unavailable, User
+from svc.storage.base import moves_forward
 
 from .errors import CONNECTION_ERRORS, describe
 from .migrations import CHANNEL
@@ -52,9 +53,7 @@ class VersionTracker:
 
     def is_new(self, user_id: str, version: int, deleted: bool) -> bool:
         """Whether (``version``, ``deleted``) moves ``user_id`` forward; if so, remember it."""
-        last = self._last.get(user_id)
-        # After a deletion the id may be created again, starting over at version 1.
-        if last is not None and version <= last[0] and not (last[1] and not deleted):
+        if not moves_forward(self._last.get(user_id), version, deleted):
             return False
         self.remember(user_id, version, deleted)
         return True

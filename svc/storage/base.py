@@ -106,6 +106,16 @@ class Change:
     user: User | None
 
 
+def moves_forward(last: tuple[int, bool] | None, version: int, deleted: bool) -> bool:
+    """Whether a change at ``version`` (a deletion if ``deleted``) is news to a listener
+    whose last seen state of the user is ``last``, a (version, deleted) pair or None.
+
+    Older or equal versions are stale, except that after a deletion the id may be
+    created again, starting over at version 1.
+    """
+    return last is None or version > last[0] or (last[1] and not deleted)
+
+
 ChangeListener = Callable[[Change], None]
 
 
