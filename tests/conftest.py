@@ -36,6 +36,17 @@ def postgres_url() -> str:
     return POSTGRES_URL
 
 
+@pytest.fixture
+async def postgres_storage(postgres_url):
+    """An opened PostgresStorage on the test database."""
+    from svc_postgres import PostgresStorage
+
+    backend = PostgresStorage(postgres_url)
+    await backend.open()
+    yield backend
+    await backend.close()
+
+
 @pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.postgres)])
 def storage_url(request) -> str:
     if request.param == "postgres":

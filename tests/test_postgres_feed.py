@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import aiopg
 import pytest
-from svc_postgres import PostgresStorage
 from svc_postgres.listener import VersionTracker
 
 from svc.app import create_app
@@ -16,14 +15,6 @@ from svc.testing import unique_id, wait_until
 pytestmark = pytest.mark.postgres
 
 
-@pytest.fixture
-async def storage(postgres_url):
-    backend = PostgresStorage(postgres_url)
-    await backend.open()
-    yield backend
-    await backend.close()
-
-
 def changes_of(seen: list[Change], user_id: str) -> list[Change]:
     """The feed is shared with whatever else writes to the database: keep one user's changes."""
     return [c for c in seen if c.user_id == user_id]
@@ -33,10 +24,10 @@ def versions_of(seen: list[Change], user_id: str) -> list[int]:
     return [c.version for c in changes_of(seen, user_id)]
 
 
-async def test_rolled_back_write_is_not_announced_committed_is_once(storage, postgres_url):
+async def test_rolled_back_write_is_not_announced_committed_is_once(postgres_storage, postgres_url):
     seen: list[Change] = []
-    storage.subscribe(seen.append)
-    user = await storage.create_user(unique_id(), {"username": unique_id()})
+    postgres_storage.subscribe(seen.append)
+    user = await postgres_storage.create_user(unique_id(), {"username": unique_id()})
     await wait_until(lambda: versions_of(seen, user.id) == [1])
 
     async with aiopg.connect(postgres_url) as conn, conn.cursor() as cur:
@@ -48,20 +39,20 @@ async def test_rolled_back_write_is_not_announced_committed_is_once(storage, pos
         )
         await cur.execute("ROLLBACK")
 
-    await storage.update_profile(user.id, {"bio": "committed"})
+    await postgres_storage.update_profile(user.id, {"bio": "committed"})
     # A later change of another user marks the point the feed must have passed.
-    marker = await storage.create_user(unique_id(), {"username": unique_id()})
+    marker = await postgres_storage.create_user(unique_id(), {"username": unique_id()})
     await wait_until(lambda: versions_of(seen, marker.id) == [1])
     assert versions_of(seen, user.id) == [1, 2]
     assert [c.user.profile["bio"] for c in seen if c.user_id == user.id] == [None, "committed"]
-    assert (await storage.get_user(user.id)).profile["bio"] == "committed"
+    assert (await postgres_storage.get_user(user.id)).profile["bio"] == "committed"
 
 
-async def test_writes_from_any_client_are_announced(storage, postgres_url):
+async def test_writes_from_any_client_are_announced(postgres_storage, postgres_url):
     """The trigger announces a write made outside svc too (a migration script, psql)."""
     seen: list[Change] = []
-    storage.subscribe(seen.append)
-    user = await storage.create_user(unique_id(), {"username": unique_id()})
+    postgres_storage.subscribe(seen.append)
+    user = await postgres_storage.create_user(unique_id(), {"username": unique_id()})
     async with aiopg.connect(postgres_url) as conn, conn.cursor() as cur:
         await cur.execute(
             'UPDATE users SET profile = profile || \'{"bio": "by hand"}\','
@@ -72,22 +63,24 @@ async def test_writes_from_any_client_are_announced(storage, postgres_url):
     assert changes_of(seen, user.id)[-1].user.profile["bio"] == "by hand"
 
 
-async def test_password_change_is_not_announced(storage):
+async def test_password_change_is_not_announced(postgres_storage):
     seen: list[Change] = []
-    storage.subscribe(seen.append)
-    user = await storage.create_user(unique_id(), {"username": unique_id()})
-    await storage.set_password_hash(user.id, "$hash$")
-    marker = await storage.create_user(unique_id(), {"username": unique_id()})
+    postgres_storage.subscribe(seen.append)
+    user = await postgres_storage.create_user(unique_id(), {"username": unique_id()})
+    await postgres_storage.set_password_hash(user.id, "$hash$")
+    marker = await postgres_storage.create_user(unique_id(), {"username": unique_id()})
     await wait_until(lambda: versions_of(seen, marker.id) == [1])
     assert versions_of(seen, user.id) == [1]
 
 
-async def test_big_profile_is_read_back(storage):
+async def test_big_profile_is_read_back(postgres_storage):
     """A row over NOTIFY's 8000-byte limit is announced by id and read back by the listener."""
     seen: list[Change] = []
-    storage.subscribe(seen.append)
+    postgres_storage.subscribe(seen.append)
     urls = {f"size{i}": "https://cdn.example/" + "a" * 1000 + str(i) for i in range(16)}
-    user = await storage.create_user(unique_id(), {"username": unique_id(), "avatar_urls": urls})
+    user = await postgres_storage.create_user(
+        unique_id(), {"username": unique_id(), "avatar_urls": urls}
+    )
     await wait_until(lambda: versions_of(seen, user.id) == [1])
     assert changes_of(seen, user.id)[-1].user.to_dict() == user.to_dict()
 

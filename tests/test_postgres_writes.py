@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from svc_postgres import PostgresStorage
 
 from svc.storage import Conflict
 from svc.testing import unique_id
@@ -13,21 +12,13 @@ from svc.testing import unique_id
 pytestmark = pytest.mark.postgres
 
 
-@pytest.fixture
-async def storage(postgres_url):
-    backend = PostgresStorage(postgres_url)
-    await backend.open()
-    yield backend
-    await backend.close()
-
-
-async def test_concurrent_creates_of_one_id_insert_once(storage):
+async def test_concurrent_creates_of_one_id_insert_once(postgres_storage):
     user_id, username = unique_id(), unique_id()
     fields = ["display_name", "bio", "email", "avatar_url"]
     values = {"email": "a@b.co", "avatar_url": "https://img.example/a.png"}
     results = await asyncio.gather(
         *(
-            storage.update_profile(
+            postgres_storage.update_profile(
                 user_id, {"username": username, f: values.get(f, f"{f}!")}, create=True
             )
             for f in fields * 3
@@ -35,15 +26,15 @@ async def test_concurrent_creates_of_one_id_insert_once(storage):
     )
     assert sum(created for _, created in results) == 1
     assert sorted(user.version for user, _ in results) == list(range(1, 13))
-    final = await storage.get_user(user_id)
+    final = await postgres_storage.get_user(user_id)
     assert final.version == 12
     assert all(final.profile[f] is not None for f in fields)  # every create-or-merge survived
 
 
-async def test_concurrent_claims_of_one_username_let_exactly_one_win(storage):
+async def test_concurrent_claims_of_one_username_let_exactly_one_win(postgres_storage):
     username = unique_id()
     results = await asyncio.gather(
-        *(storage.create_user(unique_id(), {"username": username}) for _ in range(8)),
+        *(postgres_storage.create_user(unique_id(), {"username": username}) for _ in range(8)),
         return_exceptions=True,
     )
     winners = [r for r in results if not isinstance(r, Exception)]
