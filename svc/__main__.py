@@ -1,4 +1,4 @@
-"""``python -m svc [serve | plugins]`` (also installed as the ``svc`` command)."""
+"""``python -m svc [serve | plugins [--check]]`` (also installed as the ``svc`` command)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import argparse
 import logging
 import sys
 
+from .broker.registry import broker_plugins
+from .registry import PluginError, Registry
 from .settings import Settings, SettingsError
-from .storage import registry
+from .storage.registry import scheme_of, storage_plugins
 
 log = logging.getLogger("svc")
 
@@ -19,18 +21,47 @@ def main(argv: list[str] | None = None) -> int:
         nargs="?",
         default="serve",
         choices=["serve", "plugins"],
-        help="serve (the default) runs the service; plugins lists the storage schemes installed",
+        help="serve (the default) runs the service; plugins lists the storage and broker "
+        "plugins installed",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="with plugins: import each one and say what is wrong with it",
     )
     args = parser.parse_args(argv)
     if args.command == "plugins":
-        return list_plugins()
+        return list_plugins(check=args.check)
     return serve()
 
 
-def list_plugins() -> int:
-    for scheme, info in registry.available().items():
-        print(f"{scheme:<12} {info.target:<40} {info.origin}")
-    return 0
+def list_plugins(check: bool = False) -> int:
+    problems = 0
+    for registry in (storage_plugins, broker_plugins):
+        print(f"{registry.kind} ({registry.group}):")
+        for scheme, info in registry.available().items():
+            line = f"  {scheme:<12} {info.target:<40} {info.origin}"
+            if check:
+                problem = _check(registry, info)
+                problems += problem is not None
+                line += f"  {'ok' if problem is None else 'BROKEN: ' + problem}"
+            print(line)
+    return 1 if problems else 0
+
+
+def _check(registry: Registry, info) -> str | None:
+    """What is wrong with one plugin, or None: it imports, is of the right kind, and
+    implements every abstract method (else it would fail only when svc builds it)."""
+    try:
+        cls = registry.load(info)
+    except (PluginError, TypeError) as exc:
+        return str(exc)
+    except Exception as exc:  # noqa: BLE001 - a plugin's own import error, reported not raised
+        return f"importing it failed: {type(exc).__name__}: {exc}"
+    missing = sorted(getattr(cls, "__abstractmethods__", ()))
+    if missing:
+        return f"does not implement {', '.join(missing)}"
+    return None
 
 
 def serve() -> int:
@@ -59,7 +90,11 @@ def _run(settings: Settings) -> None:
         log.warning(
             "JWT_SECRET_KEY is not set: auth is off, anyone may change any user (open mode)"
         )
-    log.info("storage: %s", registry.scheme_of(settings.database_url))
+    log.info(
+        "storage: %s; broker: %s",
+        scheme_of(settings.database_url),
+        scheme_of(settings.resolved_broker_url),
+    )
     app = create_app(settings)
     web.run_app(
         app,

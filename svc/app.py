@@ -1,9 +1,9 @@
 """``create_app(settings)``: the one aiohttp application.
 
 Resources are opened through ``cleanup_ctx`` in dependency order (password
-pool, storage, then the rooms hub that listens to storage) and closed in the
-reverse order.  ``on_shutdown`` runs before any of that: every WebSocket gets
-its 1001 while storage is still there.
+pool, storage, the broker with the rooms hub as its listener) and closed in
+the reverse order.  ``on_shutdown`` runs before any of that: every WebSocket
+gets its 1001 while the broker and storage are still there.
 """
 
 from __future__ import annotations
@@ -11,35 +11,43 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from . import auth, cors, health, members, openapi, users, ws
-from .errors import error_middleware
-from .keys import HUB, PASSWORDS, SETTINGS, STORAGE
+from .broker import Broker
+from .broker.registry import get_plugin as get_broker_plugin
+from .http import auth, cors, health, members, openapi, users
+from .http.errors import error_middleware
+from .keys import BROKER, HUB, PASSWORDS, SETTINGS, STORAGE
 from .passwords import Passwords
-from .rooms import Hub
+from .rooms import Hub, ws
 from .settings import Settings, SettingsError
 from .storage import Storage, Unavailable
-from .storage.registry import get_plugin
+from .storage.registry import get_plugin as get_storage_plugin
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, storage: Storage | None = None) -> web.Application:
-    """The application.  ``storage`` overrides the one ``settings.database_url`` names
-    (tests use it to share one backend between several apps)."""
+def create_app(
+    settings: Settings | None = None,
+    storage: Storage | None = None,
+    broker: Broker | None = None,
+) -> web.Application:
+    """The application.  ``storage`` and ``broker`` override the ones the settings name
+    (tests use them to share one backend between several apps)."""
     settings = settings or Settings()
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
-    app[STORAGE] = storage or get_plugin(settings.database_url)(settings.database_url)
+    app[STORAGE] = storage or get_storage_plugin(settings.database_url)(settings.database_url)
+    broker_url = settings.resolved_broker_url
+    app[BROKER] = broker or get_broker_plugin(broker_url)(broker_url)
     app[PASSWORDS] = Passwords(settings.bcrypt_rounds)
+    app[HUB] = Hub(app[STORAGE], app[BROKER])
     app.cleanup_ctx.append(_passwords_ctx)
     app.cleanup_ctx.append(_storage_ctx)
-    app[HUB] = Hub(app[STORAGE])
-    app.cleanup_ctx.append(_hub_ctx)  # after storage: it listens to storage's feeds
-    app.on_shutdown.append(_close_sockets)  # shutdown runs before any cleanup closes storage
+    app.cleanup_ctx.append(_broker_ctx)  # after storage: the hub reads users as news arrives
+    app.on_shutdown.append(_close_sockets)  # shutdown runs before any cleanup
     health.setup_routes(app)
     users.setup_routes(app)
     auth.setup_routes(app)
@@ -57,40 +65,55 @@ async def _passwords_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
     storage = app[STORAGE]
-    await open_with_retry(storage, app[SETTINGS].database_timeout)
+    await open_with_retry(
+        "DATABASE_URL", "the database", storage.open, storage.close, app[SETTINGS]
+    )
     yield
     await storage.close()
 
 
-async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
-    app[HUB].start()
+async def _broker_ctx(app: web.Application) -> AsyncIterator[None]:
+    broker, hub = app[BROKER], app[HUB]
+    await open_with_retry(
+        "BROKER_URL", "the broker", lambda: broker.open(hub), broker.close, app[SETTINGS]
+    )
+    hub.start()
     yield
-    await app[HUB].stop()
+    await hub.stop()
+    await broker.close()
 
 
 async def _close_sockets(app: web.Application) -> None:
     await app[HUB].close_all()  # 1001 Going Away
 
 
-async def open_with_retry(storage: Storage, timeout: float) -> None:
-    """Open storage, retrying with backoff while it answers Unavailable.
+async def open_with_retry(
+    variable: str,
+    what: str,
+    open_: Callable[[], Awaitable[None]],
+    close: Callable[[], Awaitable[None]],
+    settings: Settings,
+) -> None:
+    """Open, retrying with backoff while it answers Unavailable.
 
-    A PaaS may start svc before its database; past ``timeout`` seconds start-up
-    stops with one line naming DATABASE_URL.
+    A PaaS may start svc before its database; past ``DATABASE_TIMEOUT``
+    seconds start-up stops with one line naming ``variable``.
     """
+    timeout = settings.database_timeout
     deadline = time.monotonic() + timeout
     delay = 0.2
     while True:
         try:
-            await storage.open()
+            await open_()
             return
         except Unavailable as exc:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                await storage.close()
+                await close()
                 raise SettingsError(
-                    "DATABASE_URL", f"the database did not answer within {timeout:g} s ({exc})"
+                    variable, f"{what} did not answer within {timeout:g} s ({exc})"
                 ) from None
-            log.warning("storage not ready (%s); retrying in %.1f s", exc, min(delay, remaining))
-            await asyncio.sleep(min(delay, remaining))
+            wait = min(delay, remaining)
+            log.warning("%s not ready (%s); retrying in %.1f s", what, exc, wait)
+            await asyncio.sleep(wait)
             delay = min(delay * 2, 5.0)

@@ -2,6 +2,7 @@
 
 from aiohttp import web
 
+from .broker import Broker
 from .passwords import Passwords
 from .rooms import Hub
 from .settings import Settings
@@ -9,6 +10,7 @@ from .storage import Storage
 
 SETTINGS = web.AppKey("settings", Settings)
 STORAGE = web.AppKey("storage", Storage)
+BROKER = web.AppKey("broker", Broker)
 PASSWORDS = web.AppKey("passwords", Passwords)
 HUB = web.AppKey("hub", Hub)
 #: The OpenAPI document and the /docs page, rendered once at start.

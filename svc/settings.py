@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .broker import registry as broker_registry
 from .storage import registry
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,8 @@ class SettingsError(Exception):
 @dataclass(frozen=True)
 class Settings:
     database_url: str = "memory://"
+    #: None: the storage's own broker (Postgres storage → Postgres), else in-process.
+    broker_url: str | None = None
     host: str = "0.0.0.0"
     port: int = 8000
     jwt_secret_key: str | None = None
@@ -37,6 +40,14 @@ class Settings:
     database_timeout: float = 30.0
     #: Largest request body accepted; larger ones get 413.
     max_body_bytes: int = 64 * 1024
+
+    @property
+    def resolved_broker_url(self) -> str:
+        """``BROKER_URL``, or the storage's natural broker, or ``memory://``."""
+        if self.broker_url is not None:
+            return self.broker_url
+        storage_cls = registry.get_plugin(self.database_url)
+        return storage_cls.default_broker_url(self.database_url) or "memory://"
 
     @property
     def auth_enabled(self) -> bool:
@@ -51,6 +62,12 @@ class Settings:
             registry.get_plugin(database_url).check_url(database_url)
         except (registry.PluginError, TypeError, ValueError) as exc:
             raise SettingsError("DATABASE_URL", str(exc)) from None
+        broker_url = get.str("BROKER_URL", None)
+        if broker_url is not None:
+            try:
+                broker_registry.get_plugin(broker_url).check_url(broker_url)
+            except (broker_registry.PluginError, TypeError, ValueError) as exc:
+                raise SettingsError("BROKER_URL", str(exc)) from None
         regex = get.str("CORS_ORIGIN_REGEX", None)
         if regex is not None:
             try:
@@ -66,6 +83,7 @@ class Settings:
         origins = tuple(o.strip() for o in get.str("CORS_ORIGINS", "").split(",") if o.strip())
         return cls(
             database_url=database_url,
+            broker_url=broker_url,
             host=get.str("HOST", cls.host),
             port=get.int("PORT", cls.port, 1, 65535),
             jwt_secret_key=secret,

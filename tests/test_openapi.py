@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from svc import openapi
+from svc.http import openapi
 from svc.keys import OPENAPI_JSON
 from svc.testing import unique_id
 

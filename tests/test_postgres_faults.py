@@ -17,9 +17,9 @@ import pytest
 from svc_postgres import PostgresStorage
 
 from svc.app import create_app
+from svc.broker import Change
 from svc.keys import STORAGE
 from svc.settings import Settings
-from svc.storage import Change
 from svc.testing import unique_id, wait_until
 
 pytestmark = pytest.mark.postgres

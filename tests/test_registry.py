@@ -63,7 +63,7 @@ def test_third_party_plugin_found_by_its_entry_point(third_party):
 
 def test_builtin_cannot_be_replaced_by_another_package(third_party, caplog):
     assert registry.get_plugin("memory://") is MemoryStorage
-    assert "ignoring svc-third's plugin" in caplog.text
+    assert "ignoring svc-third's storage plugin" in caplog.text
 
 
 def test_non_storage_plugin_is_a_type_error(third_party):

@@ -18,8 +18,8 @@ from svc.testing import unique_id
 async def test_a_client_that_stops_reading_is_closed_with_1013(aiohttp_client, settings):
     app = create_app(settings)
     hub = app[HUB]
-    hub.max_backlog = 64 * 1024
-    hub.frame_rate = hub.frame_burst = 100_000  # the sender here floods on purpose
+    hub.limits.max_backlog = 64 * 1024
+    hub.limits.frame_rate = hub.limits.frame_burst = 100_000  # the sender here floods on purpose
     client = await aiohttp_client(app)
     sender, reader, sleeper = [await new_user(client) for _ in range(3)]
     room = unique_id("r")
@@ -128,7 +128,7 @@ async def test_a_flood_is_refused_then_closed_with_1008(make_client):
     alice = await new_user(client)
     ws, _ = await join(client, unique_id("r"), alice)
     hub = client.app[HUB]
-    for _ in range(int(hub.frame_burst) + hub.flood_strikes + 50):
+    for _ in range(int(hub.limits.frame_burst) + hub.limits.flood_strikes + 50):
         await ws.send_json({"type": "ping"})
     codes = []
     async with asyncio.timeout(10):
@@ -157,7 +157,7 @@ async def test_a_member_that_leaves_abruptly_is_gone_from_presence(client):
 
 async def test_one_frame_bigger_than_the_bound_still_goes_out(aiohttp_client, settings):
     app = create_app(settings)
-    app[HUB].max_backlog = 1024  # smaller than the message below
+    app[HUB].limits.max_backlog = 1024  # smaller than the message below
     client = await aiohttp_client(app)
     alice, bob = await new_user(client), await new_user(client)
     room = unique_id("r")
@@ -172,7 +172,7 @@ async def test_one_frame_bigger_than_the_bound_still_goes_out(aiohttp_client, se
 
 async def test_a_peer_that_stops_answering_pings_is_dropped(aiohttp_client, settings):
     app = create_app(settings)
-    app[HUB].heartbeat = 0.2
+    app[HUB].limits.heartbeat = 0.2
     client = await aiohttp_client(app)
     alice, bob = await new_user(client), await new_user(client)
     room = unique_id("r")

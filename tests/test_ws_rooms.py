@@ -15,7 +15,7 @@ from ws_helpers import (
     presence_where,
 )
 
-from svc.keys import HUB, STORAGE
+from svc.keys import BROKER, HUB
 from svc.testing import unique_id
 
 
@@ -38,13 +38,8 @@ async def test_two_devices_see_each_other_and_profile_changes(client):
     response = await client.put(f"/users/{bob}/profile", json={"display_name": "Bob B."})
     assert response.status == 200
     update = await frame_where(ws_a, lambda f: f["type"] == "profile_updated")
-    assert update == {
-        "type": "profile_updated",
-        "room": r1,
-        "user_id": bob,
-        "profile": (await response.json())["profile"],
-        "version": 2,
-    }
+    # The whole user record, in the shape of every REST body.
+    assert update == {"type": "profile_updated", "room": r1, **(await response.json())}
     assert update["profile"]["display_name"] == "Bob B."
     # Bob's own device is in r1 too; Carol, in r2, gets nothing about Bob.
     assert (await frame_where(ws_b, lambda f: f["type"] == "profile_updated"))["version"] == 2
@@ -271,19 +266,19 @@ async def test_lost_presence_announcements_are_repaired(client):
     alice, bob = await new_user(client), await new_user(client)
     room = unique_id("r")
     ws_a, _ = await join(client, room, alice)
-    hub, storage = client.app[HUB], client.app[STORAGE]
+    hub, broker = client.app[HUB], client.app[BROKER]
 
     async def unheard(change):
-        # As if the backend's LISTEN connection were down: the hub hears nothing.
-        hub._unsubscribe[1]()
+        # As if the broker's connection were down: the hub hears nothing.
+        hub.on_presence = lambda change: None
         await change
-        hub._unsubscribe[1] = storage.subscribe_presence(hub._on_presence)
+        del hub.on_presence
 
-    await unheard(storage.presence_join(room, bob))
+    await unheard(broker.presence_join(room, bob))
     assert bob not in set(hub.member_ids(room))  # the hub missed it
     await hub.reconcile()
     assert (await frame_where(ws_a, presence_where(room, joined=bob)))["member_count"] == 2
-    await unheard(storage.presence_leave(room, bob))
+    await unheard(broker.presence_leave(room, bob))
     await hub.reconcile()
     assert (await frame_where(ws_a, presence_where(room, left=bob)))["member_count"] == 1
     await ws_a.close()

@@ -2,7 +2,7 @@
 
 Every method runs to completion without awaiting, so on one event loop each
 write is atomic for free: two concurrent partial updates of different fields
-both survive.  Changes are announced in process, right after the write.
+both survive.  Nothing is kept across a restart: ``memory://`` is for local use and tests.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from typing import Any
 
 from svc.storage import (
     PROFILE_FIELDS,
-    Change,
     Conflict,
     Credentials,
     NotFound,
     Storage,
     User,
     VersionMismatch,
+    username_key,
 )
 
 __all__ = ["MemoryStorage"]
@@ -35,7 +35,7 @@ class MemoryStorage(Storage):
         super().__init__(url)
         self._users: dict[str, User] = {}
         self._hashes: dict[str, str] = {}
-        self._ids_by_username: dict[str, str] = {}  # casefolded username → id
+        self._ids_by_username: dict[str, str] = {}  # username_key(username) → id
 
     async def open(self) -> None:
         pass
@@ -64,7 +64,6 @@ class MemoryStorage(Storage):
         self._users[user_id] = user
         if password_hash is not None:
             self._hashes[user_id] = password_hash
-        self.announce(Change(user_id, 1, user))
         return user
 
     async def get_user(self, user_id: str) -> User:
@@ -100,7 +99,6 @@ class MemoryStorage(Storage):
             updated_at=_now(),
         )
         self._users[user_id] = user
-        self.announce(Change(user_id, user.version, user))
         return user, False
 
     async def set_password_hash(self, user_id: str, password_hash: str) -> datetime:
@@ -111,32 +109,36 @@ class MemoryStorage(Storage):
         return now
 
     async def get_credentials(self, user_id: str) -> Credentials:
-        await self.get_user(user_id)
-        return Credentials(user_id, self._hashes.get(user_id))
+        return self._credentials(await self.get_user(user_id))
 
     async def find_credentials(self, username: str) -> Credentials:
-        user_id = self._ids_by_username.get(username.casefold())
+        user_id = self._ids_by_username.get(username_key(username))
         if user_id is None:
             raise NotFound(username)
-        return Credentials(user_id, self._hashes.get(user_id))
+        return self._credentials(self._users[user_id])
 
-    async def delete_user(self, user_id: str) -> None:
+    def _credentials(self, user: User) -> Credentials:
+        return Credentials(
+            user.id, self._hashes.get(user.id), user.password_updated_at, user.created_at
+        )
+
+    async def delete_user(self, user_id: str) -> User:
         user = self._users.pop(user_id, None)
         if user is None:
             raise NotFound(user_id)
         self._hashes.pop(user_id, None)
         username = user.profile.get("username")
         if username is not None:
-            self._ids_by_username.pop(username.casefold(), None)
-        self.announce(Change(user_id, user.version + 1, None))
+            self._ids_by_username.pop(username_key(username), None)
+        return user
 
     def _claim_username(self, user_id: str, new: str | None, old: str | None = None) -> None:
         """Move the user's claim on a username; Conflict if another user holds it."""
         if new is not None:
-            holder = self._ids_by_username.get(new.casefold())
+            holder = self._ids_by_username.get(username_key(new))
             if holder is not None and holder != user_id:
                 raise Conflict(f"username {new!r} is taken", field="username")
         if old is not None:
-            self._ids_by_username.pop(old.casefold(), None)
+            self._ids_by_username.pop(username_key(old), None)
         if new is not None:
-            self._ids_by_username[new.casefold()] = user_id
+            self._ids_by_username[username_key(new)] = user_id

@@ -22,8 +22,9 @@ from collections.abc import Awaitable, Callable, Iterable
 import aiopg
 import psycopg2
 
-from svc.storage import Change, Storage, Unavailable, User
-from svc.storage.base import moves_forward
+from svc.broker import Change
+from svc.rooms.versions import moves_forward
+from svc.storage import Storage, Unavailable, User
 
 from .errors import CONNECTION_ERRORS, describe
 from .migrations import CHANNEL

@@ -23,7 +23,7 @@ import asyncio
 import json
 import logging
 
-from svc.storage.base import PresenceChange
+from svc.broker import PresenceChange
 
 log = logging.getLogger(__name__)
 

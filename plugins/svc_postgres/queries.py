@@ -53,11 +53,10 @@ SET_PASSWORD_HASH = """
 UPDATE users SET password_hash = %s, password_updated_at = clock_timestamp()
 WHERE id = %s RETURNING password_updated_at
 """
-GET_CREDENTIALS = "SELECT id, password_hash FROM users WHERE id = %s"
-FIND_CREDENTIALS = (
-    "SELECT id, password_hash FROM users WHERE lower(profile->>'username') = lower(%s)"
-)
-DELETE_USER = "DELETE FROM users WHERE id = %s RETURNING version"
+CREDENTIALS = "id, password_hash, password_updated_at, created_at"
+GET_CREDENTIALS = f"SELECT {CREDENTIALS} FROM users WHERE id = %s"
+FIND_CREDENTIALS = f"SELECT {CREDENTIALS} FROM users WHERE lower(profile->>'username') = lower(%s)"
+DELETE_USER = f"DELETE FROM users WHERE id = %s RETURNING {COLUMNS}"
 
 #: Constraint names, to tell which unique value a UniqueViolation is about.
 ID_KEY = "users_pkey"

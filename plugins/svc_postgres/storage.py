@@ -24,30 +24,19 @@ from svc.storage import Credentials, NotFound, Storage, Unavailable, User, Versi
 
 from . import queries as q
 from .errors import translated
-from .listener import ChangeFeed
 from .migrations import migrate
 from .pool import connection
-from .presence import PostgresPresence
 from .url import PostgresURL
 
 log = logging.getLogger(__name__)
 
 #: Seconds a request may wait for a pooled connection, and for one statement.
 TIMEOUT = 5.0
-#: libpq keepalives for the LISTEN connection, which may sit idle for hours: a
-#: silently dropped connection is noticed within ~30 s instead of never.
-LISTENER_KEEPALIVES = {
-    "keepalives": "1",
-    "keepalives_idle": "10",
-    "keepalives_interval": "5",
-    "keepalives_count": "3",
-}
-
 #: hstore would cost a query per new connection, and we store jsonb.
 CONNECTION_OPTIONS = {"enable_hstore": False, "enable_uuid": False}
 
 
-class PostgresStorage(PostgresPresence, Storage):
+class PostgresStorage(Storage):
     def __init__(self, url: str):
         super().__init__(url)
         self._url = PostgresURL.parse(url)
@@ -65,13 +54,15 @@ class PostgresStorage(PostgresPresence, Storage):
             f"{params.get('options', '')} -c TimeZone=UTC -c statement_timeout={statement_ms}"
         ).strip()
         self._dsn = psycopg2.extensions.make_dsn(**params)
-        self._listener_dsn = psycopg2.extensions.make_dsn(**{**LISTENER_KEEPALIVES, **params})
         self._pool: aiopg.Pool | None = None
-        self._feed = ChangeFeed(self, self._connect_listener, self.get_users)
 
     @classmethod
     def check_url(cls, url: str) -> None:
         PostgresURL.parse(url)
+
+    @classmethod
+    def default_broker_url(cls, url: str) -> str | None:
+        return url  # LISTEN/NOTIFY on the same database: nothing else to run
 
     def __repr__(self) -> str:
         return f"<PostgresStorage {self._url.redacted} {self.application_name}>"
@@ -105,12 +96,8 @@ class PostgresStorage(PostgresPresence, Storage):
                 async with conn.cursor() as cur:
                     await cur.execute("SET statement_timeout = 0")
                 await migrate(conn)
-            await self._presence_start()  # first: it adds its channel to the feed's LISTEN
-            await self._feed.start()
 
     async def close(self) -> None:
-        await self._presence_stop()  # first: its goodbye needs the pool
-        await self._feed.stop()
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.terminate()
@@ -122,15 +109,9 @@ class PostgresStorage(PostgresPresence, Storage):
             await self._fetchone("SELECT 1", ())
         except Unavailable as exc:
             down.append(f"pool is down ({exc})")
-        if not self._feed.connected:
-            down.append("listener is down (reconnecting)")
         if down:
             raise Unavailable("; ".join(down))
-        return {"pool": "ok", "listener": "ok"}
-
-    async def _connect_listener(self) -> aiopg.Connection:
-        with translated():
-            return await aiopg.connect(self._listener_dsn, timeout=TIMEOUT, **CONNECTION_OPTIONS)
+        return {"pool": "ok"}
 
     async def _fetch(self, sql: str, params, one: bool = True, **context):
         if self._pool is None:
@@ -203,14 +184,16 @@ class PostgresStorage(PostgresPresence, Storage):
         row = await self._fetchone(q.GET_CREDENTIALS, (user_id,))
         if row is None:
             raise NotFound(user_id)
-        return Credentials(row[0], row[1])
+        return Credentials(*row)
 
     async def find_credentials(self, username: str) -> Credentials:
         row = await self._fetchone(q.FIND_CREDENTIALS, (username,))
         if row is None:
             raise NotFound(username)
-        return Credentials(row[0], row[1])
+        return Credentials(*row)
 
-    async def delete_user(self, user_id: str) -> None:
-        if await self._fetchone(q.DELETE_USER, (user_id,)) is None:
+    async def delete_user(self, user_id: str) -> User:
+        row = await self._fetchone(q.DELETE_USER, (user_id,))
+        if row is None:
             raise NotFound(user_id)
+        return q.user_from_row(row)

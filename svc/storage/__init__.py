@@ -1,27 +1,22 @@
-"""Storage: the backend interface (``base``) and the scheme → plugin registry (``registry``)."""
+"""Storage: the user store interface plugins implement, its records and its errors.
 
-from .base import (
-    PROFILE_FIELDS,
-    Change,
-    Conflict,
-    Credentials,
-    NotFound,
-    Storage,
-    StorageError,
-    Unavailable,
-    User,
-    VersionMismatch,
-)
+Third parties import from here; these names stay where they are.
+"""
+
+from .base import Storage
+from .errors import Conflict, Misconfigured, NotFound, StorageError, Unavailable, VersionMismatch
+from .models import PROFILE_FIELDS, Credentials, User, username_key
 
 __all__ = [
     "PROFILE_FIELDS",
-    "Change",
     "Conflict",
     "Credentials",
+    "Misconfigured",
     "NotFound",
     "Storage",
     "StorageError",
     "Unavailable",
     "User",
     "VersionMismatch",
+    "username_key",
 ]

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 
 from aiohttp import web
 
+from ..broker import Change
+from ..keys import BROKER, PASSWORDS, STORAGE
+from ..storage import NotFound, User
+from ..views import format_timestamp, user_json
 from .auth import authorize_write
 from .bodies import read_json
 from .errors import APIError
-from .keys import PASSWORDS, STORAGE
+from .ids import USER_ID
 from .schemas import new_user_schema, password_schema, profile_schema
-from .storage import NotFound, User
-from .storage.base import format_timestamp
 
-# Route patterns: an id that breaks the rule is simply no such resource (404).
-USER_ID = r"{user_id:[A-Za-z0-9_-]{1,64}}"
+log = logging.getLogger(__name__)
 _ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,18})"?\s*$')
 
 
@@ -26,7 +28,7 @@ def _etag(user: User) -> str:
 
 def user_response(user: User, status: int = 200, headers: dict | None = None) -> web.Response:
     response = web.Response(
-        body=user.json_body, status=status, content_type="application/json", headers=headers
+        body=user_json(user), status=status, content_type="application/json", headers=headers
     )
     response.headers["ETag"] = _etag(user)
     return response
@@ -38,6 +40,7 @@ async def create_user(request: web.Request) -> web.Response:
     password = body.pop("password", None)
     password_hash = await request.app[PASSWORDS].hash(password) if password is not None else None
     user = await request.app[STORAGE].create_user(user_id, body, password_hash)
+    await publish(request, Change(user.id, user.version, user))
     return user_response(user, 201, {"Location": f"/users/{user.id}"})
 
 
@@ -71,6 +74,7 @@ async def update_profile(request: web.Request) -> web.Response:
             "no such user; to create one, include a username",
             {"username": ["Missing data for required field."]},
         ) from None
+    await publish(request, Change(user.id, user.version, user))
     if created:
         return user_response(user, 201, {"Location": f"/users/{user.id}"})
     return user_response(user)
@@ -108,8 +112,18 @@ async def set_password(request: web.Request) -> web.Response:
 async def delete_user(request: web.Request) -> web.Response:
     user_id = request.match_info["user_id"]
     authorize_write(request, user_id)
-    await request.app[STORAGE].delete_user(user_id)
+    user = await request.app[STORAGE].delete_user(user_id)
+    await publish(request, Change(user_id, user.version + 1, None, deleted=True))
     return web.Response(status=204)
+
+
+async def publish(request: web.Request, change: Change) -> None:
+    """Tell every process of a committed change.  The write stands whatever happens
+    here: a broker that cannot take it now is repaired by the rooms' periodic re-read."""
+    try:
+        await request.app[BROKER].publish_change(change)
+    except Exception as exc:  # noqa: BLE001 - never turn a committed write into an error
+        log.warning("broker: could not publish the change of %s (%s)", change.user_id, exc)
 
 
 def setup_routes(app: web.Application) -> None:

@@ -1,6 +1,6 @@
 """``GET /rooms/{room_id}/members``: who is present in a room, service-wide, paged.
 
-Read from storage, not from this process's hub, so any process answers for
+Read from the broker, not from this process's hub, so any process answers for
 every room.  Members come in id order; the cursor is the last id of the page,
 opaque to clients.
 """
@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
+import json
 
 from aiohttp import web
 
+from ..keys import BROKER, STORAGE
+from ..views import member_json, member_records
 from .errors import APIError
-from .frames import member_records
-from .keys import STORAGE
-from .ws import ROOM_ID
+from .ids import ROOM_ID, is_valid_id
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 500
-_USER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def encode_cursor(user_id: str) -> str:
@@ -31,7 +30,7 @@ def _decode_cursor(cursor: str) -> str:
         user_id = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, ValueError):
         user_id = ""
-    if not _USER_ID.fullmatch(user_id):
+    if not is_valid_id(user_id):
         raise APIError(
             422, "validation_failed", "bad query", {"cursor": ["not a cursor from this API"]}
         )
@@ -56,16 +55,18 @@ async def list_members(request: web.Request) -> web.Response:
     limit = _limit(request.query.get("limit"))
     cursor = request.query.get("cursor")
     after = _decode_cursor(cursor) if cursor else None
-    storage = request.app[STORAGE]
-    ids = await storage.presence_members(room_id, after, limit + 1)
+    storage, broker = request.app[STORAGE], request.app[BROKER]
+    ids = await broker.presence_members(room_id, after, limit + 1)
     page, more = ids[:limit], len(ids) > limit
-    return web.json_response(
-        {
-            "members": [user.to_dict() for user in await member_records(storage, page)],
-            "member_count": await storage.presence_count(room_id),
-            "next_cursor": encode_cursor(page[-1]) if more else None,
-        }
+    members = b",".join(member_json(m) for m in await member_records(storage, page))
+    count = await broker.presence_count(room_id)
+    cursor = json.dumps(encode_cursor(page[-1]) if more else None)
+    body = b'{"members":[%s],"member_count":%d,"next_cursor":%s}' % (
+        members,
+        count,
+        cursor.encode(),
     )
+    return web.Response(body=body, content_type="application/json")
 
 
 def setup_routes(app: web.Application) -> None:

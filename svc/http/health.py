@@ -6,10 +6,10 @@ import json
 
 from aiohttp import web
 
-from . import __version__
+from .. import __version__
+from ..keys import BROKER, STORAGE
+from ..storage import Unavailable
 from .errors import error_response
-from .keys import STORAGE
-from .storage import Unavailable
 
 # Liveness is polled constantly and never changes: build its body once.
 _LIVE_BODY = json.dumps({"status": "ok", "service": "svc", "version": __version__}).encode()
@@ -20,12 +20,17 @@ async def liveness(request: web.Request) -> web.Response:
 
 
 async def readiness(request: web.Request) -> web.Response:
-    try:
-        checks = await request.app[STORAGE].ping()
-    except Unavailable as exc:
-        return error_response(
-            503, "unavailable", f"storage is not ready: {exc}", headers={"Retry-After": "1"}
-        )
+    checks: dict[str, str] = {}
+    down: list[str] = []
+    for part, service in (("storage", request.app[STORAGE]), ("broker", request.app[BROKER])):
+        try:
+            checks.update(
+                {f"{part}.{name}": state for name, state in (await service.ping()).items()}
+            )
+        except Unavailable as exc:
+            down.append(f"{part} is not ready: {exc}")
+    if down:
+        return error_response(503, "unavailable", "; ".join(down), headers={"Retry-After": "1"})
     return web.json_response({"status": "ready", "checks": checks})
 
 

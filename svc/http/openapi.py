@@ -18,9 +18,10 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema, fields, validate
 
-from . import __version__
+from .. import __version__
+from ..keys import DOCS_HTML, OPENAPI_JSON
+from ..settings import Settings
 from .docs import render
-from .keys import DOCS_HTML, OPENAPI_JSON
 from .schemas import (
     USER_ID_PATTERN,
     NewUserSchema,
@@ -28,7 +29,6 @@ from .schemas import (
     ProfileSchema,
     TokenRequestSchema,
 )
-from .settings import Settings
 
 # --- documentation-only schemas of the responses ----------------------------
 

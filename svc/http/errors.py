@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 from marshmallow import ValidationError
 
-from .storage import Conflict, NotFound, Unavailable, VersionMismatch
+from ..storage import Conflict, NotFound, Unavailable, VersionMismatch
 
 log = logging.getLogger(__name__)
 

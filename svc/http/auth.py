@@ -14,12 +14,12 @@ import time
 import jwt
 from aiohttp import web
 
+from ..keys import PASSWORDS, SETTINGS, STORAGE
+from ..settings import Settings
+from ..storage import NotFound
 from .bodies import read_json
 from .errors import APIError
-from .keys import PASSWORDS, SETTINGS, STORAGE
 from .schemas import token_request_schema
-from .settings import Settings
-from .storage import NotFound
 
 ALGORITHM = "HS256"
 # exp and sub must be there: a token without exp would live forever.

@@ -8,30 +8,25 @@ storage down (503), a plain HTTP request (426).
 from __future__ import annotations
 
 import asyncio
-import re
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from .auth import websocket_user_id
-from .errors import APIError
-from .keys import HUB
-from .storage import Unavailable
-from .users import USER_ID
-
-ROOM_ID = USER_ID.replace("user_id", "room_id")
-_USER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-#: Frames larger than this are closed with 1009 by aiohttp itself; a message's
-#: own limit (8 KiB of data) is checked by the hub, with an error frame.
-MAX_FRAME_BYTES = 64 * 1024
+from ..http.auth import websocket_user_id
+from ..http.errors import APIError
+from ..http.ids import ID_RULE, ROOM_ID, is_valid_id
+from ..keys import HUB
+from ..storage import Unavailable
 
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:
     room_id = request.match_info["room_id"]
     hub = request.app[HUB]
     ws = web.WebSocketResponse(
-        heartbeat=hub.heartbeat,
-        max_msg_size=MAX_FRAME_BYTES,
-        # The hub writes pre-framed bytes shared by every socket: no per-socket deflate.
+        heartbeat=hub.limits.heartbeat,
+        # Bigger frames are closed with 1009 by aiohttp itself; a message's own
+        # limit (8 KiB of data) is checked by the hub, with an error frame.
+        max_msg_size=hub.limits.max_frame_bytes,
+        # wire.py rule 1: the hub writes pre-framed bytes shared by every socket.
         compress=False,
     )
     if not ws.can_prepare(request).ok:
@@ -43,12 +38,12 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         )
     user_id = await websocket_user_id(request)
     if user_id is not None:
-        if not _USER_ID.fullmatch(user_id):
+        if not is_valid_id(user_id):
             raise APIError(
                 422,
                 "validation_failed",
                 "user_id is not valid",
-                {"user_id": ["1 to 64 of A-Z, a-z, 0-9, _ and -"]},
+                {"user_id": [ID_RULE]},
             )
 
     conn = await hub.join(room_id, user_id)

@@ -23,7 +23,7 @@ import aiohttp_cors
 from aiohttp import hdrs, web
 from aiohttp_cors.urldispatcher_router_adapter import ResourcesUrlDispatcherRouterAdapter
 
-from .settings import Settings
+from ..settings import Settings
 
 # The request headers clients send: JSON bodies, bearer tokens, optimistic concurrency.
 ALLOW_HEADERS = ("Content-Type", "Authorization", "If-Match", "If-None-Match")

@@ -1,0 +1,135 @@
+"""``Broker``: what crosses processes.  Committed user changes, room messages, presence.
+
+svc processes that share a broker are one service.  A broker is a plugin,
+registered in the ``svc.broker`` entry-point group under its URL scheme and
+chosen by ``BROKER_URL`` (by default the storage's own, see
+``Storage.default_broker_url``, else ``memory://``).  It is the only
+cross-process channel: storage keeps users, the broker moves news.
+
+How delivery works: svc opens the broker with a :class:`BrokerListener` (the
+rooms hub) and the broker calls it on the event loop, never concurrently:
+
+- ``on_change``: every change published by any instance, this one included,
+  exactly as published.  A change may arrive twice or late; the listener drops
+  versions it has already seen.
+- ``on_message``: every room message published by any *other* instance (the
+  publisher's own process delivered it locally already), in the order each
+  instance published them.
+- ``on_presence``: every transition of the whole service (a user's first
+  connection in a room anywhere, and their last), including those this
+  instance caused.  One caused here is delivered before ``presence_join`` or
+  ``presence_leave`` returns, so a joiner's welcome counts them.
+- ``on_gap``: the broker may have missed deliveries (its connection was down).
+  The listener repairs by re-reading what it cares about from storage.
+
+Rules every broker keeps (``svc.testing.BrokerConformance`` checks each):
+construction does no I/O; ``open`` raises ``Unavailable`` for "not yet";
+``close`` is safe twice and after a failed ``open``, and removes this
+instance's presence at once (others then see those users leave); an instance
+that dies without ``close`` is expired by the others within 30 s.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..storage.models import User
+
+
+@dataclass(frozen=True)
+class Change:
+    """A committed change of user ``user_id``, now at ``version``.
+
+    ``user`` is the record after the change, or ``None`` when only the id and
+    version travelled (a record too large for the broker's message; the
+    listener reads it from storage).  ``deleted``: the user was deleted; the
+    deletion's version is the last version + 1.
+    """
+
+    user_id: str
+    version: int
+    user: User | None
+    deleted: bool = False
+
+
+@dataclass(frozen=True)
+class PresenceChange:
+    """``user_id`` became present in (or absent from) room ``room_id``, service-wide."""
+
+    room_id: str
+    user_id: str
+    present: bool
+
+
+@dataclass(frozen=True)
+class RoomMessage:
+    """A member's message to a room: ``data`` is already serialised JSON text."""
+
+    room_id: str
+    sender: str
+    data: str
+
+
+class BrokerListener(Protocol):
+    def on_change(self, change: Change) -> None: ...
+    def on_message(self, message: RoomMessage) -> None: ...
+    def on_presence(self, change: PresenceChange) -> None: ...
+    def on_gap(self) -> None: ...
+
+
+class Broker(abc.ABC):
+    """The interface of a broker (9 coroutines)."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    @classmethod
+    def check_url(cls, url: str) -> None:
+        """Raise ValueError, for a person, if ``url`` cannot work.  No I/O, no password echoed."""
+        return None
+
+    # -- life cycle -------------------------------------------------------
+
+    @abc.abstractmethod
+    async def open(self, listener: BrokerListener) -> None:
+        """Connect and start delivering to ``listener``.  Unavailable: retried."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Stop delivering, drop this instance's presence, release everything.  Safe twice."""
+
+    @abc.abstractmethod
+    async def ping(self) -> dict[str, str]:
+        """Readiness: part name → ``"ok"``; raise Unavailable naming the part that is down."""
+
+    # -- news ---------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def publish_change(self, change: Change) -> None:
+        """Deliver ``change`` to every instance (this one included).  Called after commit."""
+
+    @abc.abstractmethod
+    async def publish_message(self, message: RoomMessage) -> None:
+        """Deliver ``message`` to every other instance, in the order published."""
+
+    # -- presence -------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def presence_join(self, room_id: str, user_id: str) -> None:
+        """This instance holds one more connection of ``user_id`` in ``room_id``."""
+
+    @abc.abstractmethod
+    async def presence_leave(self, room_id: str, user_id: str) -> None:
+        """This instance holds one connection fewer (a no-op if it holds none)."""
+
+    @abc.abstractmethod
+    async def presence_members(
+        self, room_id: str, after: str | None = None, limit: int = 100
+    ) -> list[str]:
+        """Up to ``limit`` ids present in ``room_id`` service-wide, in id order, after ``after``."""
+
+    @abc.abstractmethod
+    async def presence_count(self, room_id: str) -> int:
+        """How many users are present in ``room_id`` service-wide."""

@@ -1,0 +1,147 @@
+"""``memory://``: the in-process broker (the default with ``memory://`` storage).
+
+``memory://`` alone is private to one instance: one process, one service.
+``memory://NAME`` joins the in-process bus ``NAME``: every instance opened
+with that URL in this process sees the others, as processes sharing a real
+broker would (tests and embedders use it to run several apps in one process).
+
+Delivery is synchronous: a publish has reached every listener on the bus when
+it returns, so there is nothing to lose and ``on_gap`` is never called.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+from collections.abc import Callable
+from urllib.parse import urlsplit
+from weakref import WeakValueDictionary
+
+from .base import Broker, BrokerListener, Change, PresenceChange, RoomMessage
+
+__all__ = ["MemoryBroker"]
+
+
+class _Bus:
+    """The instances sharing one ``memory://NAME``, and who each holds in which room."""
+
+    def __init__(self) -> None:
+        self.members: list[MemoryBroker] = []
+        #: room → user → instance → connections held
+        self.presence: dict[str, dict[str, dict[MemoryBroker, int]]] = {}
+
+    def each(self, call: Callable[[BrokerListener], None], skip: MemoryBroker | None = None):
+        for broker in tuple(self.members):
+            if broker is not skip and broker._listener is not None:
+                try:
+                    call(broker._listener)
+                except Exception as exc:  # noqa: BLE001 - one bad listener must not starve the rest
+                    asyncio.get_running_loop().call_exception_handler(
+                        {"message": "broker listener failed", "exception": exc}
+                    )
+
+
+_named_buses: WeakValueDictionary[str, _Bus] = WeakValueDictionary()
+
+
+class MemoryBroker(Broker):
+    def __init__(self, url: str = "memory://"):
+        super().__init__(url)
+        name = urlsplit(url).netloc
+        self._bus_name = name or None
+        self._bus: _Bus | None = None
+        self._listener: BrokerListener | None = None
+
+    @classmethod
+    def check_url(cls, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.path not in ("", "/") or parts.query:
+            raise ValueError("a memory broker URL is memory:// or memory://NAME")
+
+    def __repr__(self) -> str:
+        return f"<MemoryBroker {self._bus_name or '(private)'}>"
+
+    # -- life cycle -------------------------------------------------------
+
+    async def open(self, listener: BrokerListener) -> None:
+        if self._bus is not None:
+            return
+        if self._bus_name is None:
+            bus = _Bus()
+        else:
+            bus = _named_buses.get(self._bus_name)
+            if bus is None:
+                bus = _named_buses[self._bus_name] = _Bus()
+        self._listener = listener
+        self._bus = bus
+        bus.members.append(self)
+
+    async def close(self) -> None:
+        bus, self._bus = self._bus, None
+        if bus is None:
+            return
+        # Goodbye: whoever only this instance held leaves now, as a process would.
+        for room_id, users in list(bus.presence.items()):
+            for user_id, holders in list(users.items()):
+                if holders.pop(self, None) is not None and not holders:
+                    self._drop(bus, room_id, user_id)
+        bus.members.remove(self)
+        self._listener = None
+
+    async def ping(self) -> dict[str, str]:
+        return {"broker": "ok"}
+
+    # -- news ---------------------------------------------------------------
+
+    async def publish_change(self, change: Change) -> None:
+        self._open_bus().each(lambda listener: listener.on_change(change))
+
+    async def publish_message(self, message: RoomMessage) -> None:
+        self._open_bus().each(lambda listener: listener.on_message(message), skip=self)
+
+    # -- presence -------------------------------------------------------------
+
+    async def presence_join(self, room_id: str, user_id: str) -> None:
+        bus = self._open_bus()
+        holders = bus.presence.setdefault(room_id, {}).setdefault(user_id, {})
+        holders[self] = holders.get(self, 0) + 1
+        if sum(holders.values()) == 1:
+            change = PresenceChange(room_id, user_id, True)
+            bus.each(lambda listener: listener.on_presence(change))
+
+    async def presence_leave(self, room_id: str, user_id: str) -> None:
+        bus = self._open_bus()
+        holders = bus.presence.get(room_id, {}).get(user_id)
+        if not holders or self not in holders:
+            return
+        holders[self] -= 1
+        if holders[self] <= 0:
+            del holders[self]
+        if not holders:
+            self._drop(bus, room_id, user_id)
+
+    async def presence_members(
+        self, room_id: str, after: str | None = None, limit: int = 100
+    ) -> list[str]:
+        ids = sorted(self._open_bus().presence.get(room_id, ()))
+        start = bisect.bisect_right(ids, after) if after is not None else 0
+        return ids[start : start + limit]
+
+    async def presence_count(self, room_id: str) -> int:
+        return len(self._open_bus().presence.get(room_id, ()))
+
+    # -------------------------------------------------------------------------
+
+    def _open_bus(self) -> _Bus:
+        if self._bus is None:
+            raise RuntimeError("the broker is not open")
+        return self._bus
+
+    @staticmethod
+    def _drop(bus: _Bus, room_id: str, user_id: str) -> None:
+        users = bus.presence[room_id]
+        del users[user_id]
+        if not users:
+            del bus.presence[room_id]
+        change = PresenceChange(room_id, user_id, False)
+        bus.each(lambda listener: listener.on_presence(change))

@@ -1,0 +1,1 @@
+"""The REST API: one module a job, each handler documenting its own operation."""

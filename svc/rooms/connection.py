@@ -1,0 +1,140 @@
+"""One WebSocket in one room: its bounded backlog, its frame budget, its closing."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING
+
+from aiohttp import WSCloseCode, web
+
+from . import wire
+
+if TYPE_CHECKING:
+    from .hub import RoomSettings
+
+
+class Connection:
+    """Frames sent before the welcome are held, then follow it."""
+
+    __slots__ = (
+        "id",
+        "room_id",
+        "user_id",
+        "ws",
+        "closed",
+        "_limits",
+        "_spawn",
+        "_transport",
+        "_held",
+        "_held_bytes",
+        "_tokens",
+        "_last_refill",
+        "_strikes",
+        "_close_later",
+    )
+
+    def __init__(
+        self,
+        room_id: str,
+        user_id: str | None,
+        limits: RoomSettings,
+        spawn: Callable[[Coroutine], asyncio.Task],
+    ):
+        self.id = secrets.token_urlsafe(12)
+        self.room_id = room_id
+        self.user_id = user_id
+        self.ws: web.WebSocketResponse | None = None
+        self.closed = False
+        self._limits = limits
+        self._spawn = spawn
+        self._transport: asyncio.Transport | None = None
+        self._held: list[bytes] | None = []
+        self._held_bytes = 0
+        self._tokens = float(limits.frame_burst)
+        self._last_refill = 0.0
+        self._strikes = 0
+        self._close_later: tuple[int, str] | None = None
+
+    def send(self, frame: bytes) -> None:
+        """Write ``frame`` now, without waiting; close with 1013 if the backlog is full."""
+        if self.closed:
+            return
+        held = self._held
+        if held is not None:
+            if self._held_bytes > self._limits.max_backlog:
+                self.close(WSCloseCode.TRY_AGAIN_LATER, "backlog full")
+            else:
+                held.append(frame)
+                self._held_bytes += len(frame)
+            return
+        written = wire.write(self._transport, frame, self._limits.max_backlog)
+        if written is None:
+            self.closed = True
+        elif not written:
+            self.close(WSCloseCode.TRY_AGAIN_LATER, "backlog full")
+
+    def start(self, ws: web.WebSocketResponse, transport: asyncio.Transport, welcome: bytes):
+        """Send the welcome, then whatever arrived while it was being prepared."""
+        self.ws, self._transport = ws, transport
+        if self._close_later is not None:  # closed (overflow, shutdown) before it could start
+            self._spawn(self.aclose(*self._close_later))
+            return
+        held, self._held = self._held, None
+        self.send(welcome)
+        for frame in held:
+            self.send(frame)
+
+    def allow_frame(self, now: float) -> bool:
+        """Token bucket over client frames; False when this one is over the rate."""
+        limits = self._limits
+        self._tokens = min(
+            limits.frame_burst, self._tokens + (now - self._last_refill) * limits.frame_rate
+        )
+        self._last_refill = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            self._strikes = 0
+            return True
+        self._strikes += 1
+        if self._strikes > limits.flood_strikes:
+            self.close(WSCloseCode.POLICY_VIOLATION, "too many frames")
+        return False
+
+    def close(self, code: int, reason: str) -> None:
+        """Stop sending and close in the background (the caller may be mid fan-out)."""
+        if self.closed:
+            return
+        self.closed = True
+        self._held = None
+        if self.ws is None:
+            self._close_later = (code, reason)
+        else:
+            self._spawn(self.aclose(code, reason))
+
+    async def aclose(self, code: int, reason: str) -> None:
+        self.closed = True
+        ws, transport = self.ws, self._transport
+        if ws is None:
+            self._close_later = (code, reason)
+            return
+        if ws.closed:
+            return
+        timeout = self._limits.close_timeout
+        # drain=False: a client that stopped reading would make draining wait forever.
+        try:
+            await asyncio.wait_for(
+                ws.close(code=code, message=reason.encode(), drain=False), timeout
+            )
+        except (asyncio.TimeoutError, ConnectionError):
+            pass
+        if transport is not None and not transport.is_closing():
+            transport.close()
+        # close() still flushes the backlog; a peer that never reads must not pin it.
+        asyncio.get_running_loop().call_later(timeout, _abort_if_stuck, transport)
+
+
+def _abort_if_stuck(transport: asyncio.Transport | None) -> None:
+    if transport is not None and transport.get_write_buffer_size() > 0:
+        transport.abort()

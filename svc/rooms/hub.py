@@ -1,0 +1,423 @@
+"""The hub: the rooms of this process, fed by the broker, written to through :mod:`.wire`.
+
+One ``Hub`` per application.  It is the broker's listener: it learns of
+profile changes, presence and other processes' messages only from the broker,
+so it works the same with every broker, and a change or a join made through
+another process arrives here exactly like a local one.
+
+Fan-out cost is the point of the design: an event is serialised and framed
+once per room and the same bytes are written to every connection's transport
+(:mod:`.wire`), with no task, queue or coroutine per connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from aiohttp import WSCloseCode
+
+from ..broker import Broker, Change, PresenceChange, RoomMessage
+from ..storage import Storage
+from . import frames
+from .connection import Connection
+from .presence import PresenceBatcher
+from .versions import VersionBook
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RoomSettings:
+    """The rooms' limits, in one place (tests lower some of them)."""
+
+    #: Bytes a connection may have waiting to be sent before it is closed with 1013.
+    max_backlog: int = 256 * 1024
+    #: Seconds between pings; a peer that does not answer is dropped.
+    heartbeat: float = 30.0
+    #: Client frames per second, and the burst allowed above it.
+    frame_rate: float = 50.0
+    frame_burst: float = 100.0
+    #: Refused frames in a row that end the connection (1008).
+    flood_strikes: int = 100
+    #: Members listed in a welcome; GET /rooms/{room_id}/members pages the rest.
+    welcome_members: int = 100
+    #: Presence changes within this window go out as one frame (the contract: at most 100 ms).
+    presence_window: float = 0.05
+    #: Largest serialised ``data`` of a client message.
+    max_message_data: int = 8 * 1024
+    #: Largest client frame; aiohttp closes a bigger one with 1009.
+    max_frame_bytes: int = 64 * 1024
+    #: Seconds between re-reads of what the rooms hosted here care about (see Hub.reconcile).
+    reconcile_every: float = 15.0
+    #: How long a closing handshake may take before the socket is dropped.
+    close_timeout: float = 5.0
+
+
+class Room:
+    __slots__ = ("id", "connections", "local_users", "members", "presence", "ready", "_early")
+
+    def __init__(self, room_id: str, presence: PresenceBatcher):
+        self.id = room_id
+        self.connections: list[Connection] = []
+        #: this process's connections per user
+        self.local_users: dict[str, int] = {}
+        #: users present in the room service-wide
+        self.members: set[str] = set()
+        self.presence = presence
+        self.ready = asyncio.Event()
+        #: presence changes that arrived while members were being read, replayed after
+        self._early: list[PresenceChange] | None = []
+
+    def send(self, frame: bytes, skip: Connection | None = None) -> None:
+        for conn in self.connections:
+            if conn is not skip:
+                conn.send(frame)
+
+
+class Hub:
+    def __init__(self, storage: Storage, broker: Broker, limits: RoomSettings | None = None):
+        self.storage = storage
+        self.broker = broker
+        self.limits = limits or RoomSettings()
+        self._rooms: dict[str, Room] = {}
+        self._rooms_of_user: dict[str, set[str]] = {}  # user → rooms here where they are present
+        self._versions = VersionBook()
+        self._tasks: set[asyncio.Task] = set()
+        self._outbox: asyncio.Queue[RoomMessage] | None = None
+
+    # -- life cycle -----------------------------------------------------------
+
+    def start(self) -> None:
+        self._outbox = asyncio.Queue()
+        self.spawn(self._send_messages())
+        self.spawn(self._reconcile_forever())
+
+    async def close_all(self, code: int = WSCloseCode.GOING_AWAY, reason: str = "server shutdown"):
+        """Close every socket (shutdown: before the broker and storage close)."""
+        connections = [c for room in self._rooms.values() for c in room.connections]
+        await asyncio.gather(*(c.aclose(code, reason) for c in connections))
+
+    async def stop(self) -> None:
+        for room in self._rooms.values():
+            room.presence.cancel()
+        for task in tuple(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def spawn(self, coro) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- joining and leaving ----------------------------------------------------
+
+    async def join(self, room_id: str, user_id: str | None) -> Connection:
+        """A connection in ``room_id`` (a member if ``user_id``); frames wait for its start."""
+        while True:
+            room = self._rooms.get(room_id)
+            if room is None:
+                room = self._rooms[room_id] = Room(room_id, self._batcher(room_id))
+                try:
+                    await self._load_members(room)
+                except BaseException:
+                    self._drop_room(room)
+                    raise
+            else:
+                await room.ready.wait()
+            if self._rooms.get(room_id) is room:
+                break  # else its loading failed: start over, and fail (or not) on our own
+        conn = Connection(room_id, user_id, self.limits, self.spawn)
+        room.connections.append(conn)
+        if user_id is not None:
+            room.local_users[user_id] = room.local_users.get(user_id, 0) + 1
+            if room.local_users[user_id] == 1:
+                try:
+                    await self.broker.presence_join(room_id, user_id)
+                except BaseException:
+                    await self.leave(conn, presence_joined=False)
+                    raise
+        return conn
+
+    async def welcome(self, conn: Connection) -> bytes:
+        room = self._rooms.get(conn.room_id) or Room(conn.room_id, self._batcher(conn.room_id))
+        ids = heapq.nsmallest(self.limits.welcome_members, room.members)
+        users = await frames.member_records(self.storage, ids)
+        return frames.encode_with_users(
+            {
+                "type": "welcome",
+                "room": room.id,
+                "connection_id": conn.id,
+                "member_count": len(room.members),
+            },
+            "members",
+            users,
+        )
+
+    async def leave(self, conn: Connection, presence_joined: bool = True) -> None:
+        conn.closed = True
+        room = self._rooms.get(conn.room_id)
+        if room is None or conn not in room.connections:
+            return
+        room.connections.remove(conn)
+        user_id = conn.user_id
+        last_here = False
+        if user_id is not None:
+            left = room.local_users[user_id] - 1
+            if left:
+                room.local_users[user_id] = left
+            else:
+                del room.local_users[user_id]
+                last_here = True
+        if not room.connections:
+            self._drop_room(room)
+        if last_here and presence_joined:
+            # Shielded: aiohttp cancels the handler of a socket that went away, and
+            # the leave must still reach the broker.
+            await asyncio.shield(self.spawn(self._presence_leave(conn.room_id, user_id)))
+
+    async def _presence_leave(self, room_id: str, user_id: str) -> None:
+        try:
+            await self.broker.presence_leave(room_id, user_id)
+        except Exception:  # noqa: BLE001 - a broker that lost its connection expires us itself
+            log.exception("presence_leave failed for %s in %s", user_id, room_id)
+
+    async def _load_members(self, room: Room) -> None:
+        """Everyone present in ``room`` service-wide, then the changes seen while reading."""
+        members = await self._read_members(room.id)
+        room.members.update(members)
+        for user_id in members:
+            self._rooms_of_user.setdefault(user_id, set()).add(room.id)
+        early, room._early = room._early, None
+        for change in early:  # each change states the user's whole state: replay in order
+            self._apply_presence(room, change)
+        room.presence.clear()  # a new room's first connection learns all of it from its welcome
+        room.ready.set()
+
+    async def _read_members(self, room_id: str) -> list[str]:
+        members: list[str] = []
+        after = None
+        while True:
+            page = await self.broker.presence_members(room_id, after, 1000)
+            members.extend(page)
+            if len(page) < 1000:
+                return members
+            after = page[-1]
+
+    def _drop_room(self, room: Room) -> None:
+        if self._rooms.get(room.id) is not room:
+            return
+        del self._rooms[room.id]
+        room.presence.cancel()
+        for user_id in room.members:
+            self._forget_room_of(user_id, room.id)
+        room.ready.set()  # a joiner waiting on a room that failed to load must not hang
+
+    # -- repairs ------------------------------------------------------------------
+
+    async def reconcile(self) -> None:
+        """Re-read what the rooms hosted here care about and send what differs.
+
+        News normally arrives from the broker; this repairs what was lost (a
+        broker connection down for a while, a process that died between a
+        commit and its publish) within ``reconcile_every`` seconds: who is
+        present in each room, and the latest version of each present user.
+        """
+        for room in list(self._rooms.values()):
+            if room._early is not None or self._rooms.get(room.id) is not room:
+                continue  # still loading: it is reading the truth already
+            room._early = []  # hold announcements while reading, then replay them
+            try:
+                fresh = set(await self._read_members(room.id))
+            except Exception as exc:  # noqa: BLE001 - broker down: try again next time
+                log.warning("presence: could not re-read room %s (%s)", room.id, exc)
+                fresh = None
+            early, room._early = room._early, None
+            if self._rooms.get(room.id) is not room:
+                continue
+            if fresh is not None:
+                for user_id in fresh - room.members:
+                    self._apply_presence(room, PresenceChange(room.id, user_id, True))
+                for user_id in room.members - fresh:
+                    self._apply_presence(room, PresenceChange(room.id, user_id, False))
+            for change in early:
+                self._apply_presence(room, change)
+            room.presence.schedule()
+        await self._reread_versions()
+
+    async def _reread_versions(self) -> None:
+        ids = list(self._rooms_of_user)
+        if not ids:
+            return
+        try:
+            users = {user.id: user for user in await self.storage.get_users(ids)}
+        except Exception as exc:  # noqa: BLE001 - storage down: try again next time
+            log.warning("rooms: could not re-read members' versions (%s)", exc)
+            return
+        for user_id in ids:
+            user = users.get(user_id)
+            if user is None:
+                self._versions.deleted(user_id)
+            elif not self._versions.knows(user_id):
+                self._versions.baseline(user_id, user.version)
+            else:
+                self._deliver_change(Change(user_id, user.version, user))
+
+    async def _reconcile_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.limits.reconcile_every)
+            await self.reconcile()
+
+    # -- the broker's listener -------------------------------------------------------
+
+    def on_presence(self, change: PresenceChange) -> None:
+        room = self._rooms.get(change.room_id)
+        if room is None:
+            return
+        if room._early is not None:
+            room._early.append(change)
+            return
+        self._apply_presence(room, change)
+        room.presence.schedule()
+
+    def on_change(self, change: Change) -> None:
+        if not self._rooms_of_user.get(change.user_id):
+            return
+        if change.user is None and not change.deleted:
+            # Only id and version travelled: read the record (it may be newer by now).
+            self.spawn(self._read_and_deliver(change.user_id))
+            return
+        self._deliver_change(change)
+
+    def on_message(self, message: RoomMessage) -> None:
+        room = self._rooms.get(message.room_id)
+        if room is not None:
+            room.send(frames.message(room.id, message.sender, message.data))
+
+    def on_gap(self) -> None:
+        self.spawn(self.reconcile())
+
+    async def _read_and_deliver(self, user_id: str) -> None:
+        try:
+            users = await self.storage.get_users([user_id])
+        except Exception as exc:  # noqa: BLE001 - the next reconcile repairs it
+            log.warning("rooms: could not read changed user %s (%s)", user_id, exc)
+            return
+        if users:
+            self._deliver_change(Change(user_id, users[0].version, users[0]))
+
+    def _deliver_change(self, change: Change) -> None:
+        user_id = change.user_id
+        room_ids = self._rooms_of_user.get(user_id)
+        if not room_ids or not self._versions.is_new(user_id, change.version, change.deleted):
+            return
+        if change.deleted:
+            return  # a deleted member stays until they disconnect; nothing to show
+        for room_id in room_ids:
+            self._rooms[room_id].send(frames.profile_updated(room_id, change.user))
+
+    # -- presence -----------------------------------------------------------------
+
+    def _batcher(self, room_id: str) -> PresenceBatcher:
+        return PresenceBatcher(
+            self.limits.presence_window, lambda: self._rooms.get(room_id), self.storage, self.spawn
+        )
+
+    def _apply_presence(self, room: Room, change: PresenceChange) -> None:
+        user_id = change.user_id
+        if change.present:
+            room.members.add(user_id)
+            self._rooms_of_user.setdefault(user_id, set()).add(room.id)
+        else:
+            room.members.discard(user_id)
+            self._forget_room_of(user_id, room.id)
+        room.presence.add(user_id, change.present)
+
+    def _forget_room_of(self, user_id: str, room_id: str) -> None:
+        """``user_id`` left ``room_id``; once in no room, their last version is not needed."""
+        rooms = self._rooms_of_user.get(user_id)
+        if rooms is not None:
+            rooms.discard(room_id)
+            if not rooms:
+                del self._rooms_of_user[user_id]
+                self._versions.forget(user_id)
+
+    # -- client frames -----------------------------------------------------------------
+
+    def receive_text(self, conn: Connection, text: str, now: float) -> None:
+        """Act on one client text frame; a bad one is answered with an error frame."""
+        if not conn.allow_frame(now):
+            conn.send(frames.error_frame("rate_limited", "too many frames; slow down"))
+            return
+        try:
+            frame = json.loads(text)
+        except (ValueError, RecursionError):
+            conn.send(frames.error_frame("invalid_json", "a frame must be a JSON object"))
+            return
+        kind = frame.get("type") if isinstance(frame, dict) else None
+        if kind == "ping":
+            conn.send(frames.PONG)
+        elif kind == "message":
+            self._relay(conn, frame)
+        elif not isinstance(kind, str):
+            conn.send(
+                frames.error_frame("invalid_frame", 'a frame must be a JSON object with a "type"')
+            )
+        else:
+            conn.send(
+                frames.error_frame(
+                    "unknown_type", f"unknown frame type {kind[:64]!r}; send message or ping"
+                )
+            )
+
+    def receive_binary(self, conn: Connection, now: float) -> None:
+        if conn.allow_frame(now):
+            conn.send(
+                frames.error_frame(
+                    "unsupported_frame", "binary frames are not supported; send JSON text"
+                )
+            )
+
+    def _relay(self, conn: Connection, frame: dict) -> None:
+        if conn.user_id is None:
+            conn.send(frames.error_frame("not_a_member", "join with a user id to send messages"))
+            return
+        if "data" not in frame:
+            conn.send(frames.error_frame("invalid_frame", 'a message needs "data"'))
+            return
+        try:
+            data = frames.dumps(frame["data"])
+        except (ValueError, RecursionError):
+            conn.send(
+                frames.error_frame("invalid_json", "data must be strict JSON (no NaN or Infinity)")
+            )
+            return
+        limit = self.limits.max_message_data
+        if len(data) > limit:  # ASCII: characters are bytes
+            conn.send(frames.error_frame("message_too_large", f"data is limited to {limit} bytes"))
+            return
+        room = self._rooms[conn.room_id]
+        room.send(frames.message(room.id, conn.user_id, data), skip=conn)
+        self._outbox.put_nowait(RoomMessage(room.id, conn.user_id, data))
+
+    async def _send_messages(self) -> None:
+        """Hand messages to the broker one at a time, so other processes get them in order."""
+        while True:
+            message = await self._outbox.get()
+            try:
+                await self.broker.publish_message(message)
+            except Exception as exc:  # noqa: BLE001 - other processes miss it; local ones have it
+                log.warning(
+                    "rooms: could not publish a message to room %s (%s)", message.room_id, exc
+                )
+
+    # -- reads for the tests ------------------------------------------------------------------
+
+    def member_ids(self, room_id: str) -> Iterable[str]:
+        room = self._rooms.get(room_id)
+        return room.members if room is not None else ()

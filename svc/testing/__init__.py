@@ -1,0 +1,9 @@
+"""Conformance suites a plugin author subclasses with one fixture (fsspec's ``tests/abstract``).
+
+``StorageConformance`` for a storage backend, ``BrokerConformance`` for a broker.
+"""
+
+from .helpers import unique_id, wait_until
+from .storage import StorageConformance
+
+__all__ = ["StorageConformance", "unique_id", "wait_until"]

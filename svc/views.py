@@ -1,0 +1,83 @@
+"""The public representation of a user: one shape for REST bodies, members and room frames.
+
+API.md "Resources": ``{"id", "user_id", "profile", "version", "created_at",
+"updated_at"}``.  A password hash, and ``password_updated_at``, never leave
+the server.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from .storage import PROFILE_FIELDS, Storage, User
+
+
+def format_timestamp(moment: datetime) -> str:
+    """RFC 3339 in UTC with a ``Z``, as every backend renders it."""
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def user_to_dict(user: User) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "user_id": user.id,
+        "profile": {name: user.profile.get(name) for name in PROFILE_FIELDS},
+        "version": user.version,
+        "created_at": format_timestamp(user.created_at),
+        "updated_at": format_timestamp(user.updated_at),
+    }
+
+
+def user_json(user: User) -> bytes:
+    """The record as compact JSON bytes, built once per record.
+
+    A record is immutable, so a backend that hands out the same object for
+    repeated reads (memory) costs one serialisation per version, not per request.
+    """
+    body = user.memo.get("json")
+    if body is None:
+        body = user.memo["json"] = json.dumps(user_to_dict(user), separators=(",", ":")).encode()
+    return body
+
+
+class ProfilelessMember:
+    """A present id with no stored user: joined before creating a profile (open mode lets
+    any valid id join, as the service svc replaces did), or deleted while connected.
+
+    Shown as a user at version 0 whose every field is null, so clients handle one shape
+    (the ``Member`` schema of the OpenAPI document); the user's first profile change
+    then arrives as ``profile_updated`` at version 1.
+    """
+
+    __slots__ = ("id", "body")
+
+    def __init__(self, user_id: str):
+        self.id = user_id
+        self.body = json.dumps(self.to_dict(), separators=(",", ":")).encode()
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "user_id": self.id,
+            "profile": dict.fromkeys(PROFILE_FIELDS),
+            "version": 0,
+            "created_at": None,
+            "updated_at": None,
+        }
+
+
+Member = User | ProfilelessMember
+
+
+def member_json(member: Member) -> bytes:
+    return member.body if isinstance(member, ProfilelessMember) else user_json(member)
+
+
+async def member_records(storage: Storage, ids: list[str]) -> list[Member]:
+    """The records of present ids, in order, with a placeholder for an id without a user."""
+    if not ids:
+        return []
+    found = {user.id: user for user in await storage.get_users(ids)}
+    return [found.get(user_id) or ProfilelessMember(user_id) for user_id in ids]
