@@ -1,9 +1,8 @@
-"""``postgres://`` and ``postgresql://``: svc's users in PostgreSQL (aiopg).
-
-Several svc processes on one database form one service: every committed
-change is announced to all of them through ``LISTEN``/``NOTIFY``.
+"""``postgres://`` and ``postgresql://``: svc's users in PostgreSQL (aiopg), and the broker
+that joins several svc processes on one database into one service (``LISTEN``/``NOTIFY``).
 """
 
+from .broker import PostgresBroker
 from .storage import PostgresStorage
 
-__all__ = ["PostgresStorage"]
+__all__ = ["PostgresBroker", "PostgresStorage"]

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import logging
 
+from .messages import SCHEMA as MESSAGES
 from .presence import SCHEMA as PRESENCE
 
 log = logging.getLogger(__name__)
 
 #: Any constant shared by every svc process: the key of the advisory lock around migrating.
 LOCK_KEY = 0x5F5C_0001
-#: The channel committed user changes are announced on (see the trigger below).
+# Migration 1 as shipped (migration 3 removes its trigger: the broker publishes changes now).
 CHANNEL = "svc_users"
-#: A NOTIFY payload must stay under 8000 bytes; a bigger row is announced by id and version only.
 PAYLOAD_LIMIT = 7900
 
 USERS = f"""
@@ -67,10 +67,22 @@ CREATE TRIGGER users_notify_update AFTER UPDATE ON users
     FOR EACH ROW WHEN (OLD.version IS DISTINCT FROM NEW.version) EXECUTE FUNCTION users_notify();
 """
 
+# svc publishes each change itself, after its commit, through the broker (one batched
+# NOTIFY for a burst of writes).  The trigger cost every commit a global lock on the
+# notification queue, even when nobody listened.  A write made outside svc is no longer
+# announced at once: the rooms' periodic re-read (every 15 s) picks it up.
+NO_USERS_TRIGGER = """
+DROP TRIGGER users_notify_insert_delete ON users;
+DROP TRIGGER users_notify_update ON users;
+DROP FUNCTION users_notify();
+"""
+
 #: (version, sql), in order.  Append only.
 MIGRATIONS: list[tuple[int, str]] = [
     (1, USERS),
     (2, PRESENCE),  # WebSocket room presence shared by every process (presence.py)
+    (3, NO_USERS_TRIGGER),
+    (4, MESSAGES),  # room messages too big for a NOTIFY payload (messages.py)
 ]
 
 

@@ -1,27 +1,25 @@
-"""Room presence shared by every svc process on one database.
+"""Room presence shared by every svc process on one database, for ``PostgresBroker``.
 
-Each process is a node: a row in ``svc_nodes`` whose ``seen_at`` it refreshes
-every ``HEARTBEAT`` seconds.  ``svc_presence`` holds (room, user, node) rows.
-A user is present in a room while any node holds a row for them; the
-functions below (migration 2) take an advisory lock per (room, user), so
+Each broker instance is a node: a row in ``svc_nodes`` whose ``seen_at`` it
+refreshes every ``HEARTBEAT`` seconds.  ``svc_presence`` holds (room, user,
+node) rows.  A user is present in a room while any node holds a row for them;
+the functions below (migration 2) take an advisory lock per (room, user), so
 "first in" and "last out" are decided exactly once, and then ``NOTIFY`` on
 ``svc_presence``.  Every node expires nodes silent for ``NODE_TTL`` seconds,
 announcing their members' departure, so a process that died leaves no ghost
 for longer than ``NODE_TTL + HEARTBEAT`` (25 s).
 
-The node that made a change announces it to its own hub at once (a joiner's
-welcome must count them); its own notification is then skipped.  A node
-found expired while alive (a long database outage) registers again and
-re-joins what it holds.  Notifications lost while the LISTEN connection
-was down are not replayed here: the hub re-reads every room it hosts every
-15 s (``Hub.reconcile``) and sends what differs.
+The node that made a change announces it to its own listener at once (a
+joiner's welcome must count them); its own notification is then skipped.  A
+node found expired while alive (a long database outage) registers again and
+re-joins what it holds.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 
 from svc.broker import PresenceChange
 
@@ -122,117 +120,97 @@ _EXPIRE = (
     "SELECT svc_presence_drop_nodes(ARRAY("
     "SELECT id FROM svc_nodes WHERE seen_at < now() - %s * interval '1 second'))"
 )
+_GOODBYE = "SELECT svc_presence_drop_nodes(%s)"
+_JOIN = "SELECT svc_presence_join(%s, %s, %s, %s)"
+_LEAVE = "SELECT svc_presence_leave(%s, %s, %s)"
 _MEMBERS = (
     "SELECT DISTINCT user_id FROM svc_presence WHERE room_id = %s AND user_id > %s"
     " ORDER BY user_id LIMIT %s"
 )
 _COUNT = "SELECT count(DISTINCT user_id) FROM svc_presence WHERE room_id = %s"
 
+#: Runs one statement on the broker's pool: (sql, params, one) → a row, or every row.
+Fetch = Callable[..., Awaitable]
 
-class PostgresPresence:
-    """Presence hooks for ``PostgresStorage`` (mixed in before ``Storage``)."""
 
-    _presence_tasks: list[asyncio.Task] | None = None
+class Presence:
+    """One node's presence: what it holds, its heartbeat, its goodbye."""
 
-    @property
-    def node_id(self) -> str:
-        return self.application_name
+    def __init__(self, node_id: str, fetch: Fetch, announce: Callable[[PresenceChange], None]):
+        self.node_id = node_id
+        self._fetch = fetch
+        self._announce = announce
+        #: room → user → connections this node holds (to re-join after being expired)
+        self._held: dict[str, dict[str, int]] = {}
 
-    async def _presence_start(self) -> None:
-        if self._presence_tasks is not None:
-            return
-        await self._fetchone(_REGISTER, (self.node_id,))
-        # Notifications ride on the change feed's LISTEN connection (no extra connection).
-        self._feed.channels[CHANNEL] = self._presence_notified
-        self._presence_tasks = [
-            asyncio.create_task(self._presence_heartbeat(), name="svc-presence-heartbeat")
-        ]
+    async def register(self) -> None:
+        await self._fetch(_REGISTER, (self.node_id,))
 
-    async def _presence_stop(self) -> None:
-        tasks, self._presence_tasks = self._presence_tasks, None
-        if tasks is None:
-            return
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        try:  # goodbye: our members leave now, not after NODE_TTL
-            await self._fetchone("SELECT svc_presence_drop_nodes(%s)", ([self.node_id],))
-        except Exception as exc:  # noqa: BLE001 - the others expire us anyway
-            log.warning("postgres: could not remove presence node (%s)", exc)
+    async def goodbye(self) -> None:
+        """Drop this node: the users only it held leave now, for everyone, not after NODE_TTL."""
+        self._held.clear()
+        await self._fetch(_GOODBYE, ([self.node_id],))
 
-    # -- the hooks --------------------------------------------------------------
+    async def beat(self) -> bool:
+        """Say we are alive and expire the silent; True if we had been expired ourselves
+        (and have re-joined what we hold)."""
+        rejoined = False
+        if await self._fetch(_BEAT, (self.node_id,)) is None:
+            await self._rejoin()
+            rejoined = True
+        await self._fetch(_EXPIRE, (NODE_TTL,))
+        return rejoined
 
-    async def presence_join(self, room_id: str, user_id: str) -> None:
-        holders = self._presence.setdefault(room_id, {})
+    # -- the broker's presence methods -----------------------------------------
+
+    async def join(self, room_id: str, user_id: str) -> None:
+        holders = self._held.setdefault(room_id, {})
         holders[user_id] = holders.get(user_id, 0) + 1
         try:
-            row = await self._fetchone(
-                "SELECT svc_presence_join(%s, %s, %s, 1)", (room_id, user_id, self.node_id)
-            )
+            row = await self._fetch(_JOIN, (room_id, user_id, self.node_id, 1))
         except BaseException:
             self._forget(room_id, user_id)
             raise
         if row[0]:
-            self.announce_presence(PresenceChange(room_id, user_id, True))
+            self._announce(PresenceChange(room_id, user_id, True))
 
-    async def presence_leave(self, room_id: str, user_id: str) -> None:
+    async def leave(self, room_id: str, user_id: str) -> None:
         self._forget(room_id, user_id)
-        row = await self._fetchone(
-            "SELECT svc_presence_leave(%s, %s, %s)", (room_id, user_id, self.node_id)
-        )
+        row = await self._fetch(_LEAVE, (room_id, user_id, self.node_id))
         if row[0]:
-            self.announce_presence(PresenceChange(room_id, user_id, False))
+            self._announce(PresenceChange(room_id, user_id, False))
 
-    async def presence_members(
-        self, room_id: str, after: str | None = None, limit: int = 100
-    ) -> list[str]:
+    async def members(self, room_id: str, after: str | None, limit: int) -> list[str]:
         rows = await self._fetch(_MEMBERS, (room_id, after or "", limit), one=False)
         return [row[0] for row in rows]
 
-    async def presence_count(self, room_id: str) -> int:
-        return (await self._fetchone(_COUNT, (room_id,)))[0]
+    async def count(self, room_id: str) -> int:
+        return (await self._fetch(_COUNT, (room_id,)))[0]
+
+    def parse(self, payload: str) -> PresenceChange | None:
+        """A notification → the change, or None when it is our own (announced when made).
+        ValueError/KeyError/TypeError when malformed."""
+        data = json.loads(payload)
+        change = PresenceChange(data["r"], data["u"], bool(data["p"]))
+        return None if data.get("n") == self.node_id else change
+
+    # -------------------------------------------------------------------------
 
     def _forget(self, room_id: str, user_id: str) -> None:
-        holders = self._presence.get(room_id, {})
+        holders = self._held.get(room_id, {})
         if holders.get(user_id, 0) > 1:
             holders[user_id] -= 1
         else:
             holders.pop(user_id, None)
             if not holders:
-                self._presence.pop(room_id, None)
+                self._held.pop(room_id, None)
 
-    # -- background work --------------------------------------------------------
-
-    async def _presence_heartbeat(self) -> None:
-        while True:
-            await asyncio.sleep(HEARTBEAT)
-            try:
-                if await self._fetchone(_BEAT, (self.node_id,)) is None:
-                    await self._presence_rejoin()
-                await self._fetchone(_EXPIRE, (NODE_TTL,))
-            except Exception as exc:  # noqa: BLE001 - database trouble: try again next beat
-                log.warning("postgres: presence heartbeat failed (%s)", exc)
-
-    async def _presence_rejoin(self) -> None:
-        """We were expired while alive: register again and hold what our hub holds."""
+    async def _rejoin(self) -> None:
+        """We were expired while alive: register again and hold what we hold."""
         log.warning("postgres: presence node %s had expired; re-joining its members", self.node_id)
-        await self._fetchone(_REGISTER, (self.node_id,))
-        for room_id, holders in list(self._presence.items()):
+        await self.register()
+        for room_id, holders in list(self._held.items()):
             for user_id, count in list(holders.items()):
-                row = await self._fetchone(
-                    "SELECT svc_presence_join(%s, %s, %s, %s)",
-                    (room_id, user_id, self.node_id, count),
-                )
+                row = await self._fetch(_JOIN, (room_id, user_id, self.node_id, count))
                 if row[0]:
-                    self.announce_presence(PresenceChange(room_id, user_id, True))
-
-    def _presence_notified(self, payload: str) -> None:
-        try:
-            data = json.loads(payload)
-            change = PresenceChange(data["r"], data["u"], bool(data["p"]))
-            node = data.get("n")
-        except (ValueError, KeyError, TypeError):
-            log.warning("postgres: ignoring a malformed notification on %s", CHANNEL)
-            return
-        if node != self.node_id:  # our own changes were announced when made
-            self.announce_presence(change)
+                    self._announce(PresenceChange(room_id, user_id, True))

@@ -1,4 +1,4 @@
-"""The SQL of every operation, and rows (or NOTIFY payloads) turned into ``User``.
+"""The SQL of every operation, and rows turned into ``User``.
 
 Each write is one statement (autocommit), so it is atomic on its own; the
 version moves in the same statement as the data, and timestamps come from
@@ -7,8 +7,6 @@ the database clock.
 
 from __future__ import annotations
 
-import json
-from datetime import datetime, timezone
 from typing import Any
 
 from svc.storage import PROFILE_FIELDS, User
@@ -77,23 +75,3 @@ def user_from_row(row: tuple) -> User:
         updated_at=row[4],
         password_updated_at=row[5],
     )
-
-
-def _utc(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
-
-
-def parse_payload(payload: str) -> tuple[str, int, bool, User | None]:
-    """A NOTIFY payload → (user id, version, deleted, the user when the row rode along)."""
-    data = json.loads(payload)
-    user_id, version = data["id"], data["v"]
-    if "p" not in data:
-        return user_id, version, bool(data.get("d")), None
-    user = User(
-        id=user_id,
-        profile=full_profile(data["p"]),
-        version=version,
-        created_at=_utc(data["c"]),
-        updated_at=_utc(data["u"]),
-    )
-    return user_id, version, False, user

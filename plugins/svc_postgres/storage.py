@@ -10,14 +10,11 @@ demand, so the service recovers by itself when the database is back.
 from __future__ import annotations
 
 import logging
-import os
-import secrets
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 import aiopg
-import psycopg2.extensions
 from psycopg2.extras import Json
 
 from svc.storage import Credentials, NotFound, Storage, Unavailable, User, VersionMismatch
@@ -40,20 +37,12 @@ class PostgresStorage(Storage):
     def __init__(self, url: str):
         super().__init__(url)
         self._url = PostgresURL.parse(url)
-        params = dict(self._url.params)
-        prefix = params.get("application_name", "svc")
         #: Distinct per instance, so an operator (or a test) can tell its connections apart.
-        self.application_name = f"{prefix}-{os.getpid()}-{secrets.token_hex(3)}"
-        params["application_name"] = self.application_name
-        # Timestamps come back in UTC, so the API renders them the same on every backend.
+        self.application_name = self._url.instance_name()
         # The server gives up on a statement a second after the client has (TIMEOUT): a
         # write answered with 503 cannot still commit minutes later, e.g. after a lock wait.
         # (Never before the client: aiopg turns a server-side cancel into CancelledError.)
-        statement_ms = int((TIMEOUT + 1) * 1000)
-        params["options"] = (
-            f"{params.get('options', '')} -c TimeZone=UTC -c statement_timeout={statement_ms}"
-        ).strip()
-        self._dsn = psycopg2.extensions.make_dsn(**params)
+        self._dsn = self._url.dsn(self.application_name, TIMEOUT + 1)
         self._pool: aiopg.Pool | None = None
 
     @classmethod

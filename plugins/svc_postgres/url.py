@@ -8,6 +8,8 @@ through untouched.  The password is never part of a message or a log line:
 
 from __future__ import annotations
 
+import os
+import secrets
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
@@ -65,6 +67,23 @@ class PostgresURL:
             problem = str(exc).strip().removeprefix("invalid dsn: ")
             raise ValueError(f"{shown}: {problem}") from None
         return cls(params=params, pool_size=pool_size, redacted=shown)
+
+    def dsn(self, application_name: str, statement_timeout: float, **extra) -> str:
+        """The libpq DSN of one svc component: its own ``application_name`` (so an operator,
+        or a test, can tell its connections apart), timestamps in UTC, and a server-side
+        ``statement_timeout``.  ``extra`` libpq parameters apply unless the URL sets them."""
+        params = {**extra, **self.params, "application_name": application_name}
+        statement_ms = int(statement_timeout * 1000)
+        params["options"] = (
+            f"{params.get('options', '')} -c TimeZone=UTC -c statement_timeout={statement_ms}"
+        ).strip()
+        return psycopg2.extensions.make_dsn(**params)
+
+    def instance_name(self, role: str = "") -> str:
+        """An ``application_name`` no other instance has: the URL's (or ``svc``), ``role``,
+        the process id and a random suffix."""
+        prefix = self.params.get("application_name", "svc")
+        return f"{prefix}{role}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 def _pool_size(raw: str | None, shown: str) -> int:

@@ -1,0 +1,296 @@
+"""``PostgresBroker``: changes, room messages and presence between svc processes, through
+the database they already share (``LISTEN``/``NOTIFY``; nothing else to run).
+
+Its own parts, each in its own module:
+
+- a small aiopg pool, for presence statements, message read-backs and the NOTIFYs;
+- :class:`~.publisher.Publisher`: one NOTIFY in flight at a time, everything handed
+  over meanwhile batched into the next one (a burst of writes: few round trips);
+- :class:`~.listener.Listener`: one LISTEN connection carrying every channel,
+  re-opened with backoff when it dies, after which the hub hears ``on_gap``;
+- :class:`~.presence.Presence`: the node's presence rows, heartbeat, expiry of
+  silent nodes and goodbye.
+
+What this node publishes reaches its own hub at once, without a round trip
+(changes, and presence transitions before ``presence_join``/``presence_leave``
+return); every notification names its node, so a node skips its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Callable
+
+import aiopg
+
+from svc.broker import Broker, BrokerListener, Change, PresenceChange, RoomMessage
+from svc.storage import Unavailable
+
+from . import messages, payloads
+from .errors import translated
+from .listener import Listener
+from .migrations import migrate
+from .pool import connection
+from .presence import CHANNEL as PRESENCE
+from .presence import HEARTBEAT, Presence
+from .publisher import Publisher
+from .url import PostgresURL
+
+log = logging.getLogger(__name__)
+
+#: Seconds to take a pooled connection, and for one statement (as storage).
+TIMEOUT = 5.0
+#: The broker's pool is small: presence statements and one NOTIFY at a time.
+MAX_POOL_SIZE = 4
+CONNECTION_OPTIONS = {"enable_hstore": False, "enable_uuid": False}
+#: TCP keepalives on every connection, unless the URL sets its own: a path that
+#: vanished without a reset is found in about 20 s by the kernel alone.
+KEEPALIVES = {
+    "keepalives": "1",
+    "keepalives_idle": "10",
+    "keepalives_interval": "5",
+    "keepalives_count": "2",
+}
+
+
+class PostgresBroker(Broker):
+    def __init__(self, url: str):
+        super().__init__(url)
+        self._url = PostgresURL.parse(url)
+        #: This instance's name: its connections' application_name and its presence node id.
+        self.node_id = self._url.instance_name("-broker")
+        self._dsn = self._url.dsn(self.node_id, TIMEOUT + 1, **KEEPALIVES)
+        self._pool: aiopg.Pool | None = None
+        self._hub: BrokerListener | None = None
+        self._presence = Presence(self.node_id, self._fetch, self._announce_presence)
+        self._publisher = Publisher(self.node_id, self._execute)
+        self._listener = Listener(
+            self._connect,
+            (payloads.CHANGES, payloads.MESSAGES, PRESENCE),
+            self._deliver,
+            self._gap,
+        )
+        self._housekeeping: asyncio.Task | None = None
+        self._seq = itertools.count()
+
+    @classmethod
+    def check_url(cls, url: str) -> None:
+        PostgresURL.parse(url)
+
+    def __repr__(self) -> str:
+        return f"<PostgresBroker {self._url.redacted} {self.node_id}>"
+
+    # -- life cycle -------------------------------------------------------
+
+    async def open(self, listener: BrokerListener) -> None:
+        self._hub = listener
+        try:
+            with translated():
+                await self._open()
+        except Unavailable as exc:
+            raise Unavailable(f"{self._url.redacted}: {exc}") from None
+        log.info("postgres broker: %s, node %s", self._url.redacted, self.node_id)
+
+    async def _open(self) -> None:
+        if self._pool is None:
+            self._pool = await aiopg.create_pool(
+                self._dsn,
+                minsize=1,
+                maxsize=min(self._url.pool_size, MAX_POOL_SIZE),
+                timeout=TIMEOUT,
+                **CONNECTION_OPTIONS,
+            )
+        # Its own connection: waiting for another process's migration may take a while.
+        async with aiopg.connect(self._dsn, timeout=TIMEOUT, **CONNECTION_OPTIONS) as conn:
+            async with conn.cursor() as cur:
+                await cur.execute("SET statement_timeout = 0")
+            await migrate(conn)
+        await self._listener.start()  # LISTEN first: nothing said after the register is missed
+        await self._presence.register()
+        if self._housekeeping is None:
+            self._housekeeping = asyncio.create_task(
+                self._keep_house(), name="svc-postgres-housekeeping"
+            )
+
+    async def close(self) -> None:
+        task, self._housekeeping = self._housekeeping, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await self._listener.stop()
+        self._hub = None
+        await self._publisher.drain()
+        if self._pool is not None:
+            try:  # goodbye: our members leave now, for everyone, not after NODE_TTL
+                await self._presence.goodbye()
+            except Exception as exc:  # noqa: BLE001 - the others expire us anyway
+                log.warning("postgres broker: could not say goodbye (%s)", exc)
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.terminate()
+            await pool.wait_closed()
+
+    async def ping(self) -> dict[str, str]:
+        down = []
+        try:
+            await self._fetch("SELECT 1", ())
+        except Unavailable as exc:
+            down.append(f"pool is down ({exc})")
+        try:
+            self._listener.check()
+        except Unavailable as exc:
+            down.append(str(exc))
+        if down:
+            raise Unavailable("; ".join(down))
+        return {"pool": "ok", "listener": "ok"}
+
+    # -- news ---------------------------------------------------------------
+
+    async def publish_change(self, change: Change) -> None:
+        hub = self._open_hub()
+        self._call(hub.on_change, change)  # ours: at once, no round trip
+        await self._publisher.send(payloads.CHANGES, payloads.change_payload(self.node_id, change))
+
+    async def publish_message(self, message: RoomMessage) -> None:
+        self._open_hub()
+        payload = payloads.message_payload(self.node_id, next(self._seq), message)
+        stored = len(payload) > payloads.PAYLOAD_LIMIT
+        await self._publisher.send(payloads.MESSAGES, payload, stored)
+
+    # -- presence -------------------------------------------------------------
+
+    async def presence_join(self, room_id: str, user_id: str) -> None:
+        self._open_hub()
+        await self._presence.join(room_id, user_id)
+
+    async def presence_leave(self, room_id: str, user_id: str) -> None:
+        self._open_hub()
+        await self._presence.leave(room_id, user_id)
+
+    async def presence_members(
+        self, room_id: str, after: str | None = None, limit: int = 100
+    ) -> list[str]:
+        return await self._presence.members(room_id, after, limit)
+
+    async def presence_count(self, room_id: str) -> int:
+        return await self._presence.count(room_id)
+
+    # -- delivery ----------------------------------------------------------------
+
+    async def _deliver(self, batch: list) -> None:
+        """Notifications from the listener → the hub, in the order they came."""
+        found: list[tuple[Callable, object]] = []
+        stored_ids: list[int] = []
+        for notify in batch:
+            try:
+                item = self._parse(notify.channel, notify.payload)
+            except (ValueError, KeyError, TypeError):
+                log.warning(
+                    "postgres broker: ignoring a malformed notification on %s", notify.channel
+                )
+                continue
+            if item is not None:
+                found.append(item)
+                if isinstance(item[1], int):
+                    stored_ids.append(item[1])
+        stored = await self._read_messages(stored_ids) if stored_ids else {}
+        hub = self._hub
+        for call, item in found:
+            if isinstance(item, int):
+                item = stored.get(item)
+                if item is None:
+                    continue
+            if hub is not None:
+                self._call(getattr(hub, call), item)
+
+    def _parse(self, channel: str, payload: str) -> tuple[str, object] | None:
+        """(the listener's method, what to hand it), or None for our own news."""
+        if channel == PRESENCE:
+            change = self._presence.parse(payload)
+            return None if change is None else ("on_presence", change)
+        if channel == payloads.CHANGES:
+            node, change = payloads.parse_change(payload)
+            return None if node == self.node_id else ("on_change", change)
+        if channel == payloads.MESSAGES:
+            node, message = payloads.parse_message(payload)
+            return None if node == self.node_id else ("on_message", message)
+        return None
+
+    async def _read_messages(self, ids: list[int]) -> dict[int, RoomMessage]:
+        try:
+            rows = await self._fetch(messages.READ, (ids,), one=False)
+        except Unavailable as exc:
+            log.warning("postgres broker: lost %d stored room message(s) (%s)", len(ids), exc)
+            return {}
+        found = {}
+        for row_id, body in rows:
+            try:
+                found[row_id] = payloads.parse_stored_message(body)
+            except (ValueError, KeyError, TypeError):
+                log.warning("postgres broker: ignoring a malformed stored message %s", row_id)
+        if len(found) < len(ids):
+            log.warning(
+                "postgres broker: %d stored room message(s) were gone", len(ids) - len(found)
+            )
+        return found
+
+    def _announce_presence(self, change: PresenceChange) -> None:
+        if self._hub is not None:
+            self._call(self._hub.on_presence, change)
+
+    def _gap(self) -> None:
+        if self._hub is not None:
+            self._call(self._hub.on_gap)
+
+    @staticmethod
+    def _call(method: Callable, *args) -> None:
+        try:
+            method(*args)
+        except Exception as exc:  # noqa: BLE001 - a failing listener must not stop delivery
+            asyncio.get_running_loop().call_exception_handler(
+                {"message": "broker listener failed", "exception": exc}
+            )
+
+    # -- background work ------------------------------------------------------------
+
+    async def _keep_house(self) -> None:
+        """Heartbeat, expiry of silent nodes, old stored messages: every HEARTBEAT seconds."""
+        failing = False
+        while True:
+            await asyncio.sleep(HEARTBEAT)
+            try:
+                if await self._presence.beat():
+                    self._gap()  # expired meanwhile: others' news may have passed us by
+                await self._fetch(messages.CLEAN, (messages.KEEP,))
+            except Unavailable as exc:
+                if not failing:  # one line per outage
+                    log.warning("postgres broker: heartbeat failed (%s); retrying", exc)
+                failing = True
+            else:
+                if failing:
+                    log.info("postgres broker: heartbeat is back")
+                failing = False
+
+    # -- the pool -----------------------------------------------------------------
+
+    async def _connect(self) -> aiopg.Connection:
+        return await aiopg.connect(self._dsn, timeout=TIMEOUT, **CONNECTION_OPTIONS)
+
+    async def _fetch(self, sql: str, params, one: bool = True):
+        if self._pool is None:
+            raise Unavailable("the broker is not open")
+        with translated():
+            async with connection(self._pool) as conn:
+                async with conn.cursor() as cur:
+                    await cur.execute(sql, params)
+                    return await (cur.fetchone() if one else cur.fetchall())
+
+    async def _execute(self, sql: str, params) -> None:
+        await self._fetch(sql, params)
+
+    def _open_hub(self) -> BrokerListener:
+        if self._hub is None:
+            raise RuntimeError("the broker is not open")
+        return self._hub
