@@ -3,7 +3,8 @@
 ``StorageConformance`` for a storage backend, ``BrokerConformance`` for a broker.
 """
 
+from .broker import BrokerConformance
 from .helpers import unique_id, wait_until
 from .storage import StorageConformance
 
-__all__ = ["StorageConformance", "unique_id", "wait_until"]
+__all__ = ["BrokerConformance", "StorageConformance", "unique_id", "wait_until"]
