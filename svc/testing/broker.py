@@ -167,9 +167,7 @@ class BrokerConformance:
 
     # -- changes --------------------------------------------------------------------
 
-    async def test_changes_reach_every_instance_including_the_publisher_in_order(
-        self, open_broker
-    ):
+    async def test_changes_reach_every_instance_including_the_publisher_in_order(self, open_broker):
         (one, heard_by_one), (_, heard_by_two) = await open_broker("one"), await open_broker("two")
         user_id = unique_id()
         published = [Change(user_id, v, a_user(user_id, v, bio=f"b{v}")) for v in range(1, 21)]
@@ -218,10 +216,9 @@ class BrokerConformance:
 
     # -- messages -------------------------------------------------------------------
 
-    async def test_messages_reach_the_others_once_in_order_and_not_the_publisher(
-        self, open_broker
-    ):
-        (one, heard_by_one), (two, heard_by_two) = await open_broker("one"), await open_broker("two")
+    async def test_messages_reach_the_others_once_in_order_and_not_the_publisher(self, open_broker):
+        one, heard_by_one = await open_broker("one")
+        two, heard_by_two = await open_broker("two")
         _, heard_by_three = await open_broker("three")
         room = unique_id("r")
         biggest = '"' + "x" * (MAX_DATA - 2) + '"'  # data is serialised JSON text
@@ -255,7 +252,8 @@ class BrokerConformance:
     # -- presence -------------------------------------------------------------------
 
     async def test_one_announcement_per_transition_however_many_holders(self, open_broker):
-        (one, heard_by_one), (two, heard_by_two) = await open_broker("one"), await open_broker("two")
+        one, heard_by_one = await open_broker("one")
+        two, heard_by_two = await open_broker("two")
         room, user = unique_id("r"), unique_id()
         joined, left = PresenceChange(room, user, True), PresenceChange(room, user, False)
 
