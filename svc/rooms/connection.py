@@ -24,6 +24,7 @@ class Connection:
         "user_id",
         "ws",
         "closed",
+        "presence_mark",
         "_limits",
         "_spawn",
         "_transport",
@@ -47,6 +48,8 @@ class Connection:
         self.user_id = user_id
         self.ws: web.WebSocketResponse | None = None
         self.closed = False
+        #: The last presence change its welcome reflects (None: no welcome yet); see presence.py.
+        self.presence_mark: int | None = None
         self._limits = limits
         self._spawn = spawn
         self._transport: asyncio.Transport | None = None

@@ -30,6 +30,9 @@ from .versions import VersionBook
 
 log = logging.getLogger(__name__)
 
+#: The close code of a deleted user's sockets: 4000 + HTTP 404, as for an unknown user's join.
+USER_DELETED = 4404
+
 
 @dataclass
 class RoomSettings:
@@ -147,6 +150,7 @@ class Hub:
     async def welcome(self, conn: Connection) -> bytes:
         room = self._rooms.get(conn.room_id) or Room(conn.room_id, self._batcher(conn.room_id))
         ids = heapq.nsmallest(self.limits.welcome_members, room.members)
+        conn.presence_mark = room.presence.mark()  # presence frames carry only what follows
         users = await frames.member_records(self.storage, ids)
         return frames.encode_with_users(
             {
@@ -262,7 +266,8 @@ class Hub:
         for user_id in ids:
             user = users.get(user_id)
             if user is None:
-                self._versions.deleted(user_id)
+                if self._versions.deleted(user_id):  # its deletion never reached us
+                    self._close_sockets_of(user_id)
             elif not self._versions.knows(user_id):
                 self._versions.baseline(user_id, user.version)
             else:
@@ -317,9 +322,18 @@ class Hub:
         if not room_ids or not self._versions.is_new(user_id, change.version, change.deleted):
             return
         if change.deleted:
-            return  # a deleted member stays until they disconnect; nothing to show
+            self._close_sockets_of(user_id)  # their leave then follows, through the broker
+            return
         for room_id in room_ids:
             self._rooms[room_id].send(frames.profile_updated(room_id, change.user))
+
+    def _close_sockets_of(self, user_id: str) -> None:
+        """A deleted user's sockets here: closed with 4404 (their last one makes them leave)."""
+        for room in list(self._rooms.values()):
+            if user_id in room.local_users:
+                for conn in list(room.connections):
+                    if conn.user_id == user_id:
+                        conn.close(USER_DELETED, "the user was deleted")
 
     # -- presence -----------------------------------------------------------------
 

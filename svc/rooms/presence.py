@@ -2,6 +2,14 @@
 
 A thousand people joining at once then cost each member a handful of frames,
 not a thousand.  The latest state of each user wins, in arrival order.
+
+A connection hears only what its welcome did not already show: every change
+is numbered as it arrives, a connection's welcome records the last number it
+reflects (``Connection.presence_mark``), and a connection whose welcome is
+still to come hears nothing (the welcome will show it all).  So a joiner is
+never told of its own arrival, and nobody hears of one joiner twice.
+Connections that were welcomed before the window opened, nearly all of them,
+share one frame.
 """
 
 from __future__ import annotations
@@ -35,14 +43,20 @@ class PresenceBatcher:
         self._room = room  # the live room, or None once it is gone
         self._storage = storage
         self._spawn = spawn
-        #: not yet sent: user → present, in arrival order
-        self.pending: dict[str, bool] = {}
+        #: not yet sent: user → (present, number), in arrival order
+        self.pending: dict[str, tuple[bool, int]] = {}
+        self._numbered = 0
         self._flush: asyncio.TimerHandle | asyncio.Task | None = None
         self._retry_delay = 0.0
 
     def add(self, user_id: str, present: bool) -> None:
         self.pending.pop(user_id, None)  # keep arrival order: the latest state goes last
-        self.pending[user_id] = present
+        self._numbered += 1
+        self.pending[user_id] = (present, self._numbered)
+
+    def mark(self) -> int:
+        """The number of the last change so far: a welcome made now reflects up to it."""
+        return self._numbered
 
     def clear(self) -> None:
         self.pending.clear()
@@ -68,7 +82,7 @@ class PresenceBatcher:
         try:
             if room is None:
                 return
-            joined = [user_id for user_id, present in pending.items() if present]
+            joined = [user_id for user_id, (present, _) in pending.items() if present]
             try:
                 users = await frames.member_records(self._storage, joined)
             except Exception as exc:  # noqa: BLE001 - storage trouble: retry, backing off
@@ -78,21 +92,29 @@ class PresenceBatcher:
             if self._retry_delay:
                 log.info("presence: room %s is sending again", room.id)
                 self._retry_delay = 0.0
-            frame = frames.encode_with_users(
-                {
-                    "type": "presence",
-                    "room": room.id,
-                    "left": [user_id for user_id, present in pending.items() if not present],
-                    "member_count": len(room.members),
-                },
-                "joined",
-                users,
-            )
-            room.send(frame)
+            self._fan_out(room, pending, {user.id: user for user in users})
         finally:
             self._flush = None
             if self._room() is room and room is not None:
                 self.schedule(retry)
+
+    @staticmethod
+    def _fan_out(room: Room, pending: dict[str, tuple[bool, int]], records: dict) -> None:
+        if not pending:
+            return
+        first = min(number for _, number in pending.values())
+        frames_after: dict[int, bytes | None] = {}  # a mark → the frame of what follows it
+        for conn in room.connections:
+            mark = conn.presence_mark
+            if mark is None:
+                continue  # its welcome, still to come, will show all of this
+            key = first - 1 if mark < first else mark
+            if key not in frames_after:
+                news = {user: state for user, state in pending.items() if state[1] > key}
+                frames_after[key] = _frame(room, news, records) if news else None
+            frame = frames_after[key]
+            if frame is not None:
+                conn.send(frame)
 
     def _back_off(self, room_id: str, exc: Exception) -> float:
         if not self._retry_delay:  # one line per outage, not one per attempt
@@ -101,3 +123,16 @@ class PresenceBatcher:
             )
         self._retry_delay = min(max(self._retry_delay * 2, self._window * 2), MAX_RETRY_DELAY)
         return self._retry_delay
+
+
+def _frame(room: Room, news: dict[str, tuple[bool, int]], records: dict) -> bytes:
+    return frames.encode_with_users(
+        {
+            "type": "presence",
+            "room": room.id,
+            "left": [user_id for user_id, (present, _) in news.items() if not present],
+            "member_count": len(room.members),
+        },
+        "joined",
+        [records[user_id] for user_id, (present, _) in news.items() if present],
+    )

@@ -33,10 +33,13 @@ class VersionBook:
         """What a re-read found for a user never heard of: the rooms showed it already."""
         self._last.setdefault(user_id, (version, False))
 
-    def deleted(self, user_id: str) -> None:
+    def deleted(self, user_id: str) -> bool:
+        """A re-read found no such user: True if that is news (we knew it as existing)."""
         last = self._last.get(user_id)
         if last is not None and not last[1]:
             self._last[user_id] = (last[0] + 1, True)
+            return True
+        return False
 
     def forget(self, user_id: str) -> None:
         self._last.pop(user_id, None)
