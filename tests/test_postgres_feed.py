@@ -1,122 +1,142 @@
-"""The Postgres change feed: only committed changes, each once, reaching every process."""
+"""The Postgres broker's change feed: published by svc after commit, batched, read back when
+too big; a write made outside svc reaches rooms through the hub's periodic re-read."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import aiopg
 import pytest
-from svc_postgres.listener import VersionTracker
+from svc_postgres import messages
+from svc_postgres.payloads import MESSAGES
+from svc_postgres.publisher import Publisher
+from ws_helpers import frame_where, frames_until_pong, join, new_user
 
 from svc.app import create_app
-from svc.broker import Change
-from svc.keys import STORAGE
+from svc.keys import HUB
 from svc.settings import Settings
-from svc.testing import unique_id, wait_until
+from svc.testing import unique_id
 
 pytestmark = pytest.mark.postgres
 
 
-def changes_of(seen: list[Change], user_id: str) -> list[Change]:
-    """The feed is shared with whatever else writes to the database: keep one user's changes."""
-    return [c for c in seen if c.user_id == user_id]
+@pytest.fixture
+async def admin(postgres_url):
+    """A connection of the test's own, outside svc."""
+    async with aiopg.connect(postgres_url) as conn:
+        yield conn
 
 
-def versions_of(seen: list[Change], user_id: str) -> list[int]:
-    return [c.version for c in changes_of(seen, user_id)]
+async def sql(conn, query: str, *params):
+    async with conn.cursor() as cur:
+        await cur.execute(query, params)
+        return await cur.fetchall() if cur.description else None
 
 
-async def test_rolled_back_write_is_not_announced_committed_is_once(postgres_storage, postgres_url):
-    seen: list[Change] = []
-    postgres_storage.subscribe(seen.append)
-    user = await postgres_storage.create_user(unique_id(), {"username": unique_id()})
-    await wait_until(lambda: versions_of(seen, user.id) == [1])
-
-    async with aiopg.connect(postgres_url) as conn, conn.cursor() as cur:
-        await cur.execute("BEGIN")
-        await cur.execute(
-            'UPDATE users SET profile = profile || \'{"bio": "rolled back"}\','
-            " version = version + 1 WHERE id = %s",
-            (user.id,),
-        )
-        await cur.execute("ROLLBACK")
-
-    await postgres_storage.update_profile(user.id, {"bio": "committed"})
-    # A later change of another user marks the point the feed must have passed.
-    marker = await postgres_storage.create_user(unique_id(), {"username": unique_id()})
-    await wait_until(lambda: versions_of(seen, marker.id) == [1])
-    assert versions_of(seen, user.id) == [1, 2]
-    assert [c.user.profile["bio"] for c in seen if c.user_id == user.id] == [None, "committed"]
-    assert (await postgres_storage.get_user(user.id)).profile["bio"] == "committed"
+async def test_no_trigger_announces_writes(postgres_storage, admin):
+    """Migration 3 removed the per-row NOTIFY trigger (a global lock at every commit)."""
+    rows = await sql(admin, "SELECT tgname FROM pg_trigger WHERE tgrelid = 'users'::regclass")
+    assert [name for (name,) in rows if not name.startswith("RI_")] == []
 
 
-async def test_writes_from_any_client_are_announced(postgres_storage, postgres_url):
-    """The trigger announces a write made outside svc too (a migration script, psql)."""
-    seen: list[Change] = []
-    postgres_storage.subscribe(seen.append)
-    user = await postgres_storage.create_user(unique_id(), {"username": unique_id()})
-    async with aiopg.connect(postgres_url) as conn, conn.cursor() as cur:
-        await cur.execute(
-            'UPDATE users SET profile = profile || \'{"bio": "by hand"}\','
-            " version = version + 1 WHERE id = %s",
-            (user.id,),
-        )
-    await wait_until(lambda: versions_of(seen, user.id) == [1, 2])
-    assert changes_of(seen, user.id)[-1].user.profile["bio"] == "by hand"
+async def test_a_burst_of_notifications_is_one_statement_and_keeps_its_order(admin, postgres_url):
+    statements = []
+
+    async def execute(query, params):
+        statements.append(params)
+        await sql(admin, query, *params)
+
+    channel = unique_id("svc_test_")
+    async with aiopg.connect(postgres_url) as listening:
+        await sql(listening, f"LISTEN {channel}")
+        publisher = Publisher("test-node", execute)
+        await asyncio.gather(*(publisher.send(channel, str(n)) for n in range(50)))
+        heard = []
+        async with asyncio.timeout(10):
+            while len(heard) < 50:
+                heard.append((await listening.notifies.get()).payload)
+    assert heard == [str(n) for n in range(50)]
+    # The first send goes alone or takes the others along; never a statement each.
+    assert len(statements) <= 2, len(statements)
 
 
-async def test_password_change_is_not_announced(postgres_storage):
-    seen: list[Change] = []
-    postgres_storage.subscribe(seen.append)
-    user = await postgres_storage.create_user(unique_id(), {"username": unique_id()})
-    await postgres_storage.set_password_hash(user.id, "$hash$")
-    marker = await postgres_storage.create_user(unique_id(), {"username": unique_id()})
-    await wait_until(lambda: versions_of(seen, marker.id) == [1])
-    assert versions_of(seen, user.id) == [1]
-
-
-async def test_big_profile_is_read_back(postgres_storage):
-    """A row over NOTIFY's 8000-byte limit is announced by id and read back by the listener."""
-    seen: list[Change] = []
-    postgres_storage.subscribe(seen.append)
-    urls = {f"size{i}": "https://cdn.example/" + "a" * 1000 + str(i) for i in range(16)}
-    user = await postgres_storage.create_user(
-        unique_id(), {"username": unique_id(), "avatar_urls": urls}
+async def test_a_message_too_big_for_a_payload_goes_through_the_table(admin, postgres_url):
+    async with aiopg.connect(postgres_url) as listening:
+        await sql(listening, f"LISTEN {MESSAGES}")
+        body = '{"r":"r1","f":"u1","d":"' + "x" * 9000 + '"}'
+        await Publisher("test-node", lambda q, p: sql(admin, q, *p)).send(MESSAGES, body, True)
+        async with asyncio.timeout(10):
+            while '"test-node"' not in (notify := await listening.notifies.get()).payload:
+                pass  # another test's message
+    row_id = json.loads(notify.payload)["i"]
+    assert await sql(admin, messages.READ, [row_id]) == [(row_id, body)]
+    # Housekeeping deletes it once it is older than KEEP seconds.
+    await sql(
+        admin, "UPDATE svc_messages SET sent_at = sent_at - interval '1 hour' WHERE id = %s", row_id
     )
-    await wait_until(lambda: versions_of(seen, user.id) == [1])
-    assert changes_of(seen, user.id)[-1].user.to_dict() == user.to_dict()
+    await sql(admin, messages.CLEAN, messages.KEEP)
+    assert await sql(admin, messages.READ, [row_id]) == []
 
 
-async def test_two_app_instances_share_changes(aiohttp_client, postgres_url):
+async def test_a_write_made_outside_svc_reaches_rooms_by_the_re_read(
+    aiohttp_client, postgres_url, admin
+):
+    client = await aiohttp_client(create_app(Settings(database_url=postgres_url, bcrypt_rounds=4)))
+    alice = await new_user(client)
+    room = unique_id("r")
+    ws, _ = await join(client, room, alice)
+    await sql(
+        admin,
+        'UPDATE users SET profile = profile || \'{"bio": "by hand"}\', version = version + 1'
+        " WHERE id = %s",
+        alice,
+    )
+    # Not announced (no trigger): nothing arrives until the hub re-reads (every 15 s).
+    assert not [f for f in await frames_until_pong(ws) if f["type"] == "profile_updated"]
+    await client.app[HUB].reconcile()
+    update = await frame_where(ws, lambda f: f["type"] == "profile_updated")
+    assert (update["version"], update["profile"]["bio"]) == (2, "by hand")
+    await ws.close()
+
+
+async def test_a_profile_too_big_for_a_payload_is_read_back(aiohttp_client, postgres_url):
     settings = Settings(database_url=postgres_url, bcrypt_rounds=4)
-    one = await aiohttp_client(create_app(settings))
-    two = await aiohttp_client(create_app(settings))
-    assert one.app[STORAGE] is not two.app[STORAGE]
-    seen_by_two: list[Change] = []
-    two.app[STORAGE].subscribe(seen_by_two.append)
-
-    resp = await one.post("/users", json={"username": unique_id()})
-    assert resp.status == 201
-    user_id = (await resp.json())["id"]
-    resp = await one.put(f"/users/{user_id}/profile", json={"display_name": "via one"})
-    updated = await resp.json()
-
-    await wait_until(lambda: versions_of(seen_by_two, user_id) == [1, 2])
-    assert changes_of(seen_by_two, user_id)[-1].user.to_dict() == updated
-    assert await (await two.get(f"/users/{user_id}")).json() == updated
-
-    resp = await two.delete(f"/users/{user_id}")
-    assert resp.status == 204
-    assert (await one.get(f"/users/{user_id}")).status == 404
+    one, two = [await aiohttp_client(create_app(settings)) for _ in range(2)]
+    alice = await new_user(one)
+    room = unique_id("r")
+    ws, _ = await join(two, room, alice)
+    urls = {f"size{i}": "https://cdn.example/" + "a" * 1000 + str(i) for i in range(16)}
+    response = await one.put(f"/users/{alice}/profile", json={"avatar_urls": urls})
+    assert response.status == 200
+    update = await frame_where(ws, lambda f: f["type"] == "profile_updated")
+    assert update == {"type": "profile_updated", "room": room, **(await response.json())}
+    await ws.close()
 
 
-def test_version_tracker_orders_and_bounds():
-    tracker = VersionTracker(limit=3)
-    assert tracker.is_new("a", 1, False)
-    assert tracker.is_new("a", 3, False)
-    assert not tracker.is_new("a", 2, False)  # stale
-    assert not tracker.is_new("a", 3, False)  # duplicate
-    assert tracker.is_new("a", 4, True)  # deleted
-    assert not tracker.is_new("a", 4, True)
-    assert tracker.is_new("a", 1, False)  # created again: a new life
-    for name in "bcde":
-        tracker.is_new(name, 1, False)
-    assert len(tracker) == 3 and tracker.get("a") is None  # the oldest is forgotten
+async def test_a_password_change_is_not_a_profile_event(aiohttp_client, postgres_url):
+    client = await aiohttp_client(create_app(Settings(database_url=postgres_url, bcrypt_rounds=4)))
+    alice = await new_user(client)
+    room = unique_id("r")
+    ws, _ = await join(client, room, alice)
+    response = await client.put(f"/users/{alice}/password", json={"new_password": "long enough"})
+    assert response.status == 200
+    await client.put(f"/users/{alice}/profile", json={"bio": "after"})
+    update = await frame_where(ws, lambda f: f["type"] == "profile_updated")
+    assert update["version"] == 2  # the first event: the password change made none
+    await ws.close()
+
+
+async def test_stored_changes_travel_exactly(aiohttp_client, postgres_url):
+    """The record rides in the payload: the other app shows it without reading it back."""
+    settings = Settings(database_url=postgres_url, bcrypt_rounds=4)
+    one, two = [await aiohttp_client(create_app(settings)) for _ in range(2)]
+    alice = await new_user(one)
+    room = unique_id("r")
+    ws, _ = await join(two, room, alice)
+    response = await one.put(
+        f"/users/{alice}/profile", json={"display_name": "Ünïcødé ☃", "bio": 'a\nb"c'}
+    )
+    update = await frame_where(ws, lambda f: f["type"] == "profile_updated")
+    assert update == {"type": "profile_updated", "room": room, **(await response.json())}
+    await ws.close()

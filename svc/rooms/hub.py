@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from aiohttp import WSCloseCode
 
 from ..broker import Broker, Change, PresenceChange, RoomMessage
-from ..storage import Storage
+from ..storage import Storage, User
+from ..views import Member
 from . import frames
 from .connection import Connection
 from .presence import PresenceBatcher
@@ -152,6 +153,7 @@ class Hub:
         ids = heapq.nsmallest(self.limits.welcome_members, room.members)
         conn.presence_mark = room.presence.mark()  # presence frames carry only what follows
         users = await frames.member_records(self.storage, ids)
+        self._shown(users)
         return frames.encode_with_users(
             {
                 "type": "welcome",
@@ -339,8 +341,20 @@ class Hub:
 
     def _batcher(self, room_id: str) -> PresenceBatcher:
         return PresenceBatcher(
-            self.limits.presence_window, lambda: self._rooms.get(room_id), self.storage, self.spawn
+            self.limits.presence_window,
+            lambda: self._rooms.get(room_id),
+            self.storage,
+            self.spawn,
+            self._shown,
         )
+
+    def _shown(self, records: list[Member]) -> None:
+        """Records a frame showed: the versions later news is new against.  (Without this, a
+        change that reached no one, e.g. a write made outside svc, would be taken for the
+        baseline by the next re-read, and never shown.)"""
+        for record in records:
+            if isinstance(record, User) and record.id in self._rooms_of_user:
+                self._versions.baseline(record.id, record.version)
 
     def _apply_presence(self, room: Room, change: PresenceChange) -> None:
         user_id = change.user_id

@@ -20,6 +20,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING
 
 from ..storage import Storage
+from ..views import Member
 from . import frames
 
 if TYPE_CHECKING:
@@ -38,8 +39,10 @@ class PresenceBatcher:
         room: Callable[[], Room | None],
         storage: Storage,
         spawn: Callable[[Coroutine], asyncio.Task],
+        shown: Callable[[list[Member]], None] = lambda records: None,
     ):
         self._window = window
+        self._shown = shown  # told of the records a frame shows (the hub's version baseline)
         self._room = room  # the live room, or None once it is gone
         self._storage = storage
         self._spawn = spawn
@@ -92,6 +95,7 @@ class PresenceBatcher:
             if self._retry_delay:
                 log.info("presence: room %s is sending again", room.id)
                 self._retry_delay = 0.0
+            self._shown(users)
             self._fan_out(room, pending, {user.id: user for user in users})
         finally:
             self._flush = None
