@@ -1,8 +1,8 @@
 """Postgres in trouble: lost connections mid-traffic, an outage, and recovery without a restart.
 
 The shared cluster is never stopped (other tests use it).  Two real faults instead:
-``pg_terminate_backend`` on exactly this storage's server-side connections (found
-by its application_name), and an outage of the network path between svc and
+``pg_terminate_backend`` on exactly this app's server-side connections (storage
+and broker, found by their application_name), and an outage of the network path between svc and
 Postgres, made by routing svc through a TCP relay the test can cut and restore.
 """
 
@@ -14,13 +14,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiopg
 import pytest
-from svc_postgres import PostgresStorage
+from aiohttp import WSMsgType
+from ws_helpers import frame_where, frames_until_pong, join, new_user, presence_where
 
 from svc.app import create_app
-from svc.broker import Change
-from svc.keys import STORAGE
+from svc.keys import BROKER, STORAGE
 from svc.settings import Settings
-from svc.testing import unique_id, wait_until
+from svc.testing import unique_id
 
 pytestmark = pytest.mark.postgres
 
@@ -116,27 +116,17 @@ async def eventually(check, timeout: float = 15.0):
         await asyncio.sleep(0.05)
 
 
-def changes_of(seen: list[Change], user_id: str) -> list[Change]:
-    """The feed is shared with whatever else writes to the database: keep one user's changes."""
-    return [c for c in seen if c.user_id == user_id]
+def postgres_app(url: str):
+    return create_app(Settings(database_url=url, bcrypt_rounds=4))
 
 
-def versions_of(seen: list[Change], user_id: str) -> list[int]:
-    return [c.version for c in changes_of(seen, user_id)]
-
-
-async def test_outage_503_then_recovery_with_resync(aiohttp_client, postgres_url, relay):
-    settings = Settings(database_url=through(postgres_url, relay), bcrypt_rounds=4)
-    client = await aiohttp_client(create_app(settings))
-    storage = client.app[STORAGE]
-    watched = unique_id()
-    seen: list[Change] = []
-    # A feed subscriber without any WebSocket, caring about one user.
-    storage.subscribe(seen.append, lambda: {watched})
-
-    resp = await client.post("/users", json={"id": watched, "username": watched})
-    assert resp.status == 201
-    await wait_until(lambda: versions_of(seen, watched) == [1])
+async def test_outage_503_then_recovery_and_repair(aiohttp_client, postgres_url, relay):
+    client = await aiohttp_client(postgres_app(through(postgres_url, relay)))
+    other = await aiohttp_client(postgres_app(postgres_url))  # another process, not cut off
+    watched = await new_user(client)
+    room = unique_id("r")
+    # A member connected throughout: the database goes away, the socket does not.
+    ws, _ = await join(client, room, watched)
 
     await relay.cut()
     for method, path, body in [
@@ -151,21 +141,20 @@ async def test_outage_503_then_recovery_with_resync(aiohttp_client, postgres_url
         assert resp.headers["Retry-After"] == "1"
         assert time.monotonic() - started < 6  # bounded by the pool timeout, never a hang
 
-    async def ready_names_both_parts():
+    async def ready_names_every_part_down():
         resp = await client.get("/health/ready")
         message = (await resp.json())["error"]["message"] if resp.status == 503 else ""
-        return "pool is down" in message and "listener is down" in message
+        return (
+            "storage is not ready: pool is down" in message
+            and "broker is not ready: pool is down" in message
+            and "listener is down" in message
+        )
 
-    await eventually(ready_names_both_parts)
+    await eventually(ready_names_every_part_down)
 
     # Another process writes while this one cannot hear: its NOTIFY is lost to us.
-    other = PostgresStorage(postgres_url)
-    await other.open()
-    try:
-        during, _ = await other.update_profile(watched, {"bio": "during the outage"})
-    finally:
-        await other.close()
-    assert during.version == 2
+    resp = await other.put(f"/users/{watched}/profile", json={"bio": "during the outage"})
+    assert (await resp.json())["version"] == 2
 
     await relay.restore()
 
@@ -174,46 +163,44 @@ async def test_outage_503_then_recovery_with_resync(aiohttp_client, postgres_url
         return resp.status == 200 and await resp.json()
 
     body = await eventually(ready)
-    assert body["checks"] == {"pool": "ok", "listener": "ok"}
-    # The resync announces the change made during the outage...
-    await wait_until(lambda: versions_of(seen, watched) == [1, 2], timeout=10)
-    assert changes_of(seen, watched)[-1].user.profile["bio"] == "during the outage"
+    assert body["checks"] == {"storage.pool": "ok", "broker.pool": "ok", "broker.listener": "ok"}
+    # The listener came back and reported the gap: the hub re-read and repaired...
+    update = await frame_where(ws, lambda f: f["type"] == "profile_updated", timeout=15)
+    assert (update["version"], update["profile"]["bio"]) == (2, "during the outage")
     # ...and the change made right after recovery arrives as usual, once, in order.
     resp = await client.put(f"/users/{watched}/profile", json={"bio": "after"})
     assert resp.status == 200
     assert (await resp.json())["version"] == 3  # the refused PUT left no trace
-    await wait_until(lambda: versions_of(seen, watched) == [1, 2, 3])
-    assert changes_of(seen, watched)[-1].user.profile["bio"] == "after"
+    update = await frame_where(ws, lambda f: f["type"] == "profile_updated")
+    assert (update["version"], update["profile"]["bio"]) == (3, "after")
+    assert not [f for f in await frames_until_pong(ws) if f["type"] == "profile_updated"]
+    await ws.close()
 
 
-async def test_deletion_during_outage_is_resynced(postgres_url, relay):
-    storage = PostgresStorage(through(postgres_url, relay))
-    await storage.open()
-    try:
-        seen: list[Change] = []
-        storage.subscribe(seen.append)  # no interest: the tracked (announced) users resync too
-        user_id = unique_id()
-        await storage.create_user(user_id, {"username": user_id})
-        await wait_until(lambda: versions_of(seen, user_id) == [1])
-        await relay.cut()
-        await wait_until(lambda: not storage._feed.connected)
-        other = PostgresStorage(postgres_url)
-        await other.open()
-        await other.delete_user(user_id)
-        await other.close()
-        await relay.restore()
-        await wait_until(lambda: versions_of(seen, user_id) == [1, 2], timeout=10)
-        assert changes_of(seen, user_id)[-1].user is None
-    finally:
-        await storage.close()
+async def test_a_deletion_during_an_outage_is_repaired(aiohttp_client, postgres_url, relay):
+    client = await aiohttp_client(postgres_app(through(postgres_url, relay)))
+    other = await aiohttp_client(postgres_app(postgres_url))
+    alice, bob = await new_user(client), await new_user(client)
+    room = unique_id("r")
+    ws_a, _ = await join(client, room, alice)
+    ws_b, _ = await join(client, room, bob)
+    await relay.cut()
+    assert (await other.delete(f"/users/{alice}")).status == 204  # unheard here
+    await relay.restore()
+    # The re-read after the gap finds her gone: her socket is closed, and she leaves.
+    async with asyncio.timeout(15):
+        while (msg := await ws_a.receive()).type is WSMsgType.TEXT:
+            pass
+    assert msg.type is WSMsgType.CLOSE and msg.data == 4404
+    left = await frame_where(ws_b, presence_where(room, left=alice), timeout=15)
+    assert left["member_count"] == 1
+    await ws_b.close()
 
 
 async def test_terminated_connections_mid_traffic(aiohttp_client, postgres_url, admin):
-    settings = Settings(database_url=postgres_url, bcrypt_rounds=4)
-    client = await aiohttp_client(create_app(settings))
-    storage = client.app[STORAGE]
-    seen: list[Change] = []
-    storage.subscribe(seen.append)
+    client = await aiohttp_client(postgres_app(postgres_url))
+    storage, broker = client.app[STORAGE], client.app[BROKER]
+    watcher, _ = await join(client, unique_id("r"))
     results: list[tuple[int, str, dict]] = []
     terminated = asyncio.Event()
 
@@ -229,11 +216,11 @@ async def test_terminated_connections_mid_traffic(aiohttp_client, postgres_url, 
     await terminated.wait()
     killed = await sql(
         admin,
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
-        storage.application_name,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = ANY(%s)",
+        [storage.application_name, broker.node_id],
     )
     await traffic
-    assert len(killed) >= 2  # the pool's connections and the listener's
+    assert len(killed) >= 3  # the storage pool's, the broker pool's and the listener's
 
     statuses = {status for status, _, _ in results}
     assert statuses <= {201, 503}, statuses  # never a 500
@@ -247,15 +234,20 @@ async def test_terminated_connections_mid_traffic(aiohttp_client, postgres_url, 
     )
     assert sorted(r[0] for r in rows) == sorted(created)
 
-    # Recovered by itself: ready again, new writes work and reach the feed (the listener is back).
+    # Recovered by itself: ready again (the listener is back), and rooms work across apps.
     async def ready():
         return (await client.get("/health/ready")).status == 200
 
     await eventually(ready)
-    resp = await client.post("/users", json={"username": unique_id()})
-    assert resp.status == 201
-    user_id = (await resp.json())["id"]
-    await wait_until(lambda: versions_of(seen, user_id) == [1], timeout=10)
+    other = await aiohttp_client(postgres_app(postgres_url))
+    alice = await new_user(other)
+    room = unique_id("r")
+    ws, _ = await join(client, room, alice)
+    await other.put(f"/users/{alice}/profile", json={"bio": "heard"})
+    update = await frame_where(ws, lambda f: f["type"] == "profile_updated")
+    assert update["profile"]["bio"] == "heard"
+    await ws.close()
+    await watcher.close()
 
 
 async def test_a_stuck_write_answers_503_in_seconds_and_never_commits_late(
@@ -263,7 +255,7 @@ async def test_a_stuck_write_answers_503_in_seconds_and_never_commits_late(
 ):
     """A row locked elsewhere: the request gives up after the pool timeout, and the server
     cancels the statement right after, so the write does not land once the lock is gone."""
-    client = await aiohttp_client(create_app(Settings(database_url=postgres_url, bcrypt_rounds=4)))
+    client = await aiohttp_client(postgres_app(postgres_url))
     resp = await client.post("/users", json={"username": unique_id()})
     user_id = (await resp.json())["id"]
     async with aiopg.connect(postgres_url) as locker, locker.cursor() as cur:
