@@ -139,3 +139,88 @@ async def test_a_clean_shutdown_says_goodbye_at_once(two_processes):
         left = await frame_where(ws_alice, presence_where(room, left=bob), timeout=5)
         assert left["member_count"] == 1
         await ws_alice.close()
+
+
+async def _users(http, base: str, n: int) -> list[str]:
+    ids = [unique_id() for _ in range(n)]
+    for user_id in ids:
+        response = await http.put(f"{base}/users/{user_id}/profile", json={"username": user_id})
+        assert response.status == 201
+    return ids
+
+
+async def _join(http, url: str) -> tuple[aiohttp.ClientWebSocketResponse, dict]:
+    ws = await http.ws_connect(url)
+    welcome = await ws.receive_json(timeout=10)
+    assert welcome["type"] == "welcome"
+    return ws, welcome
+
+
+async def test_messages_cross_processes_once_each_in_order(two_processes):
+    (_, one), (_, two) = two_processes
+    room = unique_id("r")
+    async with aiohttp.ClientSession() as http:
+        alice, bob, carol = await _users(http, one, 3)
+        ws_a, _ = await _join(http, f"{one}/ws/{room}?user_id={alice}")
+        ws_b, _ = await _join(http, f"{two}/ws/{room}?user_id={bob}")
+        ws_c, _ = await _join(http, f"{two}/ws/{room}?user_id={carol}")
+        await frame_where(ws_a, presence_where(room, joined=carol))
+        sent = [{"n": 1}, "same", "same", "x" * (8 * 1024 - 2), ["é", None], {"n": "last"}]
+        for data in sent:
+            await ws_a.send_json({"type": "message", "data": data})
+        for ws in (ws_b, ws_c):
+            got = []
+            while len(got) < len(sent):
+                frame = await frame_where(ws, lambda f: f["type"] == "message")
+                assert frame["from"] == alice
+                got.append(frame["data"])
+            assert got == sent
+        # Bob answers: Alice gets it once, and never her own messages back.
+        await ws_b.send_json({"type": "message", "data": "reply"})
+        seen: list[dict] = []
+        reply = await frame_where(ws_a, lambda f: f["type"] == "message", seen=seen)
+        assert (reply["from"], reply["data"]) == (bob, "reply")
+        assert not [f for f in seen if f["type"] == "message"]
+        for ws in (ws_a, ws_b, ws_c):
+            await ws.close()
+
+
+async def test_joiners_across_processes_hear_each_arrival_once(two_processes):
+    (_, one), (_, two) = two_processes
+    room = unique_id("r")
+    async with aiohttp.ClientSession() as http:
+        alice, bob, carol = await _users(http, one, 3)
+        ws_a, _ = await _join(http, f"{one}/ws/{room}?user_id={alice}")
+        ws_b, welcome = await _join(http, f"{two}/ws/{room}?user_id={bob}")
+        assert {m["id"] for m in welcome["members"]} == {alice, bob}
+        ws_c, _ = await _join(http, f"{one}/ws/{room}?user_id={carol}")  # the marker
+        for ws, me, expect in ((ws_a, alice, {bob: 1}), (ws_b, bob, {alice: 0, bob: 0})):
+            seen: list[dict] = []
+            seen.append(await frame_where(ws, presence_where(room, joined=carol), seen=seen))
+            joined = [u["id"] for f in seen if f["type"] == "presence" for u in f["joined"]]
+            for user_id, times in expect.items():
+                assert joined.count(user_id) == times, (me, seen)
+        for ws in (ws_a, ws_b, ws_c):
+            await ws.close()
+
+
+async def test_deleting_a_user_closes_their_sockets_on_every_process(two_processes):
+    (_, one), (_, two) = two_processes
+    room = unique_id("r")
+    async with aiohttp.ClientSession() as http:
+        alice, bob = await _users(http, one, 2)
+        phone, _ = await _join(http, f"{one}/ws/{room}?user_id={alice}")
+        laptop, _ = await _join(http, f"{two}/ws/{room}?user_id={alice}")
+        ws_b, _ = await _join(http, f"{one}/ws/{room}?user_id={bob}")
+        assert (await http.delete(f"{two}/users/{alice}")).status == 204
+        for ws in (phone, laptop):
+            async with asyncio.timeout(10):
+                while (msg := await ws.receive()).type is aiohttp.WSMsgType.TEXT:
+                    pass
+            assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 4404, msg
+        left = await frame_where(ws_b, presence_where(room, left=alice))
+        assert left["member_count"] == 1
+        for base in (one, two):
+            body = await (await http.get(f"{base}/rooms/{room}/members")).json()
+            assert [m["id"] for m in body["members"]] == [bob]
+        await ws_b.close()

@@ -263,11 +263,15 @@ class PostgresBroker(Broker):
             try:
                 if await self._presence.beat():
                     self._gap()  # expired meanwhile: others' news may have passed us by
-                await self._fetch(messages.CLEAN, (messages.KEEP,))
+                await self._fetch(messages.CLEAN, (messages.KEEP,), one=None)
             except Unavailable as exc:
                 if not failing:  # one line per outage
                     log.warning("postgres broker: heartbeat failed (%s); retrying", exc)
                 failing = True
+            except Exception as exc:  # a bug must not stop the heartbeat for good
+                asyncio.get_running_loop().call_exception_handler(
+                    {"message": "postgres broker housekeeping failed", "exception": exc}
+                )
             else:
                 if failing:
                     log.info("postgres broker: heartbeat is back")
@@ -278,13 +282,17 @@ class PostgresBroker(Broker):
     async def _connect(self) -> aiopg.Connection:
         return await aiopg.connect(self._dsn, timeout=TIMEOUT, **CONNECTION_OPTIONS)
 
-    async def _fetch(self, sql: str, params, one: bool = True):
+    async def _fetch(self, sql: str, params, one: bool | None = True):
+        """One statement on the pool: its first row (``one``), every row (False), or
+        nothing (None: a statement without results)."""
         if self._pool is None:
             raise Unavailable("the broker is not open")
         with translated():
             async with connection(self._pool) as conn:
                 async with conn.cursor() as cur:
                     await cur.execute(sql, params)
+                    if one is None:
+                        return None
                     return await (cur.fetchone() if one else cur.fetchall())
 
     async def _execute(self, sql: str, params) -> None:
