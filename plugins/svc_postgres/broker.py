@@ -118,7 +118,7 @@ class PostgresBroker(Broker):
         task, self._housekeeping = self._housekeeping, None
         if task is not None:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await asyncio.wait({task}, timeout=TIMEOUT)
         await self._listener.stop()
         self._hub = None
         await self._publisher.drain()

@@ -48,6 +48,7 @@ class Listener:
         self._on_gap = on_gap
         self._conn: aiopg.Connection | None = None
         self._task: asyncio.Task | None = None
+        self._stopping = False
         #: True while a LISTEN connection is up.
         self.connected = False
         #: Why it is down, for readiness.
@@ -57,15 +58,19 @@ class Listener:
         """Open the connection (raises like ``connect``) and start delivering."""
         if self._task is not None:
             return
+        self._stopping = False
         self._conn = await self._listen()
         self.connected = True
         self._task = asyncio.create_task(self._run(), name="svc-postgres-listener")
 
     async def stop(self) -> None:
+        self._stopping = True
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            # Bounded, and the loops check _stopping: a cancellation swallowed inside a
+            # library (asyncio.wait_for on 3.11 can) must not hang the shutdown.
+            await asyncio.wait({task}, timeout=TIMEOUT)
         self._close_connection("stopped")
 
     def check(self) -> None:
@@ -94,7 +99,7 @@ class Listener:
             self._conn = None
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self._consume(self._conn)
             except (Unavailable, psycopg2.Error, *CONNECTION_ERRORS) as exc:
@@ -105,26 +110,34 @@ class Listener:
                     {"message": "postgres broker listener failed", "exception": exc}
                 )
                 self._close_connection("failed")
-            await self._reconnect()
-            self._on_gap()
+            if await self._reconnect():
+                self._on_gap()
 
     async def _consume(self, conn: aiopg.Connection) -> None:
         notifies = conn.notifies
-        while True:
-            try:
-                first = await asyncio.wait_for(notifies.get(), KEEPALIVE)
-            except asyncio.TimeoutError:
-                async with conn.cursor(timeout=TIMEOUT) as cur:  # silent: still there?
-                    await cur.execute("SELECT 1")
-                continue
-            batch = [first]  # and everything that has arrived with it: one read-back for all
-            while not notifies.empty():
-                batch.append(notifies.get_nowait())
-            await self._deliver(batch)
+        # One pending get across keepalive checks: cancelling it could drop a notification.
+        getter = None
+        try:
+            while not self._stopping:
+                if getter is None:
+                    getter = asyncio.ensure_future(notifies.get())
+                done, _ = await asyncio.wait({getter}, timeout=KEEPALIVE)
+                if not done:
+                    async with conn.cursor(timeout=TIMEOUT) as cur:  # silent: still there?
+                        await cur.execute("SELECT 1")
+                    continue
+                batch = [getter.result()]  # raises once the connection is gone
+                getter = None
+                while not notifies.empty():  # everything that came with it: one read-back
+                    batch.append(notifies.get_nowait())
+                await self._deliver(batch)
+        finally:
+            if getter is not None:
+                getter.cancel()
 
-    async def _reconnect(self) -> None:
+    async def _reconnect(self) -> bool:
         delay = 0.05
-        while True:
+        while not self._stopping:
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_BACKOFF)
             try:
@@ -135,4 +148,5 @@ class Listener:
                 continue
             self.connected = True
             log.info("postgres: broker listener reconnected")
-            return
+            return True
+        return False

@@ -111,7 +111,10 @@ class Hub:
             room.presence.cancel()
         for task in tuple(self._tasks):
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            # Bounded: a cancellation swallowed inside a driver (asyncio.wait_for on
+            # Python 3.11 can) must not hang the shutdown.
+            await asyncio.wait(tuple(self._tasks), timeout=self.limits.close_timeout)
 
     def spawn(self, coro) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coro)
