@@ -53,7 +53,7 @@ def create_app(
     auth.setup_routes(app)
     ws.setup_routes(app)
     members.setup_routes(app)
-    openapi.setup(app, settings)  # after every route: it documents what is routed
+    openapi.setup(app)  # after every route: it documents what is routed
     cors.setup(app, settings)  # last: it adds a preflight route to every route above
     return app
 

@@ -13,6 +13,5 @@ STORAGE = web.AppKey("storage", Storage)
 BROKER = web.AppKey("broker", Broker)
 PASSWORDS = web.AppKey("passwords", Passwords)
 HUB = web.AppKey("hub", Hub)
-#: The OpenAPI document and the /docs page, rendered once at start.
+#: The OpenAPI document, rendered once at start.
 OPENAPI_JSON = web.AppKey("openapi_json", bytes)
-DOCS_HTML = web.AppKey("docs_html", bytes)
