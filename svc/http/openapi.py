@@ -43,8 +43,8 @@ DESCRIPTION = """User profiles over HTTP, and real-time profile changes over Web
 
 Every error is JSON of one shape, `{"error": {"code", "message", "fields"?}}` (the `Error`
 schema), with the status that fits; each operation lists the statuses it can answer, and
-each status its codes (the whole table is `docs/api-errors.md` in svc's repository). A wrong method on a known
-path is 405 (`method_not_allowed`) with an `Allow` header.
+each status its codes (the whole table is `docs/api-errors.md` in svc's repository). A wrong
+method on a known path is 405 (`method_not_allowed`) with an `Allow` header.
 
 **Auth.** This document is the same whether the server runs with auth on
 (`JWT_SECRET_KEY` set) or off. With auth on, a write to user X (profile, password, delete)
