@@ -251,5 +251,13 @@ def setup(app: web.Application) -> None:
     """Add ``/openapi.json`` and the console, and document every route added so far."""
     app.router.add_get("/openapi.json", serve_document)
     docs.setup_routes(app)
-    document = build_document(app.router.routes())
-    app[OPENAPI_JSON] = json.dumps(document, separators=(",", ":")).encode()
+    routes = tuple(app.router.routes())
+    # The document depends on the routes alone: apps with the same routes share its bytes.
+    key = tuple((route.method, route.resource.canonical, route.handler) for route in routes)
+    body = _built.get(key)
+    if body is None:
+        body = _built[key] = json.dumps(build_document(routes), separators=(",", ":")).encode()
+    app[OPENAPI_JSON] = body
+
+
+_built: dict[tuple, bytes] = {}
