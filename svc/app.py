@@ -60,7 +60,7 @@ def create_app(
     ws.setup_routes(app)
     members.setup_routes(app)
     metrics.setup_routes(app)
-    openapi.setup(app, settings)  # after every route: it documents what is routed
+    openapi.setup(app)  # after every route: it documents what is routed
     cors.setup(app, settings)  # last: it adds a preflight route to every route above
     return app
 
