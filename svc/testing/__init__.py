@@ -3,7 +3,7 @@
 ``StorageConformance`` for a storage backend, ``BrokerConformance`` for a broker.
 """
 
-from .helpers import unique_id, wait_until
+from .helpers import raises, reopener, unique_id, wait_until, within
 from .storage import StorageConformance
 
-__all__ = ["StorageConformance", "unique_id", "wait_until"]
+__all__ = ["StorageConformance", "raises", "reopener", "unique_id", "wait_until", "within"]
