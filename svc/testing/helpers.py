@@ -49,9 +49,7 @@ def raises(exc_type: type[BaseException], rule: str):
     except exc_type as exc:
         caught.append(exc)
     except Exception as exc:
-        pytest.fail(
-            f"rule: {rule} (expected {exc_type.__name__}, got {type(exc).__name__}: {exc})"
-        )
+        pytest.fail(f"rule: {rule} (expected {exc_type.__name__}, got {type(exc).__name__}: {exc})")
     else:
         pytest.fail(f"rule: {rule} (expected {exc_type.__name__}, nothing was raised)")
 

@@ -153,7 +153,9 @@ class StorageConformance:
         )
         check_record(created, user_id, "create_user()")
         assert created.version == 1, "rule: a new user is at version 1"
-        assert created.updated_at == created.created_at, "rule: a new user's updated_at is created_at"
+        assert created.updated_at == created.created_at, (
+            "rule: a new user's updated_at is created_at"
+        )
         assert created.password_updated_at is None, (
             "rule: password_updated_at is None for a user created without a hash"
         )
@@ -170,7 +172,9 @@ class StorageConformance:
         user = await self._new_user(storage, bio=bio, display_name="  spaces kept  ")
         fetched = await storage.get_user(user.id)
         assert fetched.profile["bio"] == bio, "rule: text round-trips exactly"
-        assert fetched.profile["display_name"] == "  spaces kept  ", "rule: text round-trips exactly"
+        assert fetched.profile["display_name"] == "  spaces kept  ", (
+            "rule: text round-trips exactly"
+        )
 
     async def test_get_missing_is_not_found(self, storage: Storage):
         with raises(NotFound, "get_user of a missing id raises NotFound"):
@@ -392,18 +396,45 @@ class StorageConformance:
         nameless, _ = await storage.update_profile(unique_id(), {"bio": "z"}, create=True)
         assert nameless.profile["username"] is None, "rule: a user may have no username"
 
-    async def test_concurrent_creates_of_one_id(self, storage: Storage):
-        user_id = unique_id()
-        results = await asyncio.gather(
-            storage.update_profile(user_id, {"display_name": "one"}, create=True),
-            storage.update_profile(user_id, {"bio": "two"}, create=True),
+    async def test_create_without_a_username(self, storage: Storage):
+        """A user may have no username (it cannot log in until one is set); usernames stay
+        unique among those that are set."""
+        first, second = unique_id(), unique_id()
+        user, created = await storage.update_profile(first, {"bio": "a"}, create=True)
+        assert created is True and user.version == 1, "rule: update_profile(create=True) creates"
+        assert user.profile["username"] is None, "rule: a user may have no username"
+        other, _ = await storage.update_profile(second, {"display_name": "B"}, create=True)
+        assert other.profile["username"] is None, "rule: a user may have no username"
+        with raises(NotFound, "find_credentials finds users by username only"):
+            await storage.find_credentials("")
+        named, _ = await storage.update_profile(first, {"username": first})
+        assert named.version == 2 and named.profile["bio"] == "a", "rule: changes are merged in"
+        with raises(Conflict, "usernames are unique under username_key"):
+            await storage.update_profile(second, {"username": first.upper()})
+        assert (await storage.find_credentials(first)).user_id == first, (
+            "rule: find_credentials finds a user by a username set later"
         )
-        rule = "concurrent update_profile(create=True) of one id: one creates, the other updates"
-        assert sorted(created for _, created in results) == [False, True], f"rule: {rule}"
-        assert sorted(user.version for user, _ in results) == [1, 2], f"rule: {rule}"
+
+    async def test_concurrent_creates_of_one_id(self, storage: Storage):
+        """A create racing updates of one new id: one creates, the others update; never a
+        version mismatch, never a lost field."""
+        rule = "concurrent update_profile(create=True) of one id: one creates, the others update"
+        user_id = unique_id()
+        writes = [{f"{'display_name' if i % 2 else 'bio'}": f"v{i}"} for i in range(20)]
+        results = await asyncio.gather(
+            *(storage.update_profile(user_id, w, create=True) for w in writes)
+        )
+        assert sum(created for _, created in results) == 1, f"rule: {rule}"
+        assert sorted(u.version for u, _ in results) == list(range(1, 21)), (
+            f"rule: {rule}, with distinct consecutive versions"
+        )
         final = await storage.get_user(user_id)
-        assert (final.profile["display_name"], final.profile["bio"]) == ("one", "two"), (
-            f"rule: {rule} (both writes survive)"
+        assert final.version == 20, f"rule: {rule}"
+        assert final.profile["display_name"] in {w.get("display_name") for w in writes}, (
+            f"rule: {rule} (every field survives)"
+        )
+        assert final.profile["bio"] in {w.get("bio") for w in writes}, (
+            f"rule: {rule} (every field survives)"
         )
 
     async def test_concurrent_partial_updates_keep_every_field(self, storage: Storage):
