@@ -331,15 +331,21 @@ class StorageConformance:
         try_to_change(created.profile)
         try_to_change((await storage.get_user(user_id)).profile)
         try_to_change((await storage.get_users([user_id]))[0].profile)
+        stored = await storage.get_user(user_id)
+        assert stored.profile["bio"] == "stored", f"rule: {rule} (bio)"
+        assert stored.profile["avatar_urls"] == {"s": "https://a/s"}, f"rule: {rule} (avatar_urls)"
 
         changes = {"display_name": "Ada", "avatar_urls": {"m": "https://a/m"}}
         updated, _ = await storage.update_profile(user_id, changes)
+        changes["display_name"] = "changed by the caller"
         changes["avatar_urls"]["evil"] = "changed by the caller"
         try_to_change(updated.profile)
-
         stored = await storage.get_user(user_id)
-        assert stored.profile["bio"] == "stored", f"rule: {rule} (bio)"
-        assert stored.profile["avatar_urls"] == {"m": "https://a/m"}, f"rule: {rule} (avatar_urls)"
+        assert stored.profile["display_name"] == "Ada", f"rule: {rule} (update_profile)"
+        assert stored.profile["bio"] == "stored", f"rule: {rule} (update_profile)"
+        assert stored.profile["avatar_urls"] == {"m": "https://a/m"}, (
+            f"rule: {rule} (update_profile, avatar_urls)"
+        )
         assert stored.version == 2, f"rule: {rule} (version)"
 
     # -- partial updates ----------------------------------------------------
@@ -579,10 +585,13 @@ class StorageConformance:
 
         storage = await reopen(storage)
         rule = "data written is there after close() and a new open() of the same URL"
-        back = await storage.get_user(kept.id)
+        try:
+            back = await storage.get_user(kept.id)
+            credentials = await storage.find_credentials(kept.id.upper())
+        except NotFound as exc:
+            pytest.fail(f"rule: {rule} (after reopening, NotFound: {exc})")
         assert back == kept, f"rule: {rule} (got {back!r}, wrote {kept!r})"
         assert back.password_updated_at == kept.password_updated_at, f"rule: {rule}"
-        credentials = await storage.find_credentials(kept.id.upper())
         assert credentials.password_hash == "$hash$r", f"rule: {rule} (the hash)"
         with raises(NotFound, f"{rule} (a deletion too)"):
             await storage.get_user(gone.id)
