@@ -138,10 +138,8 @@ def test_the_image_installs_exactly_the_lock(image):
         ["pip", "list", "--format=json"], cwd=workdir, env=env, check=True, capture_output=True
     )
     installed = {_name(p["name"]): p["version"] for p in json.loads(listed.stdout)}
-    pinned = dict(
-        re.findall(r"^([A-Za-z0-9_.-]+)==([^ ;\\]+)", (ROOT / "requirements.lock").read_text(), re.M)
-    )
-    pinned = {_name(name): version for name, version in pinned.items()}
+    lock = (ROOT / "requirements.lock").read_text()
+    pinned = {_name(n): v for n, v in re.findall(r"^([\w.-]+)==([^ ;\\]+)", lock, re.M)}
     assert installed.pop("svc") == "0.1.0"
     installed.pop("pip")  # the venv's own, as the base image has its own
     assert installed == pinned
@@ -174,7 +172,9 @@ def test_the_image_serves_on_port_and_is_healthy(image):
                     break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"the image's CMD did not serve:\n{_output(proc)}")
+                    raise AssertionError(
+                        f"the image's CMD did not serve:\n{_output(proc)}"
+                    ) from None
                 time.sleep(0.2)
         healthcheck = _all("HEALTHCHECK")[-1].split(" CMD ", 1)[1]
         probe = subprocess.run(exec_form(healthcheck), cwd=workdir, env=run_env, timeout=30)
