@@ -36,6 +36,9 @@ from .schema import check_library, migrate
 from .url import database_path
 
 log = logging.getLogger(__name__)
+# aiosqlite logs every statement with its parameters at DEBUG, password hashes included:
+# never let those lines out, whatever level the root logger is set to.
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 #: Seconds a statement waits for another process's lock on the file before giving up
 #: (503), and that opening waits for another process's migration.

@@ -4,6 +4,7 @@ two connections, and clear failures when the file or its folder is not right."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 
 import pytest
@@ -147,3 +148,16 @@ async def test_deleted_then_created_again_starts_over(url):
         assert created and again.version == 1 and again.profile["username"] is None
     finally:
         await storage.close()
+
+
+async def test_no_hash_in_any_log_line_even_at_debug(url, caplog):
+    caplog.set_level(logging.DEBUG)
+    storage = SQLiteStorage(url)
+    await storage.open()
+    try:
+        await storage.create_user("ada", {"username": "ada"}, "$bcrypt-sha256$secret-one")
+        await storage.set_password_hash("ada", "$bcrypt-sha256$secret-two")
+        await storage.get_credentials("ada")
+    finally:
+        await storage.close()
+    assert "secret-one" not in caplog.text and "secret-two" not in caplog.text
