@@ -76,6 +76,11 @@ def test_the_image_copies_every_package_setup_cfg_builds():
     assert {"svc", "setup.cfg", "pyproject.toml", "requirements.lock"} <= copied
 
 
+def test_the_lock_is_for_the_python_of_the_image():
+    python = re.fullmatch(r"python:(\d+\.\d+)[-.\w]*", _all("FROM")[0]).group(1)
+    assert f"--python-version {python} " in (ROOT / ".ci" / "lock").read_text()
+
+
 def test_runs_as_a_user_that_is_not_root():
     user = _all("USER")[-1]
     assert user not in ("root", "0") and not user.startswith("0:")
