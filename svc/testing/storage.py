@@ -11,7 +11,7 @@ backend (pytest with pytest-aiohttp, ``asyncio_mode = auto``)::
     class TestSQLiteStorage(StorageConformance):
         @pytest.fixture
         async def storage(self, tmp_path):
-            backend = SQLiteStorage(f"sqlite://{tmp_path}/db")
+            backend = SQLiteStorage(f"sqlite:///{tmp_path}/svc.db")  # 4 slashes: absolute
             await backend.open()
             yield backend
             await backend.close()
