@@ -57,22 +57,16 @@ async def update_profile(request: web.Request) -> web.Response:
     changes = await read_json(request, profile_schema)
     # RFC 9110 13.2.1: preconditions are evaluated after the request's own checks.
     expected = _expected_version(request)
-    # Only a body with a username can create: a user without one could never log in.
-    create = expected is None and "username" in changes
     try:
+        # Without If-Match a missing user is created from whatever fields the body has (the
+        # replaced service's clients upsert ids they got elsewhere); with it (even
+        # "If-Match: *", which asks for an existing user), never.
         user, created = await request.app[STORAGE].update_profile(
-            user_id, changes, expected_version=expected, create=create
+            user_id, changes, expected_version=expected, create="If-Match" not in request.headers
         )
     except NotFound:
-        if expected is not None:
-            raise APIError(
-                412, "precondition_failed", "If-Match given, but there is no such user"
-            ) from None
         raise APIError(
-            422,
-            "validation_failed",
-            "no such user; to create one, include a username",
-            {"username": ["Missing data for required field."]},
+            412, "precondition_failed", "If-Match given, but there is no such user"
         ) from None
     await publish(request, Change(user.id, user.version, user))
     if created:

@@ -142,6 +142,38 @@ class StorageConformance:
         )
         assert created is True and user.version == 1 and user.profile["bio"] == "x"
 
+    async def test_create_without_a_username(self, storage: Storage):
+        """A user may have no username (it cannot log in until one is set); usernames stay
+        unique among those that are set."""
+        first, second = unique_id(), unique_id()
+        user, created = await storage.update_profile(first, {"bio": "a"}, create=True)
+        assert created is True and user.version == 1
+        assert user.profile["username"] is None and user.profile["bio"] == "a"
+        other, _ = await storage.update_profile(second, {"display_name": "B"}, create=True)
+        assert other.profile["username"] is None
+        with pytest.raises(NotFound):
+            await storage.find_credentials("")
+        named, _ = await storage.update_profile(first, {"username": first})
+        assert named.version == 2 and named.profile["bio"] == "a"
+        with pytest.raises(Conflict):
+            await storage.update_profile(second, {"username": first.upper()})
+        assert (await storage.find_credentials(first)).user_id == first
+
+    async def test_concurrent_creates_of_one_id(self, storage: Storage):
+        """A create racing updates of one new id: one creates, the others update; never a
+        version mismatch, never a lost field."""
+        user_id = unique_id()
+        writes = [{f"{'display_name' if i % 2 else 'bio'}": f"v{i}"} for i in range(20)]
+        results = await asyncio.gather(
+            *(storage.update_profile(user_id, w, create=True) for w in writes)
+        )
+        assert sum(created for _, created in results) == 1
+        assert sorted(u.version for u, _ in results) == list(range(1, 21))
+        final = await storage.get_user(user_id)
+        assert final.version == 20
+        assert final.profile["display_name"] in {w.get("display_name") for w in writes}
+        assert final.profile["bio"] in {w.get("bio") for w in writes}
+
     async def test_concurrent_partial_updates_keep_every_field(self, storage: Storage):
         user = await self._new_user(storage)
         writes = [
