@@ -19,7 +19,8 @@ from .broker import Broker
 from .broker.registry import get_plugin as get_broker_plugin
 from .http import auth, cors, health, members, openapi, users
 from .http.errors import error_middleware
-from .keys import BROKER, HUB, PASSWORDS, SETTINGS, STORAGE
+from .http.origins import OriginPolicy
+from .keys import BROKER, HUB, ORIGINS, PASSWORDS, SETTINGS, STORAGE
 from .passwords import Passwords
 from .rooms import Hub, ws
 from .settings import Settings, SettingsError
@@ -39,6 +40,7 @@ def create_app(
     settings = settings or Settings()
     app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
+    app[ORIGINS] = OriginPolicy(settings.cors_origins, settings.cors_origin_regex)
     app[STORAGE] = storage or get_storage_plugin(settings.database_url)(settings.database_url)
     broker_url = settings.resolved_broker_url
     app[BROKER] = broker or get_broker_plugin(broker_url)(broker_url)
@@ -54,7 +56,7 @@ def create_app(
     ws.setup_routes(app)
     members.setup_routes(app)
     openapi.setup(app, settings)  # after every route: it documents what is routed
-    cors.setup(app, settings)  # last: it adds a preflight route to every route above
+    cors.setup(app)
     return app
 
 
