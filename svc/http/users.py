@@ -53,7 +53,7 @@ async def get_user(request: web.Request) -> web.Response:
 
 async def update_profile(request: web.Request) -> web.Response:
     user_id = request.match_info["user_id"]
-    authorize_write(request, user_id)  # creating X through here also needs X's token
+    await authorize_write(request, user_id)  # creating X through here also needs X's token
     changes = await read_json(request, profile_schema)
     # RFC 9110 13.2.1: preconditions are evaluated after the request's own checks.
     expected = _expected_version(request)
@@ -87,7 +87,7 @@ def _expected_version(request: web.Request) -> int | None:
 
 async def set_password(request: web.Request) -> web.Response:
     user_id = request.match_info["user_id"]
-    authorize_write(request, user_id)
+    await authorize_write(request, user_id)
     body = await read_json(request, password_schema)
     storage, passwords = request.app[STORAGE], request.app[PASSWORDS]
     credentials = await storage.get_credentials(user_id)  # 404 before any hashing work
@@ -105,7 +105,7 @@ async def set_password(request: web.Request) -> web.Response:
 
 async def delete_user(request: web.Request) -> web.Response:
     user_id = request.match_info["user_id"]
-    authorize_write(request, user_id)
+    await authorize_write(request, user_id)
     user = await request.app[STORAGE].delete_user(user_id)
     await publish(request, Change(user_id, user.version + 1, None, deleted=True))
     return web.Response(status=204)

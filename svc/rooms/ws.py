@@ -1,21 +1,25 @@
-"""``GET /ws/{room_id}``: who joins, the upgrade, then a loop handing frames to the hub.
+"""``GET /ws/{room_id}``: who joins (:mod:`.admission`), the upgrade, then a loop handing
+frames to the hub.
 
-Everything that can be refused is refused before the upgrade, as a JSON error:
-a bad user id (422), a bad or missing token (401),
-storage down (503), a plain HTTP request (426).
+A plain HTTP request gets a JSON error (426; 404 for a room id that breaks the id
+rule).  A WebSocket handshake that is refused is upgraded and closed at once with
+a 44xx/45xx code and a reason a browser can read (see :mod:`.admission`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSMsgType, web
 
-from ..http.auth import websocket_user_id
 from ..http.errors import APIError
-from ..http.ids import ID_RULE, ROOM_ID, is_valid_id
+from ..http.ids import is_valid_id
 from ..keys import HUB
 from ..storage import Unavailable
+from .admission import UNAVAILABLE, Refused, check_origin, check_room, member_id
+
+log = logging.getLogger(__name__)
 
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:
@@ -30,29 +34,31 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         compress=False,
     )
     if not ws.can_prepare(request).ok:
+        if not is_valid_id(room_id):
+            raise APIError(404, "not_found", "no such room: a room id is 1 to 64 of [A-Za-z0-9_-]")
         raise APIError(
             426,
             "upgrade_required",
             "this is a WebSocket endpoint; connect with a WebSocket client",
             headers={"Upgrade": "websocket", "Connection": "Upgrade"},
         )
-    user_id = await websocket_user_id(request)
-    if user_id is not None:
-        if not is_valid_id(user_id):
-            raise APIError(
-                422,
-                "validation_failed",
-                "user_id is not valid",
-                {"user_id": [ID_RULE]},
-            )
+    try:
+        check_origin(request)
+        check_room(room_id)
+        user_id = await member_id(request)
+        try:
+            conn = await hub.join(room_id, user_id)
+        except Unavailable:
+            raise Refused(UNAVAILABLE, "storage is unavailable, try again shortly") from None
+    except Refused as refusal:
+        return await refuse(request, ws, refusal, hub.limits.close_timeout)
 
-    conn = await hub.join(room_id, user_id)
     try:
         await ws.prepare(request)
         try:
             welcome = await hub.welcome(conn)
-        except Unavailable:  # upgraded already: too late for a 503
-            await ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"storage unavailable")
+        except Unavailable:  # upgraded already: the same close as a refusal
+            await ws.close(code=UNAVAILABLE, message=b"storage is unavailable, try again shortly")
             return ws
         conn.start(ws, request.transport, welcome)
         loop_time = asyncio.get_running_loop().time
@@ -66,5 +72,21 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
+async def refuse(
+    request: web.Request, ws: web.WebSocketResponse, refusal: Refused, timeout: float
+) -> web.WebSocketResponse:
+    """Upgrade, then close at once with the refusal's code and reason."""
+    log.debug("websocket refused (%d %s): %s", refusal.code, refusal.reason, request.path)
+    await ws.prepare(request)
+    try:
+        await asyncio.wait_for(
+            ws.close(code=refusal.code, message=refusal.reason.encode()), timeout
+        )
+    except (asyncio.TimeoutError, ConnectionError):
+        pass  # a peer that does not answer the close: the transport is closed regardless
+    return ws
+
+
 def setup_routes(app: web.Application) -> None:
-    app.router.add_get(f"/ws/{ROOM_ID}", websocket)
+    # Any room id is routed, so a bad one can be refused with a code a browser reads (4422).
+    app.router.add_get("/ws/{room_id}", websocket)
