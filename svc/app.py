@@ -45,7 +45,7 @@ def create_app(
     broker_url = settings.resolved_broker_url
     app[BROKER] = broker or get_broker_plugin(broker_url)(broker_url)
     app[PASSWORDS] = Passwords(settings.bcrypt_rounds)
-    app[HUB] = Hub(app[STORAGE], app[BROKER])
+    app[HUB] = Hub(app[STORAGE], app[BROKER], private_email=settings.auth_enabled)
     app.cleanup_ctx.append(_passwords_ctx)
     app.cleanup_ctx.append(_storage_ctx)
     app.cleanup_ctx.append(_broker_ctx)  # after storage: the hub reads users as news arrives

@@ -9,14 +9,15 @@ import secrets
 from aiohttp import web
 
 from ..broker import Change
-from ..keys import BROKER, PASSWORDS, STORAGE
+from ..keys import BROKER, PASSWORDS, SETTINGS, STORAGE
 from ..storage import NotFound, User
 from ..views import format_timestamp, user_json
-from .auth import authorize_write
+from .auth import authorize_write, is_owner
 from .bodies import read_json
 from .errors import APIError
 from .ids import USER_ID
 from .schemas import new_user_schema, password_schema, profile_schema
+from .vary import add_vary
 
 log = logging.getLogger(__name__)
 _ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,18})"?\s*$')
@@ -26,9 +27,15 @@ def _etag(user: User) -> str:
     return f'"{user.version}"'
 
 
-def user_response(user: User, status: int = 200, headers: dict | None = None) -> web.Response:
+def user_response(
+    user: User, status: int = 200, headers: dict | None = None, with_email: bool = True
+) -> web.Response:
+    """The user; ``with_email=False`` shows its ``email`` as null (auth on, not its owner)."""
     response = web.Response(
-        body=user_json(user), status=status, content_type="application/json", headers=headers
+        body=user_json(user, with_email),
+        status=status,
+        content_type="application/json",
+        headers=headers,
     )
     response.headers["ETag"] = _etag(user)
     return response
@@ -46,9 +53,17 @@ async def create_user(request: web.Request) -> web.Response:
 
 async def get_user(request: web.Request) -> web.Response:
     user = await request.app[STORAGE].get_user(request.match_info["user_id"])
+    auth = request.app[SETTINGS].auth_enabled
     if request.headers.get("If-None-Match") == _etag(user):
-        return web.Response(status=304, headers={"ETag": _etag(user)})
-    return user_response(user)
+        response = web.Response(status=304, headers={"ETag": _etag(user)})
+    elif not auth:
+        return user_response(user)
+    else:
+        # Auth on: the email is shown to its owner only.
+        response = user_response(user, with_email=await is_owner(request, user.id))
+    if auth:  # the body depends on the token, for any cache on the way
+        add_vary(response.headers, "Authorization")
+    return response
 
 
 async def update_profile(request: web.Request) -> web.Response:
