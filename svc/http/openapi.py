@@ -36,6 +36,7 @@ from .schemas import (
 def _present(field: fields.Field) -> fields.Field:
     field = copy.copy(field)
     field.required = True
+    field.allow_none = True  # never set: null (a user created by PUT may have no username)
     return field
 
 
@@ -275,9 +276,11 @@ with 1001."""
 
 _WS_REFUSALS = """
 
-Refused before the upgrade, as a JSON error: a plain HTTP request (426), a `user_id` that
-breaks the id rule (422), a user that does not exist (404), a bad or expired token (401),
-storage down (503)."""
+A plain HTTP request is a JSON error: 426 (404 for a room id that breaks the id rule). A
+refused WebSocket handshake is upgraded and closed at once with a code and reason a browser
+can read: 4401 no, bad, expired or stale token (auth on), 4403 `Origin` not allowed (the CORS
+allow-list; no `Origin` and the service's own origin always may), 4404 no such user, 4422 a
+bad room id or `user_id`, 4503 storage unavailable."""
 
 
 def _operations(auth: bool) -> dict[tuple[str, str], dict]:
@@ -320,8 +323,9 @@ def _operations(auth: bool) -> dict[tuple[str, str], dict]:
             "summary": "partial update of a profile; creates a missing user",
             "tags": ["users"],
             "description": "Fields present are set, `null` clears one; an empty body is 422. "
-            "A missing user is created (201) when the body has a `username` and there is no "
-            "`If-Match`; without a username that is 422. Broadcasts `profile_updated`."
+            "Without `If-Match`, a missing user is created (201) from the fields given, with "
+            "or without a `username` (a user without one cannot log in until it is set); "
+            "with `If-Match` a missing user is 412. Broadcasts `profile_updated`."
             + (" Creating user X needs X's token, like any write to X." if auth else ""),
             "parameters": ["UserId", "IfMatch"],
             "requestBody": _json_body("ProfileUpdate", "the fields to set or clear"),
