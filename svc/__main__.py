@@ -89,6 +89,7 @@ def _run(settings: Settings) -> None:
     from aiohttp import web
 
     from .app import create_app
+    from .keys import ORIGINS
 
     # Not uvloop, though it gave +10% GET here: aiopg re-registers a recycled fd after a
     # failed connect, which uvloop refuses (aio-libs/aiopg#909, unfixed), so recovery
@@ -103,6 +104,7 @@ def _run(settings: Settings) -> None:
         scheme_of(settings.resolved_broker_url),
     )
     app = create_app(settings)
+    log.info("%s", app[ORIGINS].describe())
     web.run_app(
         app,
         host=settings.host,

@@ -21,7 +21,8 @@ from .http import auth, cors, health, members, metrics, openapi, users
 from .http.errors import error_middleware
 from .http.metrics import Metrics
 from .http.observe import observe_middleware
-from .keys import BROKER, HUB, METRICS, PASSWORDS, SETTINGS, STORAGE
+from .http.origins import OriginPolicy
+from .keys import BROKER, HUB, METRICS, ORIGINS, PASSWORDS, SETTINGS, STORAGE
 from .passwords import Passwords
 from .rooms import Hub, ws
 from .settings import Settings, SettingsError
@@ -44,11 +45,12 @@ def create_app(
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
+    app[ORIGINS] = OriginPolicy(settings.cors_origins, settings.cors_origin_regex)
     app[STORAGE] = storage or get_storage_plugin(settings.database_url)(settings.database_url)
     broker_url = settings.resolved_broker_url
     app[BROKER] = broker or get_broker_plugin(broker_url)(broker_url)
     app[PASSWORDS] = Passwords(settings.bcrypt_rounds)
-    app[HUB] = Hub(app[STORAGE], app[BROKER])
+    app[HUB] = Hub(app[STORAGE], app[BROKER], private_email=settings.auth_enabled)
     app[METRICS] = Metrics(app)
     app.cleanup_ctx.append(_passwords_ctx)
     app.cleanup_ctx.append(_storage_ctx)
@@ -61,7 +63,7 @@ def create_app(
     members.setup_routes(app)
     metrics.setup_routes(app)
     openapi.setup(app)  # after every route: it documents what is routed
-    cors.setup(app, settings)  # last: it adds a preflight route to every route above
+    cors.setup(app)
     return app
 
 

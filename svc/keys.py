@@ -4,6 +4,7 @@ from aiohttp import web
 
 from .broker import Broker
 from .http.metrics import Metrics
+from .http.origins import OriginPolicy
 from .passwords import Passwords
 from .rooms import Hub
 from .settings import Settings
@@ -15,5 +16,7 @@ BROKER = web.AppKey("broker", Broker)
 PASSWORDS = web.AppKey("passwords", Passwords)
 HUB = web.AppKey("hub", Hub)
 METRICS = web.AppKey("metrics", Metrics)
+#: Which web origins may call the API and open sockets (HTTP CORS and the WebSocket upgrade).
+ORIGINS = web.AppKey("origins", OriginPolicy)
 #: The OpenAPI document, rendered once at start.
 OPENAPI_JSON = web.AppKey("openapi_json", bytes)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .broker import registry as broker_registry
+from .http.origins import parse_origin
 from .storage import registry
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ class Settings:
         if secret is not None and len(secret.encode()) < 32:
             # HS256 with a short secret can be brute-forced offline from one token.
             raise SettingsError("JWT_SECRET_KEY", "must be at least 32 bytes long")
-        origins = tuple(o.strip() for o in get.str("CORS_ORIGINS", "").split(",") if o.strip())
+        origins = _origins(get.str("CORS_ORIGINS", ""))
         return cls(
             database_url=database_url,
             broker_url=broker_url,
@@ -103,6 +104,20 @@ class Settings:
             access_log=get.bool("ACCESS_LOG", cls.access_log),
             shutdown_timeout=get.float("SHUTDOWN_TIMEOUT", cls.shutdown_timeout, 0, 600),
         )
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    """``CORS_ORIGINS`` as browsers send origins (lower case, no default port); one that
+    could never match (a trailing ``/``, a path, no scheme) stops start-up naming it."""
+    origins = []
+    for item in (o.strip() for o in raw.split(",")):
+        if not item:
+            continue
+        try:
+            origins.append(item if item == "*" else parse_origin(item))
+        except ValueError as exc:
+            raise SettingsError("CORS_ORIGINS", str(exc)) from None
+    return tuple(origins)
 
 
 class _Reader:

@@ -167,14 +167,7 @@ async def test_the_member_schemas_tell_a_user_from_a_profileless_member(client):
             "validation_failed",
         ),
         ("get", "/ws/r", "/ws/{room_id}", {}, 426, "upgrade_required"),
-        (
-            "get",
-            "/ws/r?user_id=not%20an%20id",
-            "/ws/{room_id}",
-            {"headers": WS_HANDSHAKE},
-            422,
-            "validation_failed",
-        ),
+        ("get", "/ws/not%20a%20room", "/ws/{room_id}", {}, 404, "not_found"),
         (
             "post",
             "/auth/token",
@@ -245,9 +238,6 @@ async def test_auth_answers_fit(make_client):
     resp = await client.get(f"/users/{alice}", headers=bearer)
     assert (await doc.check("get", "/users/{user_id}", resp))["profile"]["email"] is None
 
-    resp = await client.get(f"/ws/r?user_id={alice}", headers=WS_HANDSHAKE)
-    assert resp.status == 401
-    await doc.check("get", "/ws/{room_id}", resp)
     resp = await client.delete(f"/users/{alice}", headers=bearer)
     assert resp.status == 204
     await doc.check("delete", "/users/{user_id}", resp)

@@ -64,7 +64,11 @@ def test_bad_values_name_the_variable(env, variable, words):
 
 @pytest.mark.parametrize(
     "env, variable",
-    [({"PORT": "eighty"}, "PORT"), ({"DATABASE_URL": "nosuch://x"}, "DATABASE_URL")],
+    [
+        ({"PORT": "eighty"}, "PORT"),
+        ({"DATABASE_URL": "nosuch://x"}, "DATABASE_URL"),
+        ({"CORS_ORIGINS": "https://ok.example,https://app.example.com/"}, "CORS_ORIGINS"),
+    ],
 )
 def test_start_up_stops_with_one_line(env, variable):
     result = subprocess.run(

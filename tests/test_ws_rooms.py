@@ -201,35 +201,6 @@ async def test_members_of_an_empty_room(client):
     assert (await client.get("/rooms/bad!room/members")).status == 404
 
 
-async def test_refused_before_the_upgrade(client):
-    alice = await new_user(client)
-    cases = [
-        ("/ws/r1?user_id=" + "x" * 65, 422, "validation_failed"),
-        ("/ws/r1?user_id=bad%20id", 422, "validation_failed"),
-    ]
-    for path, status, code in cases:
-        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
-            await client.ws_connect(path)
-        assert info.value.status == status, path
-        response = await client.get(
-            path,
-            headers={
-                "Connection": "Upgrade",
-                "Upgrade": "websocket",
-                "Sec-WebSocket-Version": "13",
-                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
-            },
-        )
-        assert response.status == status
-        assert (await response.json())["error"]["code"] == code
-    plain = await client.get(f"/ws/r1?user_id={alice}")
-    assert plain.status == 426
-    assert (await plain.json())["error"]["code"] == "upgrade_required"
-    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
-        await client.ws_connect("/ws/bad!room")
-    assert info.value.status == 404
-
-
 async def test_a_user_without_a_profile_may_join_and_gets_one_later(client):
     """Open mode, like the service svc replaces: any valid id joins; the profile can follow."""
     alice, newcomer = await new_user(client), unique_id()

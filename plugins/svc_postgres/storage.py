@@ -186,6 +186,10 @@ class PostgresStorage(Storage):
             sql = q.UPDATE_PROFILE if expected_version is None else q.UPDATE_PROFILE_AT_VERSION
         row = await self._fetchone(sql, params, user_id=user_id, username=changes.get("username"))
         if row is None:
+            if expected_version is None:
+                # No re-read: a user created since this statement would turn "not found"
+                # into a version mismatch nobody asked about.
+                raise NotFound(user_id)
             # Nothing written: say why (this read is only for the error, not the write).
             current = await self._fetchone(q.GET_VERSION, (user_id,))
             if current is None:

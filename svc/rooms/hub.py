@@ -92,11 +92,20 @@ class Room:
 
 
 class Hub:
-    def __init__(self, storage: Storage, broker: Broker, limits: RoomSettings | None = None):
+    def __init__(
+        self,
+        storage: Storage,
+        broker: Broker,
+        limits: RoomSettings | None = None,
+        *,
+        private_email: bool = False,
+    ):
         self.storage = storage
         self.broker = broker
         self.limits = limits or RoomSettings()
         self.stats = RoomStats()
+        #: Auth on: frames go to many readers, none of them proven the owner: email is null.
+        self.with_email = not private_email
         self._rooms: dict[str, Room] = {}
         self._rooms_of_user: dict[str, set[str]] = {}  # user → rooms here where they are present
         self._versions = VersionBook()
@@ -170,6 +179,7 @@ class Hub:
             },
             "members",
             users,
+            self.with_email,
         )
 
     async def leave(self, conn: Connection, presence_joined: bool = True) -> None:
@@ -332,13 +342,17 @@ class Hub:
         if change.deleted:
             return  # a deleted member stays until they disconnect; nothing to show
         for room_id in room_ids:
-            self._rooms[room_id].send(frames.profile_updated(room_id, change.user))
+            self._rooms[room_id].send(frames.profile_updated(room_id, change.user, self.with_email))
 
     # -- presence -----------------------------------------------------------------
 
     def _new_room(self, room_id: str) -> Room:
         batcher = PresenceBatcher(
-            self.limits.presence_window, lambda: self._rooms.get(room_id), self.storage, self.spawn
+            self.limits.presence_window,
+            lambda: self._rooms.get(room_id),
+            self.storage,
+            self.spawn,
+            with_email=self.with_email,
         )
         return Room(room_id, batcher, self.stats)
 
