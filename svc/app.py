@@ -17,7 +17,7 @@ from aiohttp import web
 
 from .broker import Broker
 from .broker.registry import get_plugin as get_broker_plugin
-from .http import auth, cors, health, members, openapi, users
+from .http import auth, cors, demo, health, members, openapi, users
 from .http.errors import error_middleware
 from .keys import BROKER, HUB, PASSWORDS, SETTINGS, STORAGE
 from .passwords import Passwords
@@ -53,6 +53,7 @@ def create_app(
     auth.setup_routes(app)
     ws.setup_routes(app)
     members.setup_routes(app)
+    demo.setup_routes(app)  # /demo and /static/*: the live demo page and svc-client.js
     openapi.setup(app, settings)  # after every route: it documents what is routed
     cors.setup(app, settings)  # last: it adds a preflight route to every route above
     return app

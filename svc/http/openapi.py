@@ -439,6 +439,40 @@ def _operations(auth: bool) -> dict[tuple[str, str], dict]:
                 }
             },
         },
+        ("get", "/demo"): {
+            "summary": "a live demo page: join a room, edit your profile, watch cards change",
+            "tags": ["demo"],
+            "responses": {
+                "200": {
+                    "description": "HTML",
+                    "content": {"text/html": {"schema": {"type": "string"}}},
+                },
+                "304": {"description": "not modified since the `If-None-Match` entity tag"},
+            },
+        },
+        ("get", "/static/{name}"): {
+            "summary": "a file of the demo page, e.g. `svc-client.js`, the room client module",
+            "tags": ["demo"],
+            "parameters": [
+                {
+                    "name": "name",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"},
+                },
+            ],
+            "responses": {
+                "200": {
+                    "description": "JavaScript or CSS",
+                    "content": {
+                        "text/javascript": {"schema": {"type": "string"}},
+                        "text/css": {"schema": {"type": "string"}},
+                    },
+                },
+                "304": {"description": "not modified since the `If-None-Match` entity tag"},
+                **_errors(404),
+            },
+        },
     }
 
 
