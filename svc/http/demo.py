@@ -42,7 +42,7 @@ class Asset:
 
     @classmethod
     def of(cls, body: bytes, content_type: str) -> Asset:
-        return cls(body, content_type, '"%s"' % hashlib.sha256(body).hexdigest()[:20])
+        return cls(body, content_type, f'"{hashlib.sha256(body).hexdigest()[:20]}"')
 
     def response(self, request: web.Request, extra: dict[str, str] | None = None) -> web.Response:
         headers = {**_COMMON_HEADERS, "ETag": self.etag, **(extra or {})}
