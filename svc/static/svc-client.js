@@ -247,6 +247,8 @@ export class RoomClient extends EventTarget {
 
   _onPresence(frame) {
     // Set updates: a presence frame may repeat what the welcome already said.
+    let changed = frame.member_count !== this.memberCount;
+    this.memberCount = frame.member_count;
     for (const userId of frame.left) {
       this._pending.delete(userId);
       this._leftWhilePaging?.add(userId);
@@ -254,17 +256,14 @@ export class RoomClient extends EventTarget {
       if (user) {
         this.members.delete(userId);
         this._emit("leave", { userId, user });
+        changed = true;
       }
     }
     for (const user of frame.joined) {
       this._leftWhilePaging?.delete(user.id);
-      this._merge(user, true);
+      changed = this._merge(user, true) || changed;
     }
-    const countMoved = frame.member_count !== this.memberCount;
-    this.memberCount = frame.member_count;
-    if (frame.left.length || frame.joined.length || countMoved) {
-      this._emit("change", { reason: "presence" });
-    }
+    if (changed) this._emit("change", { reason: "presence" });
   }
 
   _onProfile(frame) {
@@ -332,7 +331,8 @@ export class RoomClient extends EventTarget {
   }
 
   _setStatus(status, delay = null) {
-    if (status === this.status) return;
+    // The same status again is news only as a new reconnection delay.
+    if (status === this.status && delay == null) return;
     this.status = status;
     this._emit("status", { status, attempt: this._attempt, delay });
   }
