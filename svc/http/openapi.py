@@ -458,6 +458,8 @@ def _operations(auth: bool) -> dict[tuple[str, str], dict]:
                     "name": "name",
                     "in": "path",
                     "required": True,
+                    "description": "`svc-client.js`, `demo.js` or `demo.css`; another name is 404",
+                    "example": "svc-client.js",
                     "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"},
                 },
             ],
