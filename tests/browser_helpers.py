@@ -163,12 +163,14 @@ class CloseCodeServer:
     how the client module reacts to close codes svc (or a proxy in front of it) may send.
 
     ``/ws/codeNNNN``: upgrade, then close with NNNN.  ``/ws/flaky``: 4503 the first time,
-    then a welcome.  ``connections[room]`` counts the upgrades.
+    then a welcome; any other room: a welcome.  ``connections[room]`` counts the upgrades,
+    ``tokens[room]`` keeps the last ``?token=``.
     """
 
     def __init__(self, thread_loop: ThreadLoop):
         self.thread_loop = thread_loop
         self.connections: dict[str, int] = {}
+        self.tokens: dict[str, str | None] = {}
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self._runner = None
@@ -180,11 +182,12 @@ class CloseCodeServer:
 
         room = request.match_info["room"]
         self.connections[room] = self.connections.get(room, 0) + 1
+        self.tokens[room] = request.query.get("token")
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         if room.startswith("code"):
             await ws.close(code=int(room[4:]), message=b"closed by the test server")
-        elif self.connections[room] == 1:
+        elif room == "flaky" and self.connections[room] == 1:
             await ws.close(code=4503, message=b"storage unavailable")
         else:
             welcome = {"type": "welcome", "room": room, "connection_id": "c2"}

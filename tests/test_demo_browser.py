@@ -382,6 +382,26 @@ async function run({RoomClient}) {
                    lastClose: flaky.lastClose.code};
   flaky.close();
   outcome.flaky.after_close = flaky.status;
+
+  const badUrl = new RoomClient('r', {baseUrl: 'ftp://example.org'});
+  const badSeen = closes(badUrl, 1);
+  badUrl.connect();
+  outcome.bad_url = {closes: await badSeen, status: badUrl.status};
+
+  let calls = 0;
+  const token = async () => {  // a refresh that fails once, as offline
+    calls += 1;
+    if (calls === 1) throw new Error('offline');
+    return 'token-' + calls;
+  };
+  const tokened = new RoomClient('tokened', {...options, token});
+  const tokenSeen = closes(tokened, 1);
+  const tokenWelcome = new Promise((resolve) => tokened.addEventListener('welcome', resolve));
+  tokened.connect();
+  outcome.tokened = {closes: await tokenSeen};
+  await tokenWelcome;
+  outcome.tokened.calls = calls;
+  tokened.close();
   return outcome;
 }
 """
@@ -412,3 +432,10 @@ def test_client_reconnects_unless_the_server_refused_the_join(pages, svc_process
     assert flaky["statuses"] == ["connecting", "reconnecting", "open"]
     assert flaky["welcomes"] == 1 and flaky["lastClose"] == 4503
     assert flaky["after_close"] == "closed"
+    # A baseUrl that is no http(s) URL is final; a token function that fails is retried.
+    assert outcome["bad_url"]["closes"] == [{"code": 1006, "willReconnect": False}]
+    assert outcome["bad_url"]["status"] == "closed"
+    assert outcome["tokened"]["closes"] == [{"code": 1006, "willReconnect": True}]
+    assert outcome["tokened"]["calls"] == 2
+    assert server.connections["tokened"] == 1
+    assert server.tokens["tokened"] == "token-2"

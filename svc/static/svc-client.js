@@ -153,19 +153,32 @@ export class RoomClient extends EventTarget {
 
   async _open() {
     this._setStatus(this._attempt ? "reconnecting" : "connecting");
+    const failed = (err, final) =>
+      this._closed({ code: 1006, reason: String(err?.message ?? err), wasClean: false }, final);
     let url;
-    this._opening = true;
     try {
-      url = await this._url();
+      url = this.socketUrl();
     } catch (err) {
-      // A token function that failed (offline?): no connection this time; try again later.
-      this._opening = false;
-      this._closed({ code: 1006, reason: String(err?.message ?? err), wasClean: false });
-      return;
+      return failed(err, true); // a baseUrl that is no URL: retrying cannot help
     }
-    this._opening = false;
-    if (this._stopped) return;
-    const ws = new this.WebSocket(url);
+    if (this.token) {
+      this._opening = true;
+      try {
+        const token = typeof this.token === "function" ? await this.token() : this.token;
+        if (token) url.searchParams.set("token", token);
+      } catch (err) {
+        return failed(err, false); // a token refresh that failed (offline?): try again later
+      } finally {
+        this._opening = false;
+      }
+      if (this._stopped) return undefined;
+    }
+    let ws;
+    try {
+      ws = new this.WebSocket(url.href);
+    } catch (err) {
+      return failed(err, true); // a URL the browser will not even try
+    }
     this._ws = ws;
     ws.onmessage = (event) => {
       if (this._ws !== ws || typeof event.data !== "string") return;
@@ -182,22 +195,26 @@ export class RoomClient extends EventTarget {
       this._ws = null;
       this._closed({ code: event.code, reason: event.reason, wasClean: event.wasClean });
     };
+    return undefined;
   }
 
-  async _url() {
-    const base = new URL(this.baseUrl || "/", globalThis.location?.href);
-    base.protocol = base.protocol === "https:" ? "wss:" : "ws:";
-    base.pathname = `${base.pathname.replace(/\/+$/, "")}/ws/${encodeURIComponent(this.room)}`;
-    base.search = "";
-    const token = typeof this.token === "function" ? await this.token() : this.token;
-    if (token) base.searchParams.set("token", token);
-    else if (this.userId) base.searchParams.set("user_id", this.userId);
-    return base.href;
+  /** The room's WebSocket URL (a URL object), without the token. */
+  socketUrl() {
+    const url = new URL(this.baseUrl || "/", globalThis.location?.href);
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      throw new TypeError(`baseUrl must be an http(s) URL, not ${this.baseUrl}`);
+    }
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    url.pathname = `${url.pathname.replace(/\/+$/, "")}/ws/${encodeURIComponent(this.room)}`;
+    url.search = "";
+    url.hash = "";
+    if (!this.token && this.userId) url.searchParams.set("user_id", this.userId);
+    return url;
   }
 
-  _closed(info) {
+  _closed(info, final = false) {
     this.lastClose = info;
-    const willReconnect = !this._stopped && !isFinalCloseCode(info.code);
+    const willReconnect = !this._stopped && !final && !isFinalCloseCode(info.code);
     let delay = null;
     if (willReconnect) {
       const { initial, max, factor, jitter } = this.backoff;
