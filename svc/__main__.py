@@ -7,6 +7,7 @@ import logging
 import sys
 
 from .broker.registry import broker_plugins
+from .logs import setup_logging
 from .registry import PluginError, Registry
 from .settings import Settings, SettingsError
 from .storage.registry import scheme_of, storage_plugins
@@ -65,17 +66,23 @@ def _check(registry: Registry, info) -> str | None:
 
 
 def serve() -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging("json" if _wants_json() else "text")
     try:
         settings = Settings.from_env()
+        setup_logging(settings.log_format)
         _run(settings)
     except SettingsError as exc:
         # One line that names the variable: no traceback for an operator's typo.
         print(f"svc: error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _wants_json() -> bool:
+    """LOG_FORMAT before the settings are read, so even their error can be JSON."""
+    import os
+
+    return os.environ.get("LOG_FORMAT", "").strip().lower() == "json"
 
 
 def _run(settings: Settings) -> None:
@@ -100,7 +107,10 @@ def _run(settings: Settings) -> None:
         app,
         host=settings.host,
         port=settings.port,
-        access_log=None,
+        access_log=None,  # svc's own (ACCESS_LOG) is written by svc.http.observe
+        # SIGTERM: stop accepting, close sockets with 1001 (on_shutdown), let in-flight
+        # requests finish for this long, then close the broker and storage; exit 0.
+        shutdown_timeout=settings.shutdown_timeout,
         print=lambda _: log.info("listening on http://%s:%s", settings.host, settings.port),
     )
 

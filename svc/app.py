@@ -17,9 +17,11 @@ from aiohttp import web
 
 from .broker import Broker
 from .broker.registry import get_plugin as get_broker_plugin
-from .http import auth, cors, demo, health, members, openapi, users
+from .http import auth, cors, demo, health, members, metrics, openapi, users
 from .http.errors import error_middleware
-from .keys import BROKER, HUB, PASSWORDS, SETTINGS, STORAGE
+from .http.metrics import Metrics
+from .http.observe import observe_middleware
+from .keys import BROKER, HUB, METRICS, PASSWORDS, SETTINGS, STORAGE
 from .passwords import Passwords
 from .rooms import Hub, ws
 from .settings import Settings, SettingsError
@@ -37,13 +39,17 @@ def create_app(
     """The application.  ``storage`` and ``broker`` override the ones the settings name
     (tests use them to share one backend between several apps)."""
     settings = settings or Settings()
-    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
+    app = web.Application(
+        middlewares=[observe_middleware, error_middleware],
+        client_max_size=settings.max_body_bytes,
+    )
     app[SETTINGS] = settings
     app[STORAGE] = storage or get_storage_plugin(settings.database_url)(settings.database_url)
     broker_url = settings.resolved_broker_url
     app[BROKER] = broker or get_broker_plugin(broker_url)(broker_url)
     app[PASSWORDS] = Passwords(settings.bcrypt_rounds)
     app[HUB] = Hub(app[STORAGE], app[BROKER])
+    app[METRICS] = Metrics(app)
     app.cleanup_ctx.append(_passwords_ctx)
     app.cleanup_ctx.append(_storage_ctx)
     app.cleanup_ctx.append(_broker_ctx)  # after storage: the hub reads users as news arrives
@@ -53,6 +59,7 @@ def create_app(
     auth.setup_routes(app)
     ws.setup_routes(app)
     members.setup_routes(app)
+    metrics.setup_routes(app)
     demo.setup_routes(app)  # /demo and /static/*: the live demo page and svc-client.js
     openapi.setup(app, settings)  # after every route: it documents what is routed
     cors.setup(app, settings)  # last: it adds a preflight route to every route above

@@ -40,6 +40,12 @@ class Settings:
     database_timeout: float = 30.0
     #: Largest request body accepted; larger ones get 413.
     max_body_bytes: int = 64 * 1024
+    #: "text" or "json" (one object per line).
+    log_format: str = "text"
+    #: One line per request and per WebSocket open and close.
+    access_log: bool = False
+    #: On SIGTERM, how long in-flight requests may take to finish.
+    shutdown_timeout: float = 10.0
 
     @property
     def resolved_broker_url(self) -> str:
@@ -93,6 +99,9 @@ class Settings:
             bcrypt_rounds=get.int("BCRYPT_ROUNDS", cls.bcrypt_rounds, 4, 31),
             database_timeout=get.float("DATABASE_TIMEOUT", cls.database_timeout, 0, 3600),
             max_body_bytes=get.int("MAX_BODY_BYTES", cls.max_body_bytes, 1024, 64 * 1024 * 1024),
+            log_format=get.choice("LOG_FORMAT", cls.log_format, ("text", "json")),
+            access_log=get.bool("ACCESS_LOG", cls.access_log),
+            shutdown_timeout=get.float("SHUTDOWN_TIMEOUT", cls.shutdown_timeout, 0, 600),
         )
 
 
@@ -105,6 +114,23 @@ class _Reader:
     def str(self, name: str, default):
         value = self.env.get(name, "").strip()
         return value if value else default
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.str(name, default).lower()
+        if value not in choices:
+            raise SettingsError(name, f"must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def bool(self, name: str, default: bool) -> bool:
+        raw = self.str(name, None)
+        if raw is None:
+            return default
+        value = raw.lower()
+        if value in ("1", "true", "yes", "on"):
+            return True
+        if value in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(name, f"must be true or false, got {raw!r}")
 
     def int(self, name: str, default: int, low: int, high: int) -> int:
         return self._number(name, default, low, high, int, "a whole number")

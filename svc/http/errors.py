@@ -72,6 +72,7 @@ _HTTP_CODES = {
 
 def _from_domain(
     exc: NotFound | Conflict | VersionMismatch | Unavailable | ValidationError,
+    request: web.Request | None = None,
 ) -> web.Response:
     if isinstance(exc, NotFound):
         return error_response(404, "not_found", "no such user")
@@ -86,6 +87,10 @@ def _from_domain(
             headers={"ETag": f'"{exc.current_version}"'},
         )
     if isinstance(exc, Unavailable):
+        from ..keys import METRICS  # the wiring imports this module
+
+        if request is not None and METRICS in request.app:
+            request.app[METRICS].counters.storage_errors += 1
         return error_response(
             503,
             "unavailable",
@@ -113,7 +118,7 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
             exc.status, _HTTP_CODES.get(exc.status, "error"), message, headers=headers
         )
     except (NotFound, Conflict, VersionMismatch, Unavailable, ValidationError) as exc:
-        return _from_domain(exc)
+        return _from_domain(exc, request)
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return error_response(500, "internal_error", "internal server error")

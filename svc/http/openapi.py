@@ -429,6 +429,16 @@ def _operations(auth: bool) -> dict[tuple[str, str], dict]:
                 }
             },
         },
+        ("get", "/metrics"): {
+            "summary": "metrics in the Prometheus text format",
+            "tags": ["operations"],
+            "responses": {
+                "200": {
+                    "description": "Prometheus text exposition format 0.0.4",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
+        },
         ("get", "/docs"): {
             "summary": "this document as a page",
             "tags": ["docs"],

@@ -9,7 +9,7 @@ import secrets
 from aiohttp import web
 
 from ..broker import Change
-from ..keys import BROKER, PASSWORDS, STORAGE
+from ..keys import BROKER, METRICS, PASSWORDS, STORAGE
 from ..storage import NotFound, User
 from ..views import format_timestamp, user_json
 from .auth import authorize_write
@@ -123,6 +123,7 @@ async def publish(request: web.Request, change: Change) -> None:
     try:
         await request.app[BROKER].publish_change(change)
     except Exception as exc:  # noqa: BLE001 - never turn a committed write into an error
+        request.app[METRICS].counters.broker_errors += 1
         log.warning("broker: could not publish the change of %s (%s)", change.user_id, exc)
 
 

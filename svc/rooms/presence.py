@@ -89,6 +89,7 @@ class PresenceBatcher:
                 users,
             )
             room.send(frame)
+            room.stats.presence_batches += 1
         finally:
             self._flush = None
             if self._room() is room and room is not None:

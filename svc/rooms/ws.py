@@ -8,14 +8,17 @@ storage down (503), a plain HTTP request (426).
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..http.auth import websocket_user_id
 from ..http.errors import APIError
 from ..http.ids import ID_RULE, ROOM_ID, is_valid_id
-from ..keys import HUB
+from ..keys import HUB, SETTINGS
 from ..storage import Unavailable
+
+access_log = logging.getLogger("svc.access")
 
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:
@@ -47,8 +50,14 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             )
 
     conn = await hub.join(room_id, user_id)
+    logged = request.app[SETTINGS].access_log
+    opened = asyncio.get_running_loop().time()
     try:
         await ws.prepare(request)
+        if logged:
+            access_log.info(
+                "websocket %s opened", room_id, extra={"event": "ws_open", "room": room_id}
+            )
         try:
             welcome = await hub.welcome(conn)
         except Unavailable:  # upgraded already: too late for a 503
@@ -63,7 +72,20 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                 hub.receive_binary(conn, loop_time())
     finally:
         await hub.leave(conn)
+        if logged and ws.prepared:
+            _log_close(room_id, ws.close_code, asyncio.get_running_loop().time() - opened)
     return ws
+
+
+def _log_close(room_id: str, code: int | None, duration: float) -> None:
+    ms = round(duration * 1000, 2)
+    access_log.info(
+        "websocket %s closed with %s after %.0f ms",
+        room_id,
+        code,
+        ms,
+        extra={"event": "ws_close", "room": room_id, "close_code": code, "duration_ms": ms},
+    )
 
 
 def setup_routes(app: web.Application) -> None:
