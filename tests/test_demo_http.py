@@ -1,19 +1,39 @@
-"""GET /demo and /static/{name} over real HTTP: the files, their types, caching, and 404s."""
+"""GET /demo and /static/{name} over real HTTP: the files, their types, caching, and 404s.
+
+Nothing here touches storage, so it runs on the memory backend only.
+"""
 
 from __future__ import annotations
 
 import configparser
+import dataclasses
 import fnmatch
 from pathlib import Path
 from urllib.parse import quote
 
+import pytest
+from conftest import TEST_SETTINGS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from svc.app import create_app
 from svc.http.demo import STATIC_TYPES
 
 ROOT = Path(__file__).resolve().parents[1]
 STATIC = ROOT / "svc" / "static"
+
+
+@pytest.fixture
+def make_client(aiohttp_client):
+    async def factory(**overrides):
+        return await aiohttp_client(create_app(dataclasses.replace(TEST_SETTINGS, **overrides)))
+
+    return factory
+
+
+@pytest.fixture
+async def client(make_client):
+    return await make_client()
 
 
 async def test_the_page_is_html_with_auth_off(client):
