@@ -249,6 +249,7 @@ export class RoomClient extends EventTarget {
     // Rebuilt, not merged: whatever happened while we were away is in this welcome.
     this.members = new Map();
     this._pending = new Map();
+    this._leftWhilePaging = null; // an older welcome's paging is abandoned (generation)
     for (const user of frame.members) this.members.set(user.id, user);
     this._setStatus("open");
     this._emit("welcome", {
