@@ -61,7 +61,7 @@ def create_app(
     members.setup_routes(app)
     metrics.setup_routes(app)
     demo.setup_routes(app)  # /demo and /static/*: the live demo page and svc-client.js
-    openapi.setup(app, settings)  # after every route: it documents what is routed
+    openapi.setup(app)  # after every route: it documents what is routed
     cors.setup(app, settings)  # last: it adds a preflight route to every route above
     return app
 

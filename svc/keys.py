@@ -15,6 +15,5 @@ BROKER = web.AppKey("broker", Broker)
 PASSWORDS = web.AppKey("passwords", Passwords)
 HUB = web.AppKey("hub", Hub)
 METRICS = web.AppKey("metrics", Metrics)
-#: The OpenAPI document and the /docs page, rendered once at start.
+#: The OpenAPI document, rendered once at start.
 OPENAPI_JSON = web.AppKey("openapi_json", bytes)
-DOCS_HTML = web.AppKey("docs_html", bytes)

@@ -57,7 +57,9 @@ async def test_preflight_is_answered_for_every_route(cors_client, origin):
         "/users/{user_id}",
     ) in routes
     for method, template in routes:
-        path = template.format(user_id=user_id, room_id="lobby", name="svc-client.js")
+        path = template.format(
+            user_id=user_id, room_id="lobby", asset="console.js", name="svc-client.js"
+        )
         resp = await preflight(cors_client, path, origin, method)
         assert resp.status == 200, (method, template, await resp.text())
         assert resp.headers[ACAO] == origin

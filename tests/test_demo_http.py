@@ -43,7 +43,7 @@ async def test_the_page_is_html_with_auth_off(client):
     assert response.charset == "utf-8"
     text = await response.text()
     assert 'data-auth="off"' in text
-    assert '<script type="module" src="/static/demo.js">' in text
+    assert '<script type="module" src="static/demo.js">' in text  # relative: a prefix works
     csp = response.headers["Content-Security-Policy"]
     assert "connect-src 'self'" in csp and "frame-ancestors 'none'" in csp
 

@@ -19,7 +19,8 @@ from ..settings import Settings
 from ..storage import NotFound
 from .bodies import read_json
 from .errors import APIError
-from .schemas import token_request_schema
+from .operation import Reply, documented
+from .schemas import TokenRequestSchema, token_request_schema
 
 ALGORITHM = "HS256"
 # exp and sub must be there: a token without exp would live forever.
@@ -96,6 +97,18 @@ async def websocket_user_id(request: web.Request) -> str | None:
     return None
 
 
+@documented(
+    summary="a token for a username and password (auth on only)",
+    tag="auth",
+    description="Auth on: an HS256 JWT whose `sub` is the user id. A wrong password and an "
+    "unknown username get the same 401, in the same time; a hash of an older scheme is "
+    "re-hashed on success. Auth off (`JWT_SECRET_KEY` not set): 404, there is no key to "
+    "sign with.",
+    body=TokenRequestSchema,
+    body_description="the credentials",
+    replies={200: Reply("the token", "Token")},
+    errors=(400, 401, 404, 413, 415, 422, 503),
+)
 async def login(request: web.Request) -> web.Response:
     """``POST /auth/token``: a token for a username and password."""
     settings = request.app[SETTINGS]

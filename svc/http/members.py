@@ -17,6 +17,7 @@ from ..keys import BROKER, STORAGE
 from ..views import member_json, member_records
 from .errors import APIError
 from .ids import ROOM_ID, is_valid_id
+from .operation import Reply, documented
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 500
 
@@ -50,6 +51,36 @@ def _limit(raw: str | None) -> int:
     )
 
 
+@documented(
+    summary="the users present in a room, service-wide, paged",
+    tag="rooms",
+    description="Members in id order. A member without a stored user (joined before "
+    "creating a profile, or deleted while connected) is shown at version 0 with every "
+    "field null (`ProfilelessMember`). `email` is always `null` here.",
+    parameters=(
+        "RoomId",
+        {
+            "name": "limit",
+            "in": "query",
+            "required": False,
+            "schema": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_LIMIT,
+                "default": DEFAULT_LIMIT,
+            },
+        },
+        {
+            "name": "cursor",
+            "in": "query",
+            "required": False,
+            "description": "`next_cursor` of the previous page (opaque; another value is 422)",
+            "schema": {"type": "string"},
+        },
+    ),
+    replies={200: Reply("a page of members", "Members")},
+    errors=(404, 422, 503),
+)
 async def list_members(request: web.Request) -> web.Response:
     room_id = request.match_info["room_id"]
     limit = _limit(request.query.get("limit"))

@@ -19,6 +19,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
+from .operation import Reply, documented
+
 #: Buckets for request durations, in seconds: from a cached GET to a bcrypt hash.
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -118,6 +120,15 @@ class _StateCollector(Collector):
             yield GaugeMetricFamily(f"svc_broker_{name}", f"Broker figure: {name}", value=value)
 
 
+@documented(
+    summary="metrics in the Prometheus text format",
+    tag="health",
+    replies={
+        200: Reply(
+            "Prometheus text exposition format 0.0.4", {"type": "string"}, media="text/plain"
+        )
+    },
+)
 async def metrics(request: web.Request) -> web.Response:
     from ..keys import METRICS
 

@@ -16,9 +16,19 @@ from .auth import authorize_write
 from .bodies import read_json
 from .errors import APIError
 from .ids import USER_ID
-from .schemas import new_user_schema, password_schema, profile_schema
+from .operation import Reply, documented
+from .schemas import (
+    NewUserSchema,
+    PasswordSchema,
+    ProfileSchema,
+    new_user_schema,
+    password_schema,
+    profile_schema,
+)
 
 log = logging.getLogger(__name__)
+_USER = Reply("the user", "User", ("ETag",))
+_CREATED = Reply("created", "User", ("ETag", "Location"))
 _ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,18})"?\s*$')
 
 
@@ -34,6 +44,16 @@ def user_response(user: User, status: int = 200, headers: dict | None = None) ->
     return response
 
 
+@documented(
+    summary="create a user",
+    tag="users",
+    description="Open, with auth on too. Without `id` the user gets a random one. Rooms "
+    "where the id is already present (a profileless member) get `profile_updated`.",
+    body=NewUserSchema,
+    body_description="the profile, with optional `password` and `id`",
+    replies={201: _CREATED},
+    errors=(400, 409, 413, 415, 422, 503),
+)
 async def create_user(request: web.Request) -> web.Response:
     body = await read_json(request, new_user_schema)
     user_id = body.pop("id", None) or secrets.token_urlsafe(12)
@@ -44,6 +64,18 @@ async def create_user(request: web.Request) -> web.Response:
     return user_response(user, 201, {"Location": f"/users/{user.id}"})
 
 
+@documented(
+    summary="read a user",
+    tag="users",
+    description="Open in both modes. With auth on, `email` is `null` unless the request "
+    "carries the user's own token.",
+    parameters=("UserId", "IfNoneMatch"),
+    replies={
+        200: _USER,
+        304: Reply("not modified since the `If-None-Match` version", headers=("ETag",)),
+    },
+    errors=(404, 503),
+)
 async def get_user(request: web.Request) -> web.Response:
     user = await request.app[STORAGE].get_user(request.match_info["user_id"])
     if request.headers.get("If-None-Match") == _etag(user):
@@ -51,6 +83,20 @@ async def get_user(request: web.Request) -> web.Response:
     return user_response(user)
 
 
+@documented(
+    summary="partial update of a profile; creates a missing user",
+    tag="users",
+    description="Fields present are set, `null` clears one; an empty body is 422. "
+    "A missing user is created (201) when the body has a `username` and there is no "
+    "`If-Match`; without a username that is 422. Broadcasts `profile_updated` to every "
+    "room where the user is present.",
+    parameters=("UserId", "IfMatch"),
+    body=ProfileSchema,
+    body_description="the fields to set or clear",
+    replies={200: _USER, 201: _CREATED},
+    errors=(400, 404, 409, 412, 413, 415, 422, 503),
+    owner_only=True,
+)
 async def update_profile(request: web.Request) -> web.Response:
     user_id = request.match_info["user_id"]
     authorize_write(request, user_id)  # creating X through here also needs X's token
@@ -91,6 +137,19 @@ def _expected_version(request: web.Request) -> int | None:
     return int(match.group(1))
 
 
+@documented(
+    summary="set the password",
+    tag="users",
+    description="`current_password`, when given, must match (403); with auth on, changing "
+    "an existing password needs it. Not a profile change: `version` does not move and "
+    "nothing is broadcast.",
+    parameters=("UserId",),
+    body=PasswordSchema,
+    body_description="the new password",
+    replies={200: Reply("the password is set", "PasswordUpdated")},
+    errors=(400, 403, 404, 413, 415, 422, 503),
+    owner_only=True,
+)
 async def set_password(request: web.Request) -> web.Response:
     user_id = request.match_info["user_id"]
     authorize_write(request, user_id)
@@ -109,6 +168,15 @@ async def set_password(request: web.Request) -> web.Response:
     )
 
 
+@documented(
+    summary="delete a user",
+    tag="users",
+    description="Rooms where the user is present see them leave.",
+    parameters=("UserId",),
+    replies={204: Reply("deleted")},
+    errors=(404, 503),
+    owner_only=True,
+)
 async def delete_user(request: web.Request) -> web.Response:
     user_id = request.match_info["user_id"]
     authorize_write(request, user_id)

@@ -9,18 +9,79 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from string import Template
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..http.auth import websocket_user_id
+from ..http.components import (
+    ID_PATTERN,
+    MAX_MESSAGE_KIB,
+    PRESENCE_WINDOW_MS,
+    WELCOME_MEMBERS,
+)
 from ..http.errors import APIError
 from ..http.ids import ID_RULE, ROOM_ID, is_valid_id
+from ..http.operation import Reply, documented
 from ..keys import HUB, SETTINGS
 from ..storage import Unavailable
 
 access_log = logging.getLogger("svc.access")
 
 
+@documented(
+    summary="join a room over WebSocket",
+    tag="rooms",
+    description=Template("""Upgrades to a WebSocket in room `room_id`; frames are strict JSON text.
+
+Join as a member with `?user_id=X` (auth off) or `?token=<JWT>` (auth on: the user id comes
+from the token, and `?user_id=` without a token is 401); with neither, the connection
+watches the room without being a member. Refused before the upgrade, as a JSON error: a
+plain HTTP request (426), a `user_id` that breaks the id rule (422), a token whose user is
+gone (404), a bad or expired token (401), storage down (503).
+
+Server to client (schemas `WelcomeFrame`, `PresenceFrame`, `ProfileUpdatedFrame`,
+`MessageFrame`, `ErrorFrame`, `PongFrame`):
+- first `{"type": "welcome", "room", "connection_id", "member_count", "members"}`: at most
+  $welcome `Member`s; page the rest with `GET /rooms/{room_id}/members`;
+- `{"type": "presence", "room", "joined": [Member, ...], "left": [user_id, ...],
+  "member_count"}`: a user joins with their first connection and leaves with their last
+  (or when deleted); changes within $window ms are coalesced into one frame;
+  a joiner is not told of its own arrival;
+- `{"type": "profile_updated", "room", ...the whole user record}`: once per connection, in
+  version order;
+- `{"type": "message", "room", "from", "data"}`: another member's message;
+- `{"type": "error", "code", "message"}`: a bad client frame (the connection stays).
+
+A `Member` is a `User`, or a `ProfilelessMember` (version 0, every field null) for an id
+present without a stored user; its first profile change arrives as `profile_updated` at
+version 1.
+
+Client to server: `{"type": "message", "data": ...}` (at most $kib KiB of data) and
+`{"type": "ping"}` (answered by `{"type": "pong"}`). A slow consumer is closed with 1013;
+shutdown closes every socket with 1001.""").substitute(
+        welcome=WELCOME_MEMBERS, window=PRESENCE_WINDOW_MS, kib=MAX_MESSAGE_KIB
+    ),
+    parameters=(
+        "RoomId",
+        {
+            "name": "user_id",
+            "in": "query",
+            "required": False,
+            "description": "auth off: join as this user (without it, watch); auth on: 401",
+            "schema": {"type": "string", "pattern": ID_PATTERN},
+        },
+        {
+            "name": "token",
+            "in": "query",
+            "required": False,
+            "description": "auth on: join as the user of this JWT (from `POST /auth/token`)",
+            "schema": {"type": "string"},
+        },
+    ),
+    replies={101: Reply("switching to the WebSocket protocol")},
+    errors=(401, 404, 422, 426, 503),
+)
 async def websocket(request: web.Request) -> web.WebSocketResponse:
     room_id = request.match_info["room_id"]
     hub = request.app[HUB]

@@ -1,7 +1,7 @@
 // The /demo page: a join form, your profile form, and the room's member cards, kept live by
 // svc-client.js. Everything about the room's state lives in RoomClient; this file only draws.
 
-import { RoomClient, SvcApi, SvcError } from "/static/svc-client.js";
+import { RoomClient, SvcApi, SvcError } from "./svc-client.js";
 
 const PROFILE_FIELDS = ["display_name", "username", "bio", "email", "avatar_url"];
 const USERNAME = /^[A-Za-z0-9_.-]{3,32}$/;
@@ -12,7 +12,9 @@ const $ = (selector) => document.querySelector(selector);
 const joinForm = $("#join-form");
 const profileForm = $("#profile-form");
 
-let api = new SvcApi();
+// svc is where this page came from, prefix included when a proxy mounts it under a path.
+const baseUrl = new URL(".", location.href).href;
+const api = new SvcApi({ baseUrl });
 let client = null;
 let me = null; // our user id
 let formVersion = null; // the version the profile form was filled from
@@ -58,7 +60,8 @@ async function join(signUp) {
     return;
   }
   // A token function, not the token itself: RoomClient asks again on every reconnection.
-  client = new RoomClient(room, authOn ? { token: () => api.token } : { userId: me });
+  const who = authOn ? { token: () => api.token } : { userId: me };
+  client = new RoomClient(room, { baseUrl, ...who });
   for (const type of ["status", "change", "join", "leave", "update", "welcome", "close"]) {
     client.addEventListener(type, onRoomEvent);
   }
