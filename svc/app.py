@@ -25,7 +25,7 @@ from .keys import BROKER, HUB, METRICS, PASSWORDS, SETTINGS, STORAGE
 from .passwords import Passwords
 from .rooms import Hub, ws
 from .settings import Settings, SettingsError
-from .storage import Storage, Unavailable
+from .storage import Misconfigured, Storage, Unavailable
 from .storage.registry import get_plugin as get_storage_plugin
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,8 @@ async def open_with_retry(
     """Open, retrying with backoff while it answers Unavailable.
 
     A PaaS may start svc before its database; past ``DATABASE_TIMEOUT``
-    seconds start-up stops with one line naming ``variable``.
+    seconds start-up stops with one line naming ``variable``.  Misconfigured
+    ("never, as configured") stops it at once, with the plugin's own line.
     """
     timeout = settings.database_timeout
     deadline = time.monotonic() + timeout
@@ -114,6 +115,9 @@ async def open_with_retry(
         try:
             await open_()
             return
+        except Misconfigured as exc:
+            await close()
+            raise SettingsError(variable, str(exc)) from None
         except Unavailable as exc:
             remaining = deadline - time.monotonic()
             if remaining <= 0:

@@ -8,6 +8,7 @@ the server.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -23,11 +24,16 @@ def user_to_dict(user: User) -> dict[str, Any]:
     return {
         "id": user.id,
         "user_id": user.id,
-        "profile": {name: user.profile.get(name) for name in PROFILE_FIELDS},
+        "profile": {name: _plain(user.profile.get(name)) for name in PROFILE_FIELDS},
         "version": user.version,
         "created_at": format_timestamp(user.created_at),
         "updated_at": format_timestamp(user.updated_at),
     }
+
+
+def _plain(value: Any) -> Any:
+    # A backend may hand out read-only mappings (svc.storage.frozen_profile): json wants dicts.
+    return dict(value) if isinstance(value, Mapping) and not isinstance(value, dict) else value
 
 
 def user_json(user: User) -> bytes:

@@ -16,7 +16,7 @@ import pytest
 from aiohttp.test_utils import unused_port
 
 from svc.keys import STORAGE
-from svc.testing import unique_id
+from svc.testing import deadline, unique_id
 
 SECRET = "s3cret-for-tests-" + "x" * 32
 PASSWORD = "correct horse battery"
@@ -273,7 +273,7 @@ async def start_log(env: dict[str, str]) -> list[str]:
     )
     lines: list[str] = []
     try:
-        async with asyncio.timeout(30):
+        async with deadline(30):
             while not lines or "listening on" not in lines[-1]:
                 line = await proc.stderr.readline()
                 assert line, f"svc stopped: {lines}"

@@ -43,7 +43,8 @@ def test_values_are_read():
         ({"BCRYPT_ROUNDS": "3"}, "BCRYPT_ROUNDS", "4 to 31"),
         ({"BCRYPT_ROUNDS": "32"}, "BCRYPT_ROUNDS", "4 to 31"),
         (
-            {"DATABASE_URL": "sqlite:///x.db"},
+            # a scheme no plugin serves (sqlite has one: plugins/svc_sqlite, when installed)
+            {"DATABASE_URL": "mongodb://db/svc"},
             "DATABASE_URL",
             "installed: memory, postgres, postgresql",
         ),

@@ -16,7 +16,7 @@ from ws_helpers import (
 )
 
 from svc.keys import BROKER, HUB
-from svc.testing import unique_id
+from svc.testing import deadline, unique_id
 
 
 async def test_two_devices_see_each_other_and_profile_changes(client):
@@ -130,7 +130,7 @@ async def test_crowd_join_is_coalesced_and_paged(client):
     started = loop.time()
     # The test client's own session allows 100 connections; the crowd needs its own.
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-    async with asyncio.timeout(60):
+    async with deadline(60):
         sockets = await asyncio.gather(
             *(session.ws_connect(client.make_url(f"/ws/{room}?user_id={u}")) for u in users)
         )
@@ -142,7 +142,7 @@ async def test_crowd_join_is_coalesced_and_paged(client):
             count += last["type"] == "presence"
         return count, last
 
-    async with asyncio.timeout(60):
+    async with deadline(60):
         results = await asyncio.gather(*(presence_frames_until_full(ws) for ws in sockets))
     elapsed = loop.time() - started
     counts = [count for count, _ in results]
