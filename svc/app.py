@@ -19,6 +19,7 @@ from .broker import Broker
 from .broker.registry import get_plugin as get_broker_plugin
 from .http import auth, cors, health, members, openapi, users
 from .http.errors import error_middleware
+from .http.request_limits import HANDLER_ARGS, refuse_compressed_bodies
 from .keys import BROKER, HUB, PASSWORDS, SETTINGS, STORAGE
 from .passwords import Passwords
 from .rooms import Hub, ws
@@ -37,7 +38,11 @@ def create_app(
     """The application.  ``storage`` and ``broker`` override the ones the settings name
     (tests use them to share one backend between several apps)."""
     settings = settings or Settings()
-    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
+    app = web.Application(
+        middlewares=[error_middleware, refuse_compressed_bodies],
+        client_max_size=settings.max_body_bytes,
+        handler_args=HANDLER_ARGS,  # never inflate a request body (request_limits.py)
+    )
     app[SETTINGS] = settings
     app[STORAGE] = storage or get_storage_plugin(settings.database_url)(settings.database_url)
     broker_url = settings.resolved_broker_url

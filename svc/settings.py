@@ -40,6 +40,8 @@ class Settings:
     database_timeout: float = 30.0
     #: Largest request body accepted; larger ones get 413.
     max_body_bytes: int = 64 * 1024
+    #: Seconds a request body may take to arrive; slower ones get 408.
+    body_timeout: float = 10.0
 
     @property
     def resolved_broker_url(self) -> str:
@@ -93,6 +95,7 @@ class Settings:
             bcrypt_rounds=get.int("BCRYPT_ROUNDS", cls.bcrypt_rounds, 4, 31),
             database_timeout=get.float("DATABASE_TIMEOUT", cls.database_timeout, 0, 3600),
             max_body_bytes=get.int("MAX_BODY_BYTES", cls.max_body_bytes, 1024, 64 * 1024 * 1024),
+            body_timeout=get.float("BODY_TIMEOUT", cls.body_timeout, 0.1, 3600),
         )
 
 

@@ -2,30 +2,45 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 from aiohttp import web
 from marshmallow import Schema
 
+from ..keys import SETTINGS
 from .errors import APIError
 
 
 async def read_json(request: web.Request, schema: Schema) -> dict[str, Any]:
     """The body, loaded through ``schema``.
 
-    415 when it is not declared as JSON, 400 when it does not parse, 413 (from
-    aiohttp) past the size limit, 422 (marshmallow's ValidationError, mapped by
-    the error middleware) when a field breaks a rule.
+    415 when it is not declared as JSON, 400 when it does not parse (nesting too
+    deep for the parser included), 408 when it takes longer than
+    ``BODY_TIMEOUT`` to arrive (a client feeding it a byte at a time holds a
+    connection and a task), 413 (from aiohttp) past the size limit, 422
+    (marshmallow's ValidationError, mapped by the error middleware) when a field
+    breaks a rule.
     """
     content_type = request.content_type
     if content_type != "application/json" and not content_type.endswith("+json"):
         raise APIError(
             415, "unsupported_media_type", "send the body as JSON (Content-Type: application/json)"
         )
-    raw = await request.read()
+    timeout = request.app[SETTINGS].body_timeout
+    try:
+        raw = await asyncio.wait_for(request.read(), timeout)
+    except asyncio.TimeoutError:
+        error = APIError(
+            408, "request_timeout", f"the request body did not arrive within {timeout:g} s"
+        )
+        error.force_close()  # the rest of the body would be read as the next request
+        raise error from None
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise APIError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise APIError(400, "malformed_json", "the body is nested too deeply") from None
     return schema.load(data)
