@@ -19,8 +19,9 @@ from .broker import Broker
 from .broker.registry import get_plugin as get_broker_plugin
 from .http import auth, cors, health, members, openapi, users
 from .http.errors import error_middleware
+from .http.login_throttle import LoginThrottle
 from .http.request_limits import HANDLER_ARGS, refuse_compressed_bodies
-from .keys import BROKER, HUB, PASSWORDS, SETTINGS, STORAGE
+from .keys import BROKER, HUB, LOGIN_THROTTLE, PASSWORDS, SETTINGS, STORAGE
 from .passwords import Passwords
 from .rooms import Hub, ws
 from .settings import Settings, SettingsError
@@ -47,7 +48,8 @@ def create_app(
     app[STORAGE] = storage or get_storage_plugin(settings.database_url)(settings.database_url)
     broker_url = settings.resolved_broker_url
     app[BROKER] = broker or get_broker_plugin(broker_url)(broker_url)
-    app[PASSWORDS] = Passwords(settings.bcrypt_rounds)
+    app[PASSWORDS] = Passwords(settings.bcrypt_rounds, max_queue=settings.hash_queue)
+    app[LOGIN_THROTTLE] = LoginThrottle()
     app[HUB] = Hub(app[STORAGE], app[BROKER])
     app.cleanup_ctx.append(_passwords_ctx)
     app.cleanup_ctx.append(_storage_ctx)

@@ -3,6 +3,7 @@
 from aiohttp import web
 
 from .broker import Broker
+from .http.login_throttle import LoginThrottle
 from .passwords import Passwords
 from .rooms import Hub
 from .settings import Settings
@@ -13,6 +14,8 @@ STORAGE = web.AppKey("storage", Storage)
 BROKER = web.AppKey("broker", Broker)
 PASSWORDS = web.AppKey("passwords", Passwords)
 HUB = web.AppKey("hub", Hub)
+#: Failed logins per username, in this process (http/login_throttle.py).
+LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)
 #: The OpenAPI document and the /docs page, rendered once at start.
 OPENAPI_JSON = web.AppKey("openapi_json", bytes)
 DOCS_HTML = web.AppKey("docs_html", bytes)

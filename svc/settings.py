@@ -36,6 +36,9 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     cors_origin_regex: str | None = None
     bcrypt_rounds: int = 12
+    #: Password hashes that may wait or run at once; beyond, 503 with Retry-After.
+    #: None: eight per hashing thread.
+    hash_queue: int | None = None
     #: How long start-up waits for a database that does not answer yet.
     database_timeout: float = 30.0
     #: Largest request body accepted; larger ones get 413.
@@ -93,6 +96,7 @@ class Settings:
             cors_origins=origins,
             cors_origin_regex=regex,
             bcrypt_rounds=get.int("BCRYPT_ROUNDS", cls.bcrypt_rounds, 4, 31),
+            hash_queue=get.int("HASH_QUEUE", cls.hash_queue, 1, 100_000),
             database_timeout=get.float("DATABASE_TIMEOUT", cls.database_timeout, 0, 3600),
             max_body_bytes=get.int("MAX_BODY_BYTES", cls.max_body_bytes, 1024, 64 * 1024 * 1024),
             body_timeout=get.float("BODY_TIMEOUT", cls.body_timeout, 0.1, 3600),

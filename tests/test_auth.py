@@ -58,7 +58,12 @@ def crafted(sub, secret: str = SECRET, **claims) -> str:
 # The three writes to user X, each with a body that succeeds for X's own token.
 WRITES = {
     "profile": ("PUT", "/users/{}/profile", {"bio": "hello"}, 200),
-    "password": ("PUT", "/users/{}/password", {"new_password": "a new password"}, 200),
+    "password": (
+        "PUT",
+        "/users/{}/password",
+        {"new_password": "a new password", "current_password": PASSWORD},
+        200,
+    ),
     "delete": ("DELETE", "/users/{}", None, 204),
 }
 
@@ -75,7 +80,7 @@ async def test_token_carries_the_user_id_and_lifetime(make_client):
     assert body["token_type"] == "bearer" and body["expires_in"] == 120
     claims = jwt.decode(body["access_token"], SECRET, algorithms=["HS256"])
     assert claims["sub"] == user["id"]
-    assert claims["exp"] - claims["iat"] == 120
+    assert claims["exp"] - claims["iat"] == pytest.approx(120)
     assert jwt.get_unverified_header(body["access_token"])["alg"] == "HS256"
 
 

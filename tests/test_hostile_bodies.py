@@ -11,15 +11,9 @@ import json
 import zlib
 
 import pytest
-from broker_fallback import with_a_working_broker
 from ws_helpers import join, new_user, next_frame
 
 from svc.testing import unique_id
-
-
-@pytest.fixture
-def settings(settings):
-    return with_a_working_broker(settings)
 
 
 @functools.cache

@@ -20,7 +20,7 @@ import aiopg
 import psycopg2.extensions
 from psycopg2.extras import Json
 
-from svc.storage import Credentials, NotFound, Storage, Unavailable, User, VersionMismatch
+from svc.storage import Conflict, Credentials, NotFound, Storage, Unavailable, User, VersionMismatch
 
 from . import queries as q
 from .errors import translated
@@ -174,10 +174,16 @@ class PostgresStorage(Storage):
             raise VersionMismatch(current[0])
         return q.user_from_row(row), bool(row[6])
 
-    async def set_password_hash(self, user_id: str, password_hash: str) -> datetime:
-        row = await self._fetchone(q.SET_PASSWORD_HASH, (password_hash, user_id))
+    async def set_password_hash(
+        self, user_id: str, password_hash: str, expected_hash: str | None = None
+    ) -> datetime:
+        params = {"id": user_id, "hash": password_hash, "expected": expected_hash}
+        row = await self._fetchone(q.SET_PASSWORD_HASH, params)
         if row is None:
-            raise NotFound(user_id)
+            # Nothing written: say why (this read is only for the error, not the write).
+            if await self._fetchone(q.GET_VERSION, (user_id,)) is None:
+                raise NotFound(user_id)
+            raise Conflict("the password hash has changed", field=None)
         return row[0]
 
     async def get_credentials(self, user_id: str) -> Credentials:

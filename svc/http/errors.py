@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 from marshmallow import ValidationError
 
+from ..passwords import ClientGone, PasswordsBusy
 from ..storage import Conflict, NotFound, Unavailable, VersionMismatch
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,16 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         )
     except (NotFound, Conflict, VersionMismatch, Unavailable, ValidationError) as exc:
         return _from_domain(exc)
+    except PasswordsBusy as exc:
+        return error_response(
+            503,
+            "busy",
+            "too many password checks are waiting; try again shortly",
+            headers={"Retry-After": str(exc.retry_after)},
+        )
+    except ClientGone:
+        # Nobody reads this: the client left while its password work was queued.
+        return error_response(499, "client_closed_request", "the client went away")
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return error_response(500, "internal_error", "internal server error")
