@@ -59,8 +59,9 @@ class Passwords:
         self.workers = max_workers or min(4, os.cpu_count() or 1)
         #: Jobs that may wait or run at once; beyond, PasswordsBusy.
         self.max_queue = max_queue or 8 * self.workers
-        #: Jobs waiting or running now (for /metrics and tests).
+        #: Jobs waiting or running now, and counts since start (for /metrics and tests).
         self.pending = 0
+        self.jobs_run = self.jobs_refused = self.jobs_dropped = 0
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="bcrypt")
         # One job per worker thread at a time: the rest wait here, where they can be
         # counted, refused and dropped, not in the executor's unbounded queue.
@@ -121,17 +122,27 @@ class Passwords:
 
     async def _run(self, wanted: Callable[[], bool] | None, fn, *args):
         if self.pending >= self.max_queue:
+            self.jobs_refused += 1
             raise PasswordsBusy(self.retry_after())
         self.pending += 1
         try:
-            async with self._slots:
+            try:
+                await self._slots.acquire()
+            except asyncio.CancelledError:
+                self.jobs_dropped += 1
+                raise
+            try:
                 if wanted is not None and not wanted():
+                    self.jobs_dropped += 1
                     raise ClientGone()
+                self.jobs_run += 1
                 loop = asyncio.get_running_loop()
                 started = loop.time()
                 result = await loop.run_in_executor(self._pool, fn, *args)
                 self._seconds_per_job += (loop.time() - started - self._seconds_per_job) / 8
                 return result
+            finally:
+                self._slots.release()
         finally:
             self.pending -= 1
 

@@ -22,7 +22,14 @@ from .errors import APIError
 
 LINGERING_TIME = 2.0
 #: Passed to ``web.Application(handler_args=...)``: the parser never inflates a body.
-HANDLER_ARGS = {"auto_decompress": False, "lingering_time": LINGERING_TIME}
+#: ``handler_cancellation`` is stated as ``run_app`` has it (off: a handler runs to its
+#: end when its client goes, so a committed write is always published) because
+#: aiohttp's test server turns it on, and the tests must run the server svc runs.
+HANDLER_ARGS = {
+    "auto_decompress": False,
+    "lingering_time": LINGERING_TIME,
+    "handler_cancellation": False,
+}
 
 
 @web.middleware
