@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
+from . import log_secrets
 from .broker import Broker
 from .broker.registry import get_plugin as get_broker_plugin
 from .http import auth, cors, health, members, openapi, users
@@ -23,9 +24,10 @@ from .http.login_throttle import LoginThrottle
 from .http.request_limits import HANDLER_ARGS, refuse_compressed_bodies
 from .keys import BROKER, HUB, LOGIN_THROTTLE, PASSWORDS, SETTINGS, STORAGE
 from .passwords import Passwords
+from .redact import scrub
 from .rooms import Hub, ws
 from .settings import Settings, SettingsError
-from .storage import Storage, Unavailable
+from .storage import Misconfigured, Storage, Unavailable
 from .storage.registry import get_plugin as get_storage_plugin
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ def create_app(
     """The application.  ``storage`` and ``broker`` override the ones the settings name
     (tests use them to share one backend between several apps)."""
     settings = settings or Settings()
+    log_secrets.install()  # before any request can be logged
     app = web.Application(
         middlewares=[error_middleware, refuse_compressed_bodies],
         client_max_size=settings.max_body_bytes,
@@ -104,23 +107,31 @@ async def open_with_retry(
     """Open, retrying with backoff while it answers Unavailable.
 
     A PaaS may start svc before its database; past ``DATABASE_TIMEOUT``
-    seconds start-up stops with one line naming ``variable``.
+    seconds start-up stops with one line naming ``variable``.  Misconfigured
+    (bad credentials, no such database, no right to create tables) stops it at
+    once, with the same one line.
     """
     timeout = settings.database_timeout
     deadline = time.monotonic() + timeout
     delay = 0.2
+    # Whatever a plugin says, no secret of either URL reaches a log line.
+    urls = (settings.database_url, settings.broker_url)
     while True:
         try:
             await open_()
             return
+        except Misconfigured as exc:  # waiting will not help: one line, exit 2, now
+            await close()
+            raise SettingsError(variable, f"{what}: {scrub(str(exc), *urls)}") from None
         except Unavailable as exc:
+            problem = scrub(str(exc), *urls)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 await close()
                 raise SettingsError(
-                    variable, f"{what} did not answer within {timeout:g} s ({exc})"
+                    variable, f"{what} did not answer within {timeout:g} s ({problem})"
                 ) from None
             wait = min(delay, remaining)
-            log.warning("%s not ready (%s); retrying in %.1f s", what, exc, wait)
+            log.warning("%s not ready (%s); retrying in %.1f s", what, problem, wait)
             await asyncio.sleep(wait)
             delay = min(delay * 2, 5.0)

@@ -20,7 +20,17 @@ import aiopg
 import psycopg2.extensions
 from psycopg2.extras import Json
 
-from svc.storage import Conflict, Credentials, NotFound, Storage, Unavailable, User, VersionMismatch
+from svc.redact import scrub
+from svc.storage import (
+    Conflict,
+    Credentials,
+    Misconfigured,
+    NotFound,
+    Storage,
+    Unavailable,
+    User,
+    VersionMismatch,
+)
 
 from . import queries as q
 from .errors import translated
@@ -73,7 +83,11 @@ class PostgresStorage(Storage):
         try:
             await self._open()
         except Unavailable as exc:
-            raise Unavailable(f"{self._url.redacted}: {exc}") from None
+            # libpq may quote the database name, which a malformed URL may have mixed up
+            # with the password: scrubbed whatever the URL looks like.
+            raise Unavailable(scrub(f"{self._url.redacted}: {exc}", self.url)) from None
+        except Misconfigured as exc:
+            raise Misconfigured(scrub(f"{self._url.redacted}: {exc}", self.url)) from None
         log.info(
             "postgres: %s, pool of %d, application_name %s",
             self._url.redacted,
@@ -82,7 +96,7 @@ class PostgresStorage(Storage):
         )
 
     async def _open(self) -> None:
-        with translated():
+        with translated(opening=True):
             if self._pool is None:
                 self._pool = await aiopg.create_pool(
                     self._dsn,
