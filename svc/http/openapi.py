@@ -147,7 +147,8 @@ _ERROR_RESPONSES: dict[int, tuple[str, str, dict]] = {
     400: ("MalformedJSON", "the body is not valid JSON (`malformed_json`)", {}),
     401: (
         "Unauthorized",
-        "no valid bearer token: missing, malformed, badly signed or expired (`unauthorized`)",
+        "no valid bearer token: missing, malformed, badly signed, expired, or issued before "
+        "the account was created or its password last set (`unauthorized`)",
         {"WWW-Authenticate": "WWWAuthenticate"},
     ),
     403: (
@@ -167,17 +168,35 @@ _ERROR_RESPONSES: dict[int, tuple[str, str, dict]] = {
         "it when the user exists (`precondition_failed`)",
         {"ETag": "ETagOptional"},
     ),
+    408: (
+        "RequestTimeout",
+        "the body took longer than `BODY_TIMEOUT` seconds to arrive; the connection is closed "
+        "(`request_timeout`)",
+        {},
+    ),
     413: ("PayloadTooLarge", "the body is larger than `MAX_BODY_BYTES` (`payload_too_large`)", {}),
-    415: ("UnsupportedMediaType", "the body is not sent as JSON (`unsupported_media_type`)", {}),
+    415: (
+        "UnsupportedMediaType",
+        "the body is not sent as JSON, or is compressed (`Content-Encoding`), which no route "
+        "accepts (`unsupported_media_type`)",
+        {},
+    ),
     422: (
         "ValidationFailed",
         "a field breaks a rule, or an unknown field; `fields` maps each "
         "field to its messages (`validation_failed`)",
         {},
     ),
+    429: (
+        "TooManyRequests",
+        "too many failed logins for this username lately; try again after `Retry-After` "
+        "seconds (`too_many_requests`)",
+        {"Retry-After": "RetryAfter"},
+    ),
     503: (
         "Unavailable",
-        "storage cannot answer right now (`unavailable`)",
+        "storage cannot answer right now (`unavailable`), or too many password hashes are "
+        "waiting (`busy`); try again after `Retry-After` seconds",
         {"Retry-After": "RetryAfter"},
     ),
 }
@@ -303,7 +322,7 @@ def _operations(auth: bool) -> dict[tuple[str, str], dict]:
             "requestBody": _json_body("NewUser", "the profile, with optional `password` and `id`"),
             "responses": {
                 "201": _ok("created", "User", ETag="ETag", Location="Location"),
-                **_errors(400, 409, 413, 415, 422, 503),
+                **_errors(400, 408, 409, 413, 415, 422, 503),
             },
         },
         ("get", "/users/{user_id}"): {
@@ -328,20 +347,27 @@ def _operations(auth: bool) -> dict[tuple[str, str], dict]:
             "responses": {
                 "200": user,
                 "201": _ok("created", "User", ETag="ETag", Location="Location"),
-                **_errors(400, *auth_errors, 404, 409, 412, 413, 415, 422, 503),
+                **_errors(400, *auth_errors, 404, 408, 409, 412, 413, 415, 422, 503),
             },
             **secured,
         },
         ("put", "/users/{user_id}/password"): {
             "summary": "set the password",
             "tags": ["users"],
-            "description": "`current_password`, when given, must match (403). Not a profile "
+            "description": "`current_password`, when given, must match (403)"
+            + (
+                "; with auth on it is required to change an existing password (422). The "
+                "tokens issued before stop working: log in again with the new password"
+                if auth
+                else ""
+            )
+            + ". Of two changes racing over one password, the second gets 409. Not a profile "
             "change: `version` does not move and nothing is broadcast.",
             "parameters": ["UserId"],
             "requestBody": _json_body("PasswordChange", "the new password"),
             "responses": {
                 "200": _ok("the password is set", "PasswordUpdated"),
-                **_errors(400, *auth_errors, 403, 404, 413, 415, 422, 503),
+                **_errors(400, *auth_errors, 403, 404, 408, 409, 413, 415, 422, 503),
             },
             **secured,
         },
@@ -405,11 +431,14 @@ def _operations(auth: bool) -> dict[tuple[str, str], dict]:
             "summary": "a token for a username and password",
             "tags": ["auth"],
             "description": "Wrong password and unknown username give the same 401, in the "
-            "same time. A hash of an older scheme is re-hashed on success.",
+            "same time. After five failures in a row for one username, further attempts "
+            "for it wait (429 with `Retry-After`, doubling up to 5 minutes). A hash of an "
+            "older scheme is re-hashed on success. The token is good until it expires, "
+            "the password is set again, or the account is deleted.",
             "requestBody": _json_body("TokenRequest", "the credentials"),
             "responses": {
                 "200": _ok("an HS256 JWT whose `sub` is the user id", "Token"),
-                **_errors(400, 401, 413, 415, 422, 503),
+                **_errors(400, 401, 408, 413, 415, 422, 429, 503),
             },
         }
         if auth
