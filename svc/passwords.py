@@ -1,8 +1,9 @@
 """Password hashing, off the event loop, in a bounded queue.
 
 bcrypt is deliberately slow (cost 12 ≈ 0.2 s of CPU), so every hash and verify
-runs in a small ThreadPoolExecutor of its own: the bcrypt C code releases the
-GIL, and the loop keeps answering while hashes are in flight.  The pool is
+runs in a small ThreadPoolExecutor of its own, at a lower scheduling priority:
+the bcrypt C code releases the GIL, and the loop keeps answering while hashes
+are in flight.  The pool is
 bounded to the cores, and so is what may wait for it: past ``max_queue`` jobs
 waiting or running, a new one is refused at once (:class:`PasswordsBusy`, a 503
 with ``Retry-After``) instead of making every later login wait behind a flood.
@@ -20,9 +21,12 @@ time taken does not tell which accounts exist or how old their hash is.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import math
 import os
+import sys
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -32,6 +36,22 @@ from passlib.context import CryptContext
 #: Plain bcrypt verified only the first 72 bytes of a password (the old library cut
 #: there); bcrypt 5 refuses longer input, so legacy hashes are checked as they were made.
 BCRYPT_MAX_BYTES = 72
+
+
+#: Niceness of the hashing threads: the event loop's thread wins any contest for a core.
+WORKER_NICENESS = 10
+
+
+def _lower_priority() -> None:
+    """Run this worker thread at a lower priority than the event loop (Linux: per thread).
+
+    bcrypt threads busy on every core would otherwise delay the loop's turn by a
+    scheduler slice, so ``GET /`` would wait tens of milliseconds behind a flood of
+    logins.  Elsewhere ``setpriority`` would renice the whole process: left alone.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICENESS)
 
 
 class PasswordsBusy(Exception):
@@ -62,7 +82,9 @@ class Passwords:
         #: Jobs waiting or running now, and counts since start (for /metrics and tests).
         self.pending = 0
         self.jobs_run = self.jobs_refused = self.jobs_dropped = 0
-        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="bcrypt")
+        self._pool = ThreadPoolExecutor(
+            max_workers=self.workers, thread_name_prefix="bcrypt", initializer=_lower_priority
+        )
         # One job per worker thread at a time: the rest wait here, where they can be
         # counted, refused and dropped, not in the executor's unbounded queue.
         self._slots = asyncio.Semaphore(self.workers)
@@ -120,10 +142,15 @@ class Passwords:
             self._dummy_hash = self.context.hash("timing equaliser")
         self.context.verify(password, self._dummy_hash)
 
-    async def _run(self, wanted: Callable[[], bool] | None, fn, *args):
+    def check_room(self) -> None:
+        """PasswordsBusy now if a new job would be refused: lets a handler shed a flood
+        before it spends anything (body, schema, storage) on a request bound to fail."""
         if self.pending >= self.max_queue:
             self.jobs_refused += 1
             raise PasswordsBusy(self.retry_after())
+
+    async def _run(self, wanted: Callable[[], bool] | None, fn, *args):
+        self.check_room()
         self.pending += 1
         try:
             try:

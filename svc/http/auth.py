@@ -180,17 +180,20 @@ async def login(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     if not settings.auth_enabled:
         raise APIError(404, "not_found", "auth is off on this server (JWT_SECRET_KEY is not set)")
+    request.app[PASSWORDS].check_room()  # a flood is shed before its body is even read
     body = await read_json(request, token_request_schema)
     throttle, clock = request.app[LOGIN_THROTTLE], time.monotonic
     key = username_key(body["username"])
     wait = throttle.begin(key, clock())
     if wait:
-        raise APIError(
+        error = APIError(
             429,
             "too_many_requests",
             "too many failed logins for this username; try again later",
             headers={"Retry-After": str(max(1, round(wait + 0.5)))},
         )
+        error.force_close()  # a guesser that does not wait pays a new connection each time
+        raise error
     ok = None
     try:
         credentials = await _check_password(request, body["username"], body["password"])

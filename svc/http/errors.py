@@ -18,6 +18,7 @@ from marshmallow import ValidationError
 
 from ..passwords import ClientGone, PasswordsBusy
 from ..storage import Conflict, NotFound, Unavailable, VersionMismatch
+from .shedding import hold_refusal
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,9 @@ def _from_domain(
 async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except APIError:
+    except APIError as exc:
+        if exc.status == 429:
+            await hold_refusal()
         raise
     except web.HTTPException as exc:
         if exc.status < 400 or exc.content_type == "application/json":
@@ -118,12 +121,16 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     except (NotFound, Conflict, VersionMismatch, Unavailable, ValidationError) as exc:
         return _from_domain(exc)
     except PasswordsBusy as exc:
-        return error_response(
+        await hold_refusal()
+        busy = error_response(
             503,
             "busy",
             "too many password checks are waiting; try again shortly",
             headers={"Retry-After": str(exc.retry_after)},
         )
+        # Shedding load: a client that does not wait pays a new connection each time.
+        busy.force_close()
+        return busy
     except ClientGone:
         # Nobody reads this: the client left while its password work was queued.
         return error_response(499, "client_closed_request", "the client went away")

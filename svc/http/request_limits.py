@@ -19,6 +19,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .errors import APIError
+from .shedding import hold_refusal
 
 LINGERING_TIME = 2.0
 #: Passed to ``web.Application(handler_args=...)``: the parser never inflates a body.
@@ -43,5 +44,6 @@ async def refuse_compressed_bodies(request: web.Request, handler) -> web.StreamR
             headers={"Accept-Encoding": "identity"},
         )
         error.force_close()  # the body is not read: do not parse it as the next request
+        await hold_refusal()  # a bomber re-sending at once is slowed to a trickle
         raise error
     return await handler(request)
