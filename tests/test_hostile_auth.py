@@ -317,3 +317,17 @@ async def test_a_burst_of_concurrent_guesses_gets_at_most_the_free_attempts(clie
     )
     statuses = sorted(resp.status for resp in guesses)
     assert statuses == [401] * 5 + [429] * 15, statuses
+
+
+async def test_guessing_current_password_with_a_stolen_token_is_throttled_too(client_with):
+    client = await client_with(throttle=LoginThrottle(free=5, first_delay=30))
+    user = await create(client)
+    token = await token_for(client, user)
+    for i in range(5):
+        resp = await change_password(client, user, token, current=f"guess {i}")
+        assert resp.status == 403
+    resp = await change_password(client, user, token)  # even the right one, for now
+    assert resp.status == 429 and int(resp.headers["Retry-After"]) >= 1
+    assert await can_write(client, user["id"], token) == 200  # nothing changed
+    # The login throttle of the username is another entry: the owner can still log in.
+    assert (await login(client, user["profile"]["username"])).status == 200

@@ -182,24 +182,12 @@ async def login(request: web.Request) -> web.Response:
         raise APIError(404, "not_found", "auth is off on this server (JWT_SECRET_KEY is not set)")
     request.app[PASSWORDS].check_room()  # a flood is shed before its body is even read
     body = await read_json(request, token_request_schema)
-    throttle, clock = request.app[LOGIN_THROTTLE], time.monotonic
-    key = username_key(body["username"])
-    wait = throttle.begin(key, clock())
-    if wait:
-        error = APIError(
-            429,
-            "too_many_requests",
-            "too many failed logins for this username; try again later",
-            headers={"Retry-After": str(max(1, round(wait + 0.5)))},
-        )
-        error.force_close()  # a guesser that does not wait pays a new connection each time
-        raise error
-    ok = None
-    try:
-        credentials = await _check_password(request, body["username"], body["password"])
-        ok = credentials is not None
-    finally:
-        throttle.end(key, clock(), ok)
+    credentials = await guarded(
+        request,
+        username_key(body["username"]),
+        _check_password(request, body["username"], body["password"]),
+        lambda credentials: credentials is not None,
+    )
     if credentials is None:
         raise APIError(401, "unauthorized", _WRONG_CREDENTIALS, headers=_CHALLENGE)
     return web.json_response(
@@ -210,6 +198,30 @@ async def login(request: web.Request) -> web.Response:
         },
         headers={"Cache-Control": "no-store"},
     )
+
+
+async def guarded(request: web.Request, key: str, attempt, succeeded):
+    """Await ``attempt`` (a password check) under the failed-login throttle of ``key``:
+    429 with ``Retry-After`` without running it while ``key`` is shut."""
+    throttle, clock = request.app[LOGIN_THROTTLE], time.monotonic
+    wait = throttle.begin(key, clock())
+    if wait:
+        attempt.close()  # never started
+        error = APIError(
+            429,
+            "too_many_requests",
+            "too many failed password attempts for this account; try again later",
+            headers={"Retry-After": str(max(1, round(wait + 0.5)))},
+        )
+        error.force_close()  # a guesser that does not wait pays a new connection each time
+        raise error
+    ok = None
+    try:
+        result = await attempt
+        ok = bool(succeeded(result))
+    finally:
+        throttle.end(key, clock(), ok)
+    return result
 
 
 async def _check_password(request: web.Request, username: str, password: str):

@@ -12,7 +12,7 @@ from ..broker import Change
 from ..keys import BROKER, PASSWORDS, SETTINGS, STORAGE
 from ..storage import Conflict, NotFound, User
 from ..views import format_timestamp, user_json
-from .auth import authorize_write, client_waiting
+from .auth import authorize_write, client_waiting, guarded
 from .bodies import read_json
 from .errors import APIError
 from .ids import USER_ID
@@ -131,7 +131,13 @@ async def set_password(request: web.Request) -> web.Response:
             )
     wanted = client_waiting(request)
     if current is not None:
-        ok, _ = await passwords.verify(current, credentials.password_hash, wanted)
+        # Guessing current_password with a stolen token is throttled like a login.
+        ok, _ = await guarded(
+            request,
+            f"id:{user_id}",  # ":" is in no username: its own entry in the throttle
+            passwords.verify(current, credentials.password_hash, wanted),
+            lambda verdict: verdict[0],
+        )
         if not ok:
             raise APIError(403, "forbidden", "current_password is wrong")
     new_hash = await passwords.hash(body["new_password"], wanted)
