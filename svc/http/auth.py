@@ -61,7 +61,7 @@ def token_claims(settings: Settings, token: str) -> dict:
 
 def refuse_stale(claims: dict, credentials: Credentials) -> None:
     """InvalidToken if the token was issued before its account was created or its password
-    last set (API.md: a new password ends every older token; so does re-creating an id).
+    last set (docs/api.md: a new password ends every older token; so does re-creating an id).
 
     ``iat`` has whole seconds, and the moments may come from the database's clock: a token
     issued up to ``STALE_LEEWAY`` seconds before the change still counts, so that a login
