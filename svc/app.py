@@ -17,7 +17,7 @@ from aiohttp import web
 
 from .broker import Broker
 from .broker.registry import get_plugin as get_broker_plugin
-from .http import auth, cors, health, members, metrics, openapi, users
+from .http import auth, cors, demo, health, members, metrics, openapi, users
 from .http.errors import error_middleware
 from .http.metrics import Metrics
 from .http.observe import observe_middleware
@@ -62,6 +62,7 @@ def create_app(
     ws.setup_routes(app)
     members.setup_routes(app)
     metrics.setup_routes(app)
+    demo.setup_routes(app)  # /demo and /static/*: the live demo page and svc-client.js
     openapi.setup(app)  # after every route: it documents what is routed
     cors.setup(app)
     return app

@@ -82,7 +82,9 @@ async def test_preflight_of_every_route_allows_every_method_and_header(configure
     assert ("PUT", "/users/{user_id}/profile") in routes
     for origin in allowed:
         for method, template in routes:
-            path = template.format(user_id=user_id, room_id="lobby", asset="console.js")
+            path = template.format(
+                user_id=user_id, room_id="lobby", asset="console.js", name="svc-client.js"
+            )
             resp = await preflight(client, path, origin, method)
             assert resp.status == 200, (name, origin, method, template, await resp.text())
             assert resp.headers[ACAO] == expected_acao(name, origin)
