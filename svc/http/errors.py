@@ -82,9 +82,9 @@ CATALOGUE: tuple[ErrorKind, ...] = (
     ErrorKind(
         401,
         "unauthorized",
-        "auth on: no valid bearer token (missing, malformed, badly signed or expired), a "
-        "WebSocket `?user_id=` without `?token=`, or a wrong username or password at "
-        "`POST /auth/token`",
+        "auth on: no valid bearer token (missing, malformed, badly signed, expired or stale), "
+        "or a wrong username or password at `POST /auth/token` (a WebSocket join is refused "
+        "with close code 4401 instead)",
         ("WWW-Authenticate",),
     ),
     ErrorKind(

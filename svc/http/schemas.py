@@ -1,4 +1,4 @@
-"""marshmallow schemas for every request body, with the field rules of API.md.
+"""marshmallow schemas for every request body, with the field rules of docs/api.md.
 
 Unknown fields are rejected (marshmallow's default ``RAISE``).  The schemas
 are built once, at import, and reused for every request.
