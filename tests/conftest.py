@@ -12,6 +12,7 @@ import os
 
 import psycopg2
 import pytest
+from broker_fallback import with_a_working_broker
 
 from svc.app import create_app
 from svc.settings import Settings
@@ -47,16 +48,29 @@ async def postgres_storage(postgres_url):
     await backend.close()
 
 
-@pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.postgres)])
+#: Another storage plugin to run every backend-parametrised test on too, its URL with
+#: ``{tmp_path}`` for a fresh folder per test: a plugin author runs svc's own HTTP and
+#: WebSocket suites against their backend with
+#: ``SVC_TEST_EXTRA_STORAGE_URL='sqlite:///{tmp_path}/svc.db' pytest -k extra``.
+EXTRA_STORAGE_URL = os.environ.get("SVC_TEST_EXTRA_STORAGE_URL", "").strip()
+
+
+@pytest.fixture(
+    params=["memory", pytest.param("postgres", marks=pytest.mark.postgres)]
+    + (["extra"] if EXTRA_STORAGE_URL else [])
+)
 def storage_url(request) -> str:
     if request.param == "postgres":
         return request.getfixturevalue("postgres_url")
+    if request.param == "extra":
+        return EXTRA_STORAGE_URL.format(tmp_path=request.getfixturevalue("tmp_path"))
     return "memory://"
 
 
 @pytest.fixture
 def settings(storage_url) -> Settings:
-    return dataclasses.replace(TEST_SETTINGS, database_url=storage_url)
+    # with_a_working_broker: a no-op once the Postgres broker is installed.
+    return with_a_working_broker(dataclasses.replace(TEST_SETTINGS, database_url=storage_url))
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from ws_helpers import frame_where, frames_until_pong, join, new_user, presence_
 from svc.app import create_app
 from svc.keys import BROKER, STORAGE
 from svc.settings import Settings
-from svc.testing import unique_id
+from svc.testing import deadline, unique_id
 
 pytestmark = pytest.mark.postgres
 
@@ -188,7 +188,7 @@ async def test_a_deletion_during_an_outage_is_repaired(aiohttp_client, postgres_
     assert (await other.delete(f"/users/{alice}")).status == 204  # unheard here
     await relay.restore()
     # The re-read after the gap finds her gone: her socket is closed, and she leaves.
-    async with asyncio.timeout(15):
+    async with deadline(15):
         while (msg := await ws_a.receive()).type is WSMsgType.TEXT:
             pass
     assert msg.type is WSMsgType.CLOSE and msg.data == 4404

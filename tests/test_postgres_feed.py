@@ -16,7 +16,7 @@ from ws_helpers import frame_where, frames_until_pong, join, new_user
 from svc.app import create_app
 from svc.keys import HUB
 from svc.settings import Settings
-from svc.testing import unique_id
+from svc.testing import deadline, unique_id
 
 pytestmark = pytest.mark.postgres
 
@@ -53,7 +53,7 @@ async def test_a_burst_of_notifications_is_one_statement_and_keeps_its_order(adm
         publisher = Publisher("test-node", execute)
         await asyncio.gather(*(publisher.send(channel, str(n)) for n in range(50)))
         heard = []
-        async with asyncio.timeout(10):
+        async with deadline(10):
             while len(heard) < 50:
                 heard.append((await listening.notifies.get()).payload)
     assert heard == [str(n) for n in range(50)]
@@ -66,7 +66,7 @@ async def test_a_message_too_big_for_a_payload_goes_through_the_table(admin, pos
         await sql(listening, f"LISTEN {MESSAGES}")
         body = '{"r":"r1","f":"u1","d":"' + "x" * 9000 + '"}'
         await Publisher("test-node", lambda q, p: sql(admin, q, *p)).send(MESSAGES, body, True)
-        async with asyncio.timeout(10):
+        async with deadline(10):
             while '"test-node"' not in (notify := await listening.notifies.get()).payload:
                 pass  # another test's message
     row_id = json.loads(notify.payload)["i"]

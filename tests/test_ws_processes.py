@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from ws_helpers import frame_where, presence_where
 
-from svc.testing import unique_id
+from svc.testing import deadline, unique_id
 
 pytestmark = pytest.mark.postgres
 
@@ -214,7 +214,7 @@ async def test_deleting_a_user_closes_their_sockets_on_every_process(two_process
         ws_b, _ = await _join(http, f"{one}/ws/{room}?user_id={bob}")
         assert (await http.delete(f"{two}/users/{alice}")).status == 204
         for ws in (phone, laptop):
-            async with asyncio.timeout(10):
+            async with deadline(10):
                 while (msg := await ws.receive()).type is aiohttp.WSMsgType.TEXT:
                     pass
             assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 4404, msg

@@ -8,7 +8,6 @@ Postgres: two complete apps on the test database (each its own pool and broker).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 
 import aiohttp
@@ -17,7 +16,7 @@ from svc_memory import MemoryStorage
 from ws_helpers import frame_where, frames_until_pong, join, new_user, presence_where
 
 from svc.app import create_app
-from svc.testing import unique_id
+from svc.testing import deadline, unique_id
 
 
 @pytest.fixture
@@ -111,7 +110,7 @@ async def test_deleting_a_user_is_a_leave_everywhere(two):
     assert response.status == 204
 
     for ws in (phone, laptop, tablet):
-        async with asyncio.timeout(10):
+        async with deadline(10):
             while (msg := await ws.receive()).type is aiohttp.WSMsgType.TEXT:
                 pass  # whatever was in flight before the close
         assert msg.type is aiohttp.WSMsgType.CLOSE, msg

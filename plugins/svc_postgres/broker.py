@@ -26,7 +26,8 @@ from collections.abc import Callable
 import aiopg
 
 from svc.broker import Broker, BrokerListener, Change, PresenceChange, RoomMessage
-from svc.storage import Unavailable
+from svc.redact import scrub
+from svc.storage import Misconfigured, Unavailable
 
 from . import messages, payloads
 from .errors import translated
@@ -87,10 +88,12 @@ class PostgresBroker(Broker):
     async def open(self, listener: BrokerListener) -> None:
         self._hub = listener
         try:
-            with translated():
+            with translated(opening=True):
                 await self._open()
         except Unavailable as exc:
-            raise Unavailable(f"{self._url.redacted}: {exc}") from None
+            raise Unavailable(scrub(f"{self._url.redacted}: {exc}", self.url)) from None
+        except Misconfigured as exc:
+            raise Misconfigured(scrub(f"{self._url.redacted}: {exc}", self.url)) from None
         log.info("postgres broker: %s, node %s", self._url.redacted, self.node_id)
 
     async def _open(self) -> None:

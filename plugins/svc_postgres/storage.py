@@ -17,7 +17,18 @@ from typing import Any
 import aiopg
 from psycopg2.extras import Json
 
-from svc.storage import Credentials, NotFound, Storage, Unavailable, User, VersionMismatch
+from svc.redact import scrub
+from svc.storage import (
+    Conflict,
+    Credentials,
+    Misconfigured,
+    NotFound,
+    Storage,
+    Unavailable,
+    User,
+    VersionMismatch,
+    username_key,
+)
 
 from . import queries as q
 from .errors import translated
@@ -62,7 +73,11 @@ class PostgresStorage(Storage):
         try:
             await self._open()
         except Unavailable as exc:
-            raise Unavailable(f"{self._url.redacted}: {exc}") from None
+            # libpq may quote the database name, which a malformed URL may have mixed up
+            # with the password: scrubbed whatever the URL looks like.
+            raise Unavailable(scrub(f"{self._url.redacted}: {exc}", self.url)) from None
+        except Misconfigured as exc:
+            raise Misconfigured(scrub(f"{self._url.redacted}: {exc}", self.url)) from None
         log.info(
             "postgres: %s, pool of %d, application_name %s",
             self._url.redacted,
@@ -71,7 +86,7 @@ class PostgresStorage(Storage):
         )
 
     async def _open(self) -> None:
-        with translated():
+        with translated(opening=True):
             if self._pool is None:
                 self._pool = await aiopg.create_pool(
                     self._dsn,
@@ -121,7 +136,12 @@ class PostgresStorage(Storage):
     ) -> User:
         row = await self._fetchone(
             q.CREATE_USER,
-            {"id": user_id, "profile": Json(q.full_profile(profile)), "hash": password_hash},
+            {
+                "id": user_id,
+                "profile": Json(q.full_profile(profile)),
+                "key": _key(profile.get("username")),
+                "hash": password_hash,
+            },
             user_id=user_id,
             username=profile.get("username"),
         )
@@ -148,7 +168,13 @@ class PostgresStorage(Storage):
         expected_version: int | None = None,
         create: bool = False,
     ) -> tuple[User, bool]:
-        params = {"id": user_id, "changes": Json(dict(changes)), "expected": expected_version}
+        params = {
+            "id": user_id,
+            "changes": Json(dict(changes)),
+            "expected": expected_version,
+            "sets_username": "username" in changes,
+            "key": _key(changes.get("username")),
+        }
         if create and expected_version is None:
             sql = q.UPSERT_PROFILE
             params["profile"] = Json(q.full_profile(changes))
@@ -156,6 +182,10 @@ class PostgresStorage(Storage):
             sql = q.UPDATE_PROFILE if expected_version is None else q.UPDATE_PROFILE_AT_VERSION
         row = await self._fetchone(sql, params, user_id=user_id, username=changes.get("username"))
         if row is None:
+            if expected_version is None:
+                # No re-read: a user created since this statement would turn "not found"
+                # into a version mismatch nobody asked about.
+                raise NotFound(user_id)
             # Nothing written: say why (this read is only for the error, not the write).
             current = await self._fetchone(q.GET_VERSION, (user_id,))
             if current is None:
@@ -163,10 +193,16 @@ class PostgresStorage(Storage):
             raise VersionMismatch(current[0])
         return q.user_from_row(row), bool(row[6])
 
-    async def set_password_hash(self, user_id: str, password_hash: str) -> datetime:
-        row = await self._fetchone(q.SET_PASSWORD_HASH, (password_hash, user_id))
+    async def set_password_hash(
+        self, user_id: str, password_hash: str, expected_hash: str | None = None
+    ) -> datetime:
+        params = {"id": user_id, "hash": password_hash, "expected": expected_hash}
+        row = await self._fetchone(q.SET_PASSWORD_HASH, params)
         if row is None:
-            raise NotFound(user_id)
+            # Nothing written: say why (this read is only for the error, not the write).
+            if await self._fetchone(q.GET_VERSION, (user_id,)) is None:
+                raise NotFound(user_id)
+            raise Conflict("the password hash has changed", field=None)
         return row[0]
 
     async def get_credentials(self, user_id: str) -> Credentials:
@@ -176,7 +212,7 @@ class PostgresStorage(Storage):
         return Credentials(*row)
 
     async def find_credentials(self, username: str) -> Credentials:
-        row = await self._fetchone(q.FIND_CREDENTIALS, (username,))
+        row = await self._fetchone(q.FIND_CREDENTIALS, (username_key(username),))
         if row is None:
             raise NotFound(username)
         return Credentials(*row)
@@ -186,3 +222,7 @@ class PostgresStorage(Storage):
         if row is None:
             raise NotFound(user_id)
         return q.user_from_row(row)
+
+
+def _key(username: str | None) -> str | None:
+    return None if username is None else username_key(username)

@@ -1,4 +1,5 @@
-"""One WebSocket in one room: its bounded backlog, its frame budget, its closing."""
+"""One WebSocket in one room: its bounded backlog, its frame budget (shared by the
+user's sockets in the room: budget.py), its closing."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from typing import TYPE_CHECKING
 from aiohttp import WSCloseCode, web
 
 from . import wire
+from .budget import budget_for
 
 if TYPE_CHECKING:
     from .hub import RoomSettings
+    from .stats import RoomStats
 
 
 class Connection:
@@ -30,10 +33,10 @@ class Connection:
         "_transport",
         "_held",
         "_held_bytes",
-        "_tokens",
-        "_last_refill",
+        "_budget",
         "_strikes",
         "_close_later",
+        "_stats",
     )
 
     def __init__(
@@ -42,6 +45,7 @@ class Connection:
         user_id: str | None,
         limits: RoomSettings,
         spawn: Callable[[Coroutine], asyncio.Task],
+        stats: RoomStats,
     ):
         self.id = secrets.token_urlsafe(12)
         self.room_id = room_id
@@ -55,10 +59,10 @@ class Connection:
         self._transport: asyncio.Transport | None = None
         self._held: list[bytes] | None = []
         self._held_bytes = 0
-        self._tokens = float(limits.frame_burst)
-        self._last_refill = 0.0
+        self._budget = budget_for(limits, room_id, user_id)
         self._strikes = 0
         self._close_later: tuple[int, str] | None = None
+        self._stats = stats
 
     def send(self, frame: bytes) -> None:
         """Write ``frame`` now, without waiting; close with 1013 if the backlog is full."""
@@ -90,18 +94,12 @@ class Connection:
             self.send(frame)
 
     def allow_frame(self, now: float) -> bool:
-        """Token bucket over client frames; False when this one is over the rate."""
-        limits = self._limits
-        self._tokens = min(
-            limits.frame_burst, self._tokens + (now - self._last_refill) * limits.frame_rate
-        )
-        self._last_refill = now
-        if self._tokens >= 1:
-            self._tokens -= 1
+        """The user's budget in this room; False when this frame is over the rate."""
+        if self._budget.take(now):
             self._strikes = 0
             return True
         self._strikes += 1
-        if self._strikes > limits.flood_strikes:
+        if self._strikes > self._limits.flood_strikes:
             self.close(WSCloseCode.POLICY_VIOLATION, "too many frames")
         return False
 
@@ -111,6 +109,10 @@ class Connection:
             return
         self.closed = True
         self._held = None
+        if code == WSCloseCode.TRY_AGAIN_LATER:
+            self._stats.closed_backlog += 1
+        elif code == WSCloseCode.POLICY_VIOLATION:
+            self._stats.closed_flood += 1
         if self.ws is None:
             self._close_later = (code, reason)
         else:

@@ -26,7 +26,9 @@ from ..storage import Storage, User
 from ..views import Member
 from . import frames
 from .connection import Connection
+from .ordering import ChangeOrder
 from .presence import PresenceBatcher
+from .stats import RoomStats
 from .versions import VersionBook
 
 log = logging.getLogger(__name__)
@@ -63,10 +65,20 @@ class RoomSettings:
 
 
 class Room:
-    __slots__ = ("id", "connections", "local_users", "members", "presence", "ready", "_early")
+    __slots__ = (
+        "id",
+        "connections",
+        "local_users",
+        "members",
+        "presence",
+        "ready",
+        "stats",
+        "_early",
+    )
 
-    def __init__(self, room_id: str, presence: PresenceBatcher):
+    def __init__(self, room_id: str, presence: PresenceBatcher, stats: RoomStats):
         self.id = room_id
+        self.stats = stats
         self.connections: list[Connection] = []
         #: this process's connections per user
         self.local_users: dict[str, int] = {}
@@ -81,16 +93,28 @@ class Room:
         for conn in self.connections:
             if conn is not skip:
                 conn.send(frame)
+        self.stats.frames_sent += len(self.connections) - (skip is not None)
 
 
 class Hub:
-    def __init__(self, storage: Storage, broker: Broker, limits: RoomSettings | None = None):
+    def __init__(
+        self,
+        storage: Storage,
+        broker: Broker,
+        limits: RoomSettings | None = None,
+        *,
+        private_email: bool = False,
+    ):
         self.storage = storage
         self.broker = broker
         self.limits = limits or RoomSettings()
+        self.stats = RoomStats()
+        #: Auth on: frames go to many readers, none of them proven the owner: email is null.
+        self.with_email = not private_email
         self._rooms: dict[str, Room] = {}
         self._rooms_of_user: dict[str, set[str]] = {}  # user → rooms here where they are present
         self._versions = VersionBook()
+        self._order = ChangeOrder(self._versions, self._show_change)
         self._tasks: set[asyncio.Task] = set()
         self._outbox: asyncio.Queue[RoomMessage] | None = None
 
@@ -107,6 +131,7 @@ class Hub:
         await asyncio.gather(*(c.aclose(code, reason) for c in connections))
 
     async def stop(self) -> None:
+        self._order.cancel()
         for room in self._rooms.values():
             room.presence.cancel()
         for task in tuple(self._tasks):
@@ -129,7 +154,7 @@ class Hub:
         while True:
             room = self._rooms.get(room_id)
             if room is None:
-                room = self._rooms[room_id] = Room(room_id, self._batcher(room_id))
+                room = self._rooms[room_id] = self._new_room(room_id)
                 try:
                     await self._load_members(room)
                 except BaseException:
@@ -139,7 +164,7 @@ class Hub:
                 await room.ready.wait()
             if self._rooms.get(room_id) is room:
                 break  # else its loading failed: start over, and fail (or not) on our own
-        conn = Connection(room_id, user_id, self.limits, self.spawn)
+        conn = Connection(room_id, user_id, self.limits, self.spawn, self.stats)
         room.connections.append(conn)
         if user_id is not None:
             room.local_users[user_id] = room.local_users.get(user_id, 0) + 1
@@ -152,7 +177,7 @@ class Hub:
         return conn
 
     async def welcome(self, conn: Connection) -> bytes:
-        room = self._rooms.get(conn.room_id) or Room(conn.room_id, self._batcher(conn.room_id))
+        room = self._rooms.get(conn.room_id) or self._new_room(conn.room_id)
         ids = heapq.nsmallest(self.limits.welcome_members, room.members)
         conn.presence_mark = room.presence.mark()  # presence frames carry only what follows
         users = await frames.member_records(self.storage, ids)
@@ -166,6 +191,7 @@ class Hub:
             },
             "members",
             users,
+            self.with_email,
         )
 
     async def leave(self, conn: Connection, presence_joined: bool = True) -> None:
@@ -276,7 +302,7 @@ class Hub:
             elif not self._versions.knows(user_id):
                 self._versions.baseline(user_id, user.version)
             else:
-                self._deliver_change(Change(user_id, user.version, user))
+                self._order.offer(Change(user_id, user.version, user), repair=True)
 
     async def _reconcile_forever(self) -> None:
         while True:
@@ -302,7 +328,7 @@ class Hub:
             # Only id and version travelled: read the record (it may be newer by now).
             self.spawn(self._read_and_deliver(change.user_id))
             return
-        self._deliver_change(change)
+        self._order.offer(change)
 
     def on_message(self, message: RoomMessage) -> None:
         room = self._rooms.get(message.room_id)
@@ -318,19 +344,20 @@ class Hub:
         except Exception as exc:  # noqa: BLE001 - the next reconcile repairs it
             log.warning("rooms: could not read changed user %s (%s)", user_id, exc)
             return
-        if users:
-            self._deliver_change(Change(user_id, users[0].version, users[0]))
+        if users:  # the latest: a jump ahead is expected, nothing to wait for
+            self._order.offer(Change(user_id, users[0].version, users[0]), repair=True)
 
-    def _deliver_change(self, change: Change) -> None:
+    def _show_change(self, change: Change) -> None:
+        """A change that moves its user forward (ChangeOrder has checked), to their rooms."""
         user_id = change.user_id
         room_ids = self._rooms_of_user.get(user_id)
-        if not room_ids or not self._versions.is_new(user_id, change.version, change.deleted):
+        if not room_ids:
             return
         if change.deleted:
             self._close_sockets_of(user_id)  # their leave then follows, through the broker
             return
         for room_id in room_ids:
-            self._rooms[room_id].send(frames.profile_updated(room_id, change.user))
+            self._rooms[room_id].send(frames.profile_updated(room_id, change.user, self.with_email))
 
     def _close_sockets_of(self, user_id: str) -> None:
         """A deleted user's sockets here: closed with 4404 (their last one makes them leave)."""
@@ -342,14 +369,16 @@ class Hub:
 
     # -- presence -----------------------------------------------------------------
 
-    def _batcher(self, room_id: str) -> PresenceBatcher:
-        return PresenceBatcher(
+    def _new_room(self, room_id: str) -> Room:
+        batcher = PresenceBatcher(
             self.limits.presence_window,
             lambda: self._rooms.get(room_id),
             self.storage,
             self.spawn,
-            self._shown,
+            with_email=self.with_email,
+            shown=self._shown,
         )
+        return Room(room_id, batcher, self.stats)
 
     def _shown(self, records: list[Member]) -> None:
         """Records a frame showed: the versions later news is new against.  (Without this, a
@@ -377,6 +406,7 @@ class Hub:
             if not rooms:
                 del self._rooms_of_user[user_id]
                 self._versions.forget(user_id)
+                self._order.forget(user_id)
 
     # -- client frames -----------------------------------------------------------------
 
@@ -443,11 +473,18 @@ class Hub:
             try:
                 await self.broker.publish_message(message)
             except Exception as exc:  # noqa: BLE001 - other processes miss it; local ones have it
+                self.stats.broker_errors += 1
                 log.warning(
                     "rooms: could not publish a message to room %s (%s)", message.room_id, exc
                 )
 
-    # -- reads for the tests ------------------------------------------------------------------
+    # -- reads for /metrics and the tests ------------------------------------------------------
+
+    def connection_count(self) -> int:
+        return sum(len(room.connections) for room in self._rooms.values())
+
+    def room_count(self) -> int:
+        return len(self._rooms)
 
     def member_ids(self, room_id: str) -> Iterable[str]:
         room = self._rooms.get(room_id)

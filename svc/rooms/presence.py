@@ -39,9 +39,11 @@ class PresenceBatcher:
         room: Callable[[], Room | None],
         storage: Storage,
         spawn: Callable[[Coroutine], asyncio.Task],
+        with_email: bool = True,
         shown: Callable[[list[Member]], None] = lambda records: None,
     ):
         self._window = window
+        self._with_email = with_email
         self._shown = shown  # told of the records a frame shows (the hub's version baseline)
         self._room = room  # the live room, or None once it is gone
         self._storage = storage
@@ -97,13 +99,13 @@ class PresenceBatcher:
                 self._retry_delay = 0.0
             self._shown(users)
             self._fan_out(room, pending, {user.id: user for user in users})
+            room.stats.presence_batches += 1
         finally:
             self._flush = None
             if self._room() is room and room is not None:
                 self.schedule(retry)
 
-    @staticmethod
-    def _fan_out(room: Room, pending: dict[str, tuple[bool, int]], records: dict) -> None:
+    def _fan_out(self, room: Room, pending: dict[str, tuple[bool, int]], records: dict) -> None:
         if not pending:
             return
         first = min(number for _, number in pending.values())
@@ -115,10 +117,11 @@ class PresenceBatcher:
             key = first - 1 if mark < first else mark
             if key not in frames_after:
                 news = {user: state for user, state in pending.items() if state[1] > key}
-                frames_after[key] = _frame(room, news, records) if news else None
+                frames_after[key] = self._frame(room, news, records) if news else None
             frame = frames_after[key]
             if frame is not None:
                 conn.send(frame)
+                room.stats.frames_sent += 1
 
     def _back_off(self, room_id: str, exc: Exception) -> float:
         if not self._retry_delay:  # one line per outage, not one per attempt
@@ -128,15 +131,15 @@ class PresenceBatcher:
         self._retry_delay = min(max(self._retry_delay * 2, self._window * 2), MAX_RETRY_DELAY)
         return self._retry_delay
 
-
-def _frame(room: Room, news: dict[str, tuple[bool, int]], records: dict) -> bytes:
-    return frames.encode_with_users(
-        {
-            "type": "presence",
-            "room": room.id,
-            "left": [user_id for user_id, (present, _) in news.items() if not present],
-            "member_count": len(room.members),
-        },
-        "joined",
-        [records[user_id] for user_id, (present, _) in news.items() if present],
-    )
+    def _frame(self, room: Room, news: dict[str, tuple[bool, int]], records: dict) -> bytes:
+        return frames.encode_with_users(
+            {
+                "type": "presence",
+                "room": room.id,
+                "left": [user_id for user_id, (present, _) in news.items() if not present],
+                "member_count": len(room.members),
+            },
+            "joined",
+            [records[user_id] for user_id, (present, _) in news.items() if present],
+            self._with_email,
+        )

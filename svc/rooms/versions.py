@@ -26,6 +26,10 @@ class VersionBook:
         self._last[user_id] = (version, deleted)
         return True
 
+    def last(self, user_id: str) -> tuple[int, bool] | None:
+        """(last version shown, deleted), or None for a user not heard of."""
+        return self._last.get(user_id)
+
     def knows(self, user_id: str) -> bool:
         return user_id in self._last
 

@@ -4,7 +4,16 @@
 """
 
 from .broker import BrokerConformance
-from .helpers import unique_id, wait_until
+from .helpers import deadline, raises, reopener, unique_id, wait_until, within
 from .storage import StorageConformance
 
-__all__ = ["BrokerConformance", "StorageConformance", "unique_id", "wait_until"]
+__all__ = [
+    "BrokerConformance",
+    "StorageConformance",
+    "deadline",
+    "raises",
+    "reopener",
+    "unique_id",
+    "wait_until",
+    "within",
+]
