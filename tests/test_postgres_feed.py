@@ -140,3 +140,18 @@ async def test_stored_changes_travel_exactly(aiohttp_client, postgres_url):
     update = await frame_where(ws, lambda f: f["type"] == "profile_updated")
     assert update == {"type": "profile_updated", "room": room, **(await response.json())}
     await ws.close()
+
+
+async def test_metrics_show_the_broker(aiohttp_client, postgres_url):
+    client = await aiohttp_client(create_app(Settings(database_url=postgres_url, bcrypt_rounds=4)))
+    alice = await new_user(client)
+    await client.put(f"/users/{alice}/profile", json={"bio": "counted"})
+    text = await (await client.get("/metrics")).text()
+    figures = {
+        line.split()[0]: float(line.split()[1])
+        for line in text.splitlines()
+        if line.startswith("svc_broker_")
+    }
+    assert figures["svc_broker_listener_up"] == 1
+    assert figures["svc_broker_notifications_sent"] >= 2  # the create and the update
+    assert 1 <= figures["svc_broker_notify_statements"] <= figures["svc_broker_notifications_sent"]

@@ -149,6 +149,14 @@ class PostgresBroker(Broker):
             raise Unavailable("; ".join(down))
         return {"pool": "ok", "listener": "ok"}
 
+    def stats(self) -> dict[str, float]:
+        return {
+            "listener_up": float(self._listener.connected),
+            "listener_reconnects": self._listener.reconnects,
+            "notify_statements": self._publisher.statements,
+            "notifications_sent": self._publisher.notifications,
+        }
+
     # -- news ---------------------------------------------------------------
 
     async def publish_change(self, change: Change) -> None:

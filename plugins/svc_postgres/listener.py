@@ -53,6 +53,8 @@ class Listener:
         self.connected = False
         #: Why it is down, for readiness.
         self.problem = "not started"
+        #: For /metrics: how often it had to be re-opened.
+        self.reconnects = 0
 
     async def start(self) -> None:
         """Open the connection (raises like ``connect``) and start delivering."""
@@ -147,6 +149,7 @@ class Listener:
                 self.problem = describe(exc)
                 continue
             self.connected = True
+            self.reconnects += 1
             log.info("postgres: broker listener reconnected")
             return True
         return False

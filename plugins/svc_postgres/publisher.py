@@ -39,6 +39,9 @@ class Publisher:
         self._execute = execute
         self._next: _Batch | None = None
         self._flushing: asyncio.Task | None = None
+        #: For /metrics: statements sent, and the notifications they carried.
+        self.statements = 0
+        self.notifications = 0
 
     async def send(self, channel: str, payload: str, stored: bool = False) -> None:
         """Notify ``payload`` on ``channel`` (``stored``: through ``svc_messages``)."""
@@ -70,6 +73,8 @@ class Publisher:
                 except Exception as exc:  # noqa: BLE001 - every sender of the batch hears it
                     _fail(batch, exc)
                 else:
+                    self.statements += 1
+                    self.notifications += len(batch.channels)
                     batch.sent.set_result(None)
         finally:
             self._flushing = None
