@@ -141,11 +141,16 @@ async def test_any_text_is_stored_exactly_or_refused_with_422(client, user, fiel
     assert stored["profile"][field] == value
 
 
+@pytest.fixture
+async def auth_client(make_client):
+    return await make_client(jwt_secret_key=SECRET)
+
+
 @hypothesis_settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(username=st.text(max_size=40), password=st.text(max_size=40))
-async def test_any_login_body_is_401_or_422_never_5xx(make_client, username, password):
-    client = await make_client(jwt_secret_key=SECRET)
+async def test_any_login_body_is_401_or_422_never_5xx(auth_client, username, password):
+    client = auth_client  # one app for every example: an app each would hold 40 apps' connections
     resp = await send(client, "POST", "/auth/token", {"username": username, "password": password})
     assert resp.status in (401, 422, 429), await resp.text()
