@@ -80,6 +80,7 @@ class RedisBroker(Broker):
         self._rejoining: asyncio.Task | None = None
         #: monotonic time before which publishes fail at once (Redis was just found down)
         self._down_until = 0.0
+        self._closing = False
 
     @classmethod
     def check_url(cls, url: str) -> None:
@@ -93,6 +94,7 @@ class RedisBroker(Broker):
     async def open(self, listener: BrokerListener) -> None:
         if self._client is not None:
             return
+        self._closing = False
         url = self._url
         common = dict(
             socket_timeout=url.timeout,
@@ -146,14 +148,17 @@ class RedisBroker(Broker):
         log.info("redis: %s, node %s, prefix %s", url.redacted, self.node_id, url.prefix)
 
     async def close(self) -> None:
-        client, self._client = self._client, None
-        if client is None:
-            return
+        client = self._client
+        if client is None or self._closing:
+            return  # closed, or being closed by another call
+        self._closing = True
         tasks = [t for t in (self._heartbeat, self._rejoining) if t is not None]
         self._heartbeat = self._rejoining = None
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:  # bounded: a cancel that redis-py swallows ends the loop at its next check
+            await asyncio.wait(tasks, timeout=self._url.timeout + 1)
+        self._client = None
         subscriber, self._subscriber = self._subscriber, None
         if subscriber is not None:
             await subscriber.stop()
@@ -376,7 +381,7 @@ class RedisBroker(Broker):
 
     async def _beat_forever(self) -> None:
         failing = False
-        while True:
+        while not self._closing:
             await asyncio.sleep(self._url.heartbeat)
             try:
                 await self._beat()

@@ -48,6 +48,10 @@ class Subscriber:
         self._where = where
         self._pubsub: aioredis.client.PubSub | None = None
         self._task: asyncio.Task | None = None
+        # Checked after every read: a cancel that lands as a read's own timeout fires can
+        # be swallowed inside redis-py (it becomes "no message"), so cancelling alone may
+        # not end the loop.
+        self._stopping = False
         #: True while subscribed (readiness reads it).
         self.connected = False
 
@@ -57,10 +61,12 @@ class Subscriber:
         self._task = asyncio.create_task(self._run(), name="svc-redis-subscriber")
 
     async def stop(self) -> None:
+        self._stopping = True
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            # Bounded: a swallowed cancel ends the loop at its next read (ping_every).
+            await asyncio.wait([task], timeout=self._ping_every + 1)
         await self._drop_connection()
 
     async def _subscribe(self) -> None:
@@ -87,7 +93,7 @@ class Subscriber:
             await _close(pubsub)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self._listen()
             except (RedisError, OSError, asyncio.TimeoutError) as exc:
@@ -107,6 +113,8 @@ class Subscriber:
         pinged = False
         while True:
             message = await pubsub.get_message(timeout=self._ping_every)
+            if self._stopping:
+                return
             now = time.monotonic()
             if message is not None:
                 last_heard, pinged = now, False
@@ -121,7 +129,7 @@ class Subscriber:
 
     async def _reconnect(self) -> None:
         delay = FIRST_RETRY
-        while True:
+        while not self._stopping:
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_RETRY)
             try:
