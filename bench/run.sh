@@ -1,58 +1,81 @@
 #!/usr/bin/env bash
-# Benchmarks of svc against the service it replaces (the "peer") and against bare aiohttp,
-# each pair alternated A B A B A B on fresh processes, with ../shared/bench's harness.
+# svc's benchmarks: each figure a pair of servers alternated A B A B A B on fresh processes
+# (bench/pair.py driving bench/load.py), quoted as the median ratio of the rounds.
 #
-#   bash bench/run.sh setup            # venvs in /tmp/bench, wrk, a snapshot of this checkout
-#   bash bench/run.sh get put password fanout fanout-pg ceiling-get ceiling-fanout
+#   bash bench/run.sh setup                      # wrk, a venv with svc and the ceilings' deps
+#   bash bench/run.sh get put connect fanout lag # svc on memory against bare aiohttp
+#   bash bench/run.sh get-pg put-pg connect-pg   # svc on Postgres against aiohttp + aiopg
+#   bash bench/run.sh peer-get peer-put peer-connect peer-fanout peer-lag  # against the replaced
+#                                                # service, when its kit is at $PEER_KIT
 #
-# Results (JSONL, one line per run) land in /tmp/bench/results; bench/README.md quotes them.
+# ROUNDS=5 for more rounds.  Postgres figures use $BENCH_PG (a database of their own).
+# Raw JSONL and console output land in $BENCH_WORK/results (default /tmp/bench/results).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$HERE")
-KIT=${BENCH_KIT:-$REPO/../shared/bench}
 WORK=${BENCH_WORK:-/tmp/bench}
 ROUNDS=${ROUNDS:-3}
-PY=$WORK/venv-tools/bin/python
+PEER_KIT=${PEER_KIT:-}                       # the replaced service's bench kit (peer/ inside)
+BENCH_PG=${BENCH_PG:-postgresql://postgres@127.0.0.1:5432/svc_bench}
+CEILING_PG=${CEILING_PG:-postgresql://postgres@127.0.0.1:5432/ceiling_bench}
+VENV=$WORK/venv-svc
+PY=$VENV/bin/python
 RESULTS=$WORK/results
-# The peer and svc both own a `users` table: each gets its own database on the bench cluster.
-PEER_PG_URL=postgresql://benchpg@127.0.0.1:55433/bench
-SVC_PG_URL=postgresql://benchpg@127.0.0.1:55433/svc_bench
 
-svc=(--a-name svc --a "$WORK/venv-svc/bin/python -m svc" --a-env PORT={port} --a-env HOST=127.0.0.1
-     --a-env BCRYPT_ROUNDS=12 --a-cwd /tmp)
-peer=(--b-name peer --b "$WORK/venv-peer/bin/uvicorn app:app --host 127.0.0.1 --port {port}" --b-cwd "$KIT/peer")
-ceiling=(--b-name ceiling --b "$WORK/venv-tools/bin/python $KIT/ceilings/aiohttp_ceiling.py --port {port}")
+svc=(--a-name svc --a "$PY -m svc" --a-env BCRYPT_ROUNDS=12)
+bare=(--b-name bare --b "$PY $HERE/ceilings/bare.py --port {port}")
+pgceil=(--b-name aiopg --b "$PY $HERE/ceilings/pg.py --port {port} --dsn $CEILING_PG")
+peer=(--b-name peer --b "$WORK/venv-peer/bin/uvicorn app:app --host 127.0.0.1 --port {port}")
 
 pair() {  # pair NAME SCENARIO ARGS... [-- LOAD ARGS]
     local name=$1 scenario=$2; shift 2
-    (cd "$KIT" && "$PY" run_pair.py --scenario "$scenario" --rounds "$ROUNDS" --port 18080 \
-        --out "$RESULTS/$name.jsonl" "$@") | tee "$RESULTS/$name.txt" | grep -E '^[a-z_0-9]+ +[0-9]' || true
+    mkdir -p "$RESULTS"
+    echo "== $name"
+    "$PY" "$HERE/pair.py" --scenario "$scenario" --rounds "$ROUNDS" --out "$RESULTS/$name.jsonl" "$@" \
+        | tee "$RESULTS/$name.txt"
+}
+
+need_peer() {
+    [ -n "$PEER_KIT" ] && [ -d "$PEER_KIT/peer" ] || { echo "set PEER_KIT to the replaced service's kit" >&2; exit 2; }
+    [ -x "$WORK/venv-peer/bin/uvicorn" ] || {
+        python3 -m venv "$WORK/venv-peer" && "$WORK/venv-peer/bin/pip" install -q -r "$PEER_KIT/peer/requirements.txt"; }
+    peer+=(--b-env "PYTHONPATH=$PEER_KIT/peer")
+}
+
+createdb_if_missing() {  # createdb_if_missing URL
+    local name=${1##*/}
+    psql "${1%/*}/postgres" -tAc "SELECT 1 FROM pg_database WHERE datname = '$name'" | grep -q 1 \
+        || psql "${1%/*}/postgres" -qc "CREATE DATABASE $name"
 }
 
 for section in "$@"; do
     case $section in
     setup)
         command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-        mkdir -p "$RESULTS"
-        python3 -m venv "$WORK/venv-peer" && "$WORK/venv-peer/bin/pip" install -q -r "$KIT/peer/requirements.txt"
-        python3 -m venv "$WORK/venv-tools" && "$WORK/venv-tools/bin/pip" install -q aiohttp uvloop
+        python3 -m venv "$VENV"
         # A copy of the committed tree, so edits made while a benchmark runs cannot change it.
-        rm -rf "$WORK/svc-src" && git -C "$REPO" archive --prefix=svc-src/ HEAD | tar -x -C "$WORK"
-        python3 -m venv "$WORK/venv-svc" && "$WORK/venv-svc/bin/pip" install -q "$WORK/svc-src" \
-            && "$WORK/venv-svc/bin/pip" install -q --force-reinstall --no-deps "$WORK/svc-src"
+        rm -rf "$WORK/svc-src" && mkdir -p "$WORK" && git -C "$REPO" archive --prefix=svc-src/ HEAD | tar -x -C "$WORK"
+        "$VENV/bin/pip" install -q "$WORK/svc-src" uvloop
         ;;
-    get|put|password) pair "$section-svc-vs-peer" "$section" "${svc[@]}" "${peer[@]}" ;;
-    fanout)         pair fanout-svc-vs-peer fanout "${svc[@]}" "${peer[@]}" -- --clients 500 ;;
-    fanout2000)     pair fanout2000-svc-vs-peer fanout "${svc[@]}" "${peer[@]}" -- --clients 2000 ;;
-    ceiling-get)    pair get-svc-vs-ceiling get "${svc[@]}" "${ceiling[@]}" ;;
-    ceiling-fanout) pair fanout-svc-vs-ceiling fanout "${svc[@]}" "${ceiling[@]}" -- --clients 500 ;;
-    get-pg|put-pg|fanout-pg)
-        bash "$KIT/pg.sh" init >/dev/null 2>&1 || true
-        bash "$KIT/pg.sh" status >/dev/null 2>&1 || bash "$KIT/pg.sh" start
-        bash "$KIT/pg.sh" psql -tAc "SELECT 1 FROM pg_database WHERE datname = 'svc_bench'" | grep -q 1 \
-            || bash "$KIT/pg.sh" psql -qc "CREATE DATABASE svc_bench"
-        pair "${section%-pg}-pg-svc-vs-peer" "${section%-pg}" "${svc[@]}" --a-env DATABASE_URL=$SVC_PG_URL \
-            "${peer[@]}" --b-env DATABASE_URL=$PEER_PG_URL
+    get|put)        pair "$section-svc-vs-bare" "$section" "${svc[@]}" "${bare[@]}" ;;
+    connect)        pair connect-svc-vs-bare connect "${svc[@]}" "${bare[@]}" -- --clients 2000 ;;
+    fanout)         pair fanout-svc-vs-bare fanout "${svc[@]}" "${bare[@]}" -- --clients 2000 ;;
+    fanout10k)      ulimit -n 30000; pair fanout10k-svc-vs-bare fanout "${svc[@]}" "${bare[@]}" -- --clients 10000 --settle 3 ;;
+    get-pg|put-pg)
+        createdb_if_missing "$BENCH_PG"; createdb_if_missing "$CEILING_PG"
+        pair "${section%-pg}-pg-svc-vs-aiopg" "${section%-pg}" "${svc[@]}" --a-env DATABASE_URL=$BENCH_PG "${pgceil[@]}" \
+            -- --users 1000
+        ;;
+    connect-pg)
+        createdb_if_missing "$BENCH_PG"
+        pair connect-pg-vs-memory connect "${svc[@]}" --a-env DATABASE_URL=$BENCH_PG \
+            --b-name svc-memory --b "$PY -m svc" -- --clients 2000
+        ;;
+    lag)            pair lag-svc-vs-bare-note lag "${svc[@]}" --b-name svc-cost-4 --b "$PY -m svc" --b-env BCRYPT_ROUNDS=4 ;;
+    peer-get|peer-put|peer-connect|peer-fanout|peer-lag)
+        need_peer
+        extra=(); [ "$section" = peer-connect ] || [ "$section" = peer-fanout ] && extra=(-- --clients 2000)
+        pair "${section#peer-}-svc-vs-peer" "${section#peer-}" "${svc[@]}" "${peer[@]}" "${extra[@]}"
         ;;
     *) echo "unknown section: $section" >&2; exit 2 ;;
     esac

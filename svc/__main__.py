@@ -7,6 +7,7 @@ import logging
 import sys
 
 from .broker.registry import broker_plugins
+from .logs import setup_logging
 from .registry import PluginError, Registry
 from .settings import Settings, SettingsError
 from .storage.registry import scheme_of, storage_plugins
@@ -65,11 +66,10 @@ def _check(registry: Registry, info) -> str | None:
 
 
 def serve() -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging("json" if _wants_json() else "text")
     try:
         settings = Settings.from_env()
+        setup_logging(settings.log_format)
         _run(settings)
     except SettingsError as exc:
         # One line that names the variable: no traceback for an operator's typo.
@@ -78,10 +78,18 @@ def serve() -> int:
     return 0
 
 
+def _wants_json() -> bool:
+    """LOG_FORMAT before the settings are read, so even their error can be JSON."""
+    import os
+
+    return os.environ.get("LOG_FORMAT", "").strip().lower() == "json"
+
+
 def _run(settings: Settings) -> None:
     from aiohttp import web
 
     from .app import create_app
+    from .keys import ORIGINS
 
     # Not uvloop, though it gave +10% GET here: aiopg re-registers a recycled fd after a
     # failed connect, which uvloop refuses (aio-libs/aiopg#909, unfixed), so recovery
@@ -96,11 +104,15 @@ def _run(settings: Settings) -> None:
         scheme_of(settings.resolved_broker_url),
     )
     app = create_app(settings)
+    log.info("%s", app[ORIGINS].describe())
     web.run_app(
         app,
         host=settings.host,
         port=settings.port,
-        access_log=None,
+        access_log=None,  # svc's own (ACCESS_LOG) is written by svc.http.observe
+        # SIGTERM: stop accepting, close sockets with 1001 (on_shutdown), let in-flight
+        # requests finish for this long, then close the broker and storage; exit 0.
+        shutdown_timeout=settings.shutdown_timeout,
         print=lambda _: log.info("listening on http://%s:%s", settings.host, settings.port),
     )
 

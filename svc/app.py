@@ -17,13 +17,16 @@ from aiohttp import web
 
 from .broker import Broker
 from .broker.registry import get_plugin as get_broker_plugin
-from .http import auth, cors, health, members, openapi, users
+from .http import auth, cors, demo, health, members, metrics, openapi, users
 from .http.errors import error_middleware
-from .keys import BROKER, HUB, PASSWORDS, SETTINGS, STORAGE
+from .http.metrics import Metrics
+from .http.observe import observe_middleware
+from .http.origins import OriginPolicy
+from .keys import BROKER, HUB, METRICS, ORIGINS, PASSWORDS, SETTINGS, STORAGE
 from .passwords import Passwords
 from .rooms import Hub, ws
 from .settings import Settings, SettingsError
-from .storage import Storage, Unavailable
+from .storage import Misconfigured, Storage, Unavailable
 from .storage.registry import get_plugin as get_storage_plugin
 
 log = logging.getLogger(__name__)
@@ -37,13 +40,18 @@ def create_app(
     """The application.  ``storage`` and ``broker`` override the ones the settings name
     (tests use them to share one backend between several apps)."""
     settings = settings or Settings()
-    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
+    app = web.Application(
+        middlewares=[observe_middleware, error_middleware],
+        client_max_size=settings.max_body_bytes,
+    )
     app[SETTINGS] = settings
+    app[ORIGINS] = OriginPolicy(settings.cors_origins, settings.cors_origin_regex)
     app[STORAGE] = storage or get_storage_plugin(settings.database_url)(settings.database_url)
     broker_url = settings.resolved_broker_url
     app[BROKER] = broker or get_broker_plugin(broker_url)(broker_url)
     app[PASSWORDS] = Passwords(settings.bcrypt_rounds)
-    app[HUB] = Hub(app[STORAGE], app[BROKER])
+    app[HUB] = Hub(app[STORAGE], app[BROKER], private_email=settings.auth_enabled)
+    app[METRICS] = Metrics(app)
     app.cleanup_ctx.append(_passwords_ctx)
     app.cleanup_ctx.append(_storage_ctx)
     app.cleanup_ctx.append(_broker_ctx)  # after storage: the hub reads users as news arrives
@@ -53,8 +61,10 @@ def create_app(
     auth.setup_routes(app)
     ws.setup_routes(app)
     members.setup_routes(app)
-    openapi.setup(app, settings)  # after every route: it documents what is routed
-    cors.setup(app, settings)  # last: it adds a preflight route to every route above
+    metrics.setup_routes(app)
+    demo.setup_routes(app)  # /demo and /static/*: the live demo page and svc-client.js
+    openapi.setup(app)  # after every route: it documents what is routed
+    cors.setup(app)
     return app
 
 
@@ -97,7 +107,8 @@ async def open_with_retry(
     """Open, retrying with backoff while it answers Unavailable.
 
     A PaaS may start svc before its database; past ``DATABASE_TIMEOUT``
-    seconds start-up stops with one line naming ``variable``.
+    seconds start-up stops with one line naming ``variable``.  Misconfigured
+    ("never, as configured") stops it at once, with the plugin's own line.
     """
     timeout = settings.database_timeout
     deadline = time.monotonic() + timeout
@@ -106,6 +117,9 @@ async def open_with_retry(
         try:
             await open_()
             return
+        except Misconfigured as exc:
+            await close()
+            raise SettingsError(variable, str(exc)) from None
         except Unavailable as exc:
             remaining = deadline - time.monotonic()
             if remaining <= 0:

@@ -3,6 +3,8 @@
 from aiohttp import web
 
 from .broker import Broker
+from .http.metrics import Metrics
+from .http.origins import OriginPolicy
 from .passwords import Passwords
 from .rooms import Hub
 from .settings import Settings
@@ -13,6 +15,8 @@ STORAGE = web.AppKey("storage", Storage)
 BROKER = web.AppKey("broker", Broker)
 PASSWORDS = web.AppKey("passwords", Passwords)
 HUB = web.AppKey("hub", Hub)
-#: The OpenAPI document and the /docs page, rendered once at start.
+METRICS = web.AppKey("metrics", Metrics)
+#: Which web origins may call the API and open sockets (HTTP CORS and the WebSocket upgrade).
+ORIGINS = web.AppKey("origins", OriginPolicy)
+#: The OpenAPI document, rendered once at start.
 OPENAPI_JSON = web.AppKey("openapi_json", bytes)
-DOCS_HTML = web.AppKey("docs_html", bytes)

@@ -34,6 +34,17 @@ class Passwords:
         # A hash we can verify against when the user does not exist, so an unknown
         # username costs the same time as a wrong password.
         self._dummy_hash: str | None = None
+        #: for /metrics: hashes submitted and not finished, and how many threads there are
+        self._pending = 0
+        self._workers = workers
+
+    @property
+    def in_flight(self) -> int:
+        return min(self._pending, self._workers)
+
+    @property
+    def queued(self) -> int:
+        return max(self._pending - self._workers, 0)
 
     async def hash(self, password: str) -> str:
         return await self._run(self.context.hash, password)
@@ -52,7 +63,11 @@ class Passwords:
 
     async def _run(self, fn, *args):
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, fn, *args)
+        self._pending += 1
+        try:
+            return await loop.run_in_executor(self._pool, fn, *args)
+        finally:
+            self._pending -= 1
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

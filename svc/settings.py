@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .broker import registry as broker_registry
+from .http.origins import parse_origin
 from .storage import registry
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,12 @@ class Settings:
     database_timeout: float = 30.0
     #: Largest request body accepted; larger ones get 413.
     max_body_bytes: int = 64 * 1024
+    #: "text" or "json" (one object per line).
+    log_format: str = "text"
+    #: One line per request and per WebSocket open and close.
+    access_log: bool = False
+    #: On SIGTERM, how long in-flight requests may take to finish.
+    shutdown_timeout: float = 10.0
 
     @property
     def resolved_broker_url(self) -> str:
@@ -80,7 +87,7 @@ class Settings:
         if secret is not None and len(secret.encode()) < 32:
             # HS256 with a short secret can be brute-forced offline from one token.
             raise SettingsError("JWT_SECRET_KEY", "must be at least 32 bytes long")
-        origins = tuple(o.strip() for o in get.str("CORS_ORIGINS", "").split(",") if o.strip())
+        origins = _origins(get.str("CORS_ORIGINS", ""))
         return cls(
             database_url=database_url,
             broker_url=broker_url,
@@ -93,7 +100,24 @@ class Settings:
             bcrypt_rounds=get.int("BCRYPT_ROUNDS", cls.bcrypt_rounds, 4, 31),
             database_timeout=get.float("DATABASE_TIMEOUT", cls.database_timeout, 0, 3600),
             max_body_bytes=get.int("MAX_BODY_BYTES", cls.max_body_bytes, 1024, 64 * 1024 * 1024),
+            log_format=get.choice("LOG_FORMAT", cls.log_format, ("text", "json")),
+            access_log=get.bool("ACCESS_LOG", cls.access_log),
+            shutdown_timeout=get.float("SHUTDOWN_TIMEOUT", cls.shutdown_timeout, 0, 600),
         )
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    """``CORS_ORIGINS`` as browsers send origins (lower case, no default port); one that
+    could never match (a trailing ``/``, a path, no scheme) stops start-up naming it."""
+    origins = []
+    for item in (o.strip() for o in raw.split(",")):
+        if not item:
+            continue
+        try:
+            origins.append(item if item == "*" else parse_origin(item))
+        except ValueError as exc:
+            raise SettingsError("CORS_ORIGINS", str(exc)) from None
+    return tuple(origins)
 
 
 class _Reader:
@@ -105,6 +129,23 @@ class _Reader:
     def str(self, name: str, default):
         value = self.env.get(name, "").strip()
         return value if value else default
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.str(name, default).lower()
+        if value not in choices:
+            raise SettingsError(name, f"must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def bool(self, name: str, default: bool) -> bool:
+        raw = self.str(name, None)
+        if raw is None:
+            return default
+        value = raw.lower()
+        if value in ("1", "true", "yes", "on"):
+            return True
+        if value in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(name, f"must be true or false, got {raw!r}")
 
     def int(self, name: str, default: int, low: int, high: int) -> int:
         return self._number(name, default, low, high, int, "a whole number")

@@ -3,11 +3,16 @@
 API.md "Resources": ``{"id", "user_id", "profile", "version", "created_at",
 "updated_at"}``.  A password hash, and ``password_updated_at``, never leave
 the server.
+
+With auth on, ``email`` is private (API.md "Auth"): only a request carrying the
+owner's token reads it; everyone else, the members route and every room frame
+see ``null``.  Each record caches both bodies, so the choice costs nothing per reader.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -19,26 +24,39 @@ def format_timestamp(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def user_to_dict(user: User) -> dict[str, Any]:
+def user_to_dict(user: User, with_email: bool = True) -> dict[str, Any]:
+    profile = {name: _plain(user.profile.get(name)) for name in PROFILE_FIELDS}
+    if not with_email:
+        profile["email"] = None
     return {
         "id": user.id,
         "user_id": user.id,
-        "profile": {name: user.profile.get(name) for name in PROFILE_FIELDS},
+        "profile": profile,
         "version": user.version,
         "created_at": format_timestamp(user.created_at),
         "updated_at": format_timestamp(user.updated_at),
     }
 
 
-def user_json(user: User) -> bytes:
-    """The record as compact JSON bytes, built once per record.
+def _plain(value: Any) -> Any:
+    # A backend may hand out read-only mappings (svc.storage.frozen_profile): json wants dicts.
+    return dict(value) if isinstance(value, Mapping) and not isinstance(value, dict) else value
+
+
+def user_json(user: User, with_email: bool = True) -> bytes:
+    """The record as compact JSON bytes, built once per record and representation
+    (``with_email=False``: its ``email`` shown as ``null``).
 
     A record is immutable, so a backend that hands out the same object for
     repeated reads (memory) costs one serialisation per version, not per request.
     """
-    body = user.memo.get("json")
+    # Without an email both representations are one and the same body.
+    key = "json" if with_email or user.profile.get("email") is None else "json_no_email"
+    body = user.memo.get(key)
     if body is None:
-        body = user.memo["json"] = json.dumps(user_to_dict(user), separators=(",", ":")).encode()
+        body = user.memo[key] = json.dumps(
+            user_to_dict(user, with_email), separators=(",", ":")
+        ).encode()
     return body
 
 
@@ -71,8 +89,10 @@ class ProfilelessMember:
 Member = User | ProfilelessMember
 
 
-def member_json(member: Member) -> bytes:
-    return member.body if isinstance(member, ProfilelessMember) else user_json(member)
+def member_json(member: Member, with_email: bool = True) -> bytes:
+    if isinstance(member, ProfilelessMember):
+        return member.body
+    return user_json(member, with_email)
 
 
 async def member_records(storage: Storage, ids: list[str]) -> list[Member]:

@@ -74,10 +74,22 @@ async def postgres_storage(postgres_url):
     await backend.close()
 
 
-@pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.postgres)])
+#: Another storage plugin to run every backend-parametrised test on too, its URL with
+#: ``{tmp_path}`` for a fresh folder per test: a plugin author runs svc's own HTTP and
+#: WebSocket suites against their backend with
+#: ``SVC_TEST_EXTRA_STORAGE_URL='sqlite:///{tmp_path}/svc.db' pytest -k extra``.
+EXTRA_STORAGE_URL = os.environ.get("SVC_TEST_EXTRA_STORAGE_URL", "").strip()
+
+
+@pytest.fixture(
+    params=["memory", pytest.param("postgres", marks=pytest.mark.postgres)]
+    + (["extra"] if EXTRA_STORAGE_URL else [])
+)
 def storage_url(request) -> str:
     if request.param == "postgres":
         return request.getfixturevalue("postgres_url")
+    if request.param == "extra":
+        return EXTRA_STORAGE_URL.format(tmp_path=request.getfixturevalue("tmp_path"))
     return "memory://"
 
 

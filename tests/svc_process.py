@@ -1,63 +1,83 @@
-"""``python -m svc`` as a real child process, for tests where several processes form one service."""
+"""A real ``python -m svc`` process on a free port, its stderr kept in a file for the test."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
-import subprocess
+import socket
 import sys
 import time
+from pathlib import Path
 
 import aiohttp
-from redis_helpers import free_port
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 class SvcProcess:
-    def __init__(self, proc: asyncio.subprocess.Process, base: str):
-        self.proc = proc
-        self.base = base
+    def __init__(self, env: dict[str, str], log_path: Path):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.env = {
+            **{k: v for k, v in os.environ.items() if k != "JWT_SECRET_KEY"},
+            "PORT": str(self.port),
+            "HOST": "127.0.0.1",
+            "BCRYPT_ROUNDS": "4",
+            **env,
+        }
+        self.proc: asyncio.subprocess.Process | None = None
 
-    @classmethod
-    async def start(cls, **env: str) -> SvcProcess:
-        """Start svc with these settings on a free port; return once it answers."""
-        port = free_port()
-        environ = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "BCRYPT_ROUNDS": "4"}
-        environ.pop("JWT_SECRET_KEY", None)
-        environ.update(env)
-        proc = await asyncio.create_subprocess_exec(
+    async def start(self, timeout: float = 30) -> SvcProcess:
+        log = open(self.log_path, "ab")  # noqa: ASYNC230, SIM115 - the child keeps it
+        self.proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "svc",
-            env=environ,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            env=self.env,
+            stdout=log,
+            stderr=log,
             start_new_session=True,
         )
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
+        log.close()
+        deadline = time.monotonic() + timeout
         async with aiohttp.ClientSession() as session:
             while True:
                 try:
-                    async with session.get(base + "/") as response:
+                    async with session.get(self.base + "/") as response:
                         if response.status == 200:
-                            return cls(proc, base)
+                            return self
                 except aiohttp.ClientError:
                     pass
-                if proc.returncode is not None or time.monotonic() > deadline:
-                    proc.kill()
-                    raise AssertionError(f"svc did not start on port {port}")
+                if self.proc.returncode is not None or time.monotonic() > deadline:
+                    await self.stop()
+                    raise AssertionError(f"svc did not start:\n{self.log()}")
                 await asyncio.sleep(0.1)
 
-    def kill(self) -> None:
-        """SIGKILL: no goodbye, no clean-up."""
-        os.killpg(self.proc.pid, signal.SIGKILL)
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
 
-    async def stop(self) -> None:
-        if self.proc.returncode is None:
+    def kill(self) -> None:
+        """SIGKILL (its whole process group): no goodbye, no clean-up."""
+        if self.proc is not None and self.proc.returncode is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+    def terminate(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
             self.proc.send_signal(signal.SIGTERM)
+
+    async def stop(self, timeout: float = 15) -> int | None:
+        if self.proc is None:
+            return None
+        self.terminate()
         try:
-            await asyncio.wait_for(self.proc.wait(), 15)
+            await asyncio.wait_for(self.proc.wait(), timeout)
         except asyncio.TimeoutError:
             self.proc.kill()
             await self.proc.wait()
+        return self.proc.returncode

@@ -9,14 +9,17 @@ import os
 import statistics
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 
 import bcrypt
 import jwt
 import pytest
 from aiohttp.test_utils import unused_port
 
+from svc.http.auth import STALE_LEEWAY, InvalidToken, refuse_stale
 from svc.keys import STORAGE
-from svc.testing import unique_id
+from svc.storage import Credentials
+from svc.testing import deadline, unique_id
 
 SECRET = "s3cret-for-tests-" + "x" * 32
 PASSWORD = "correct horse battery"
@@ -273,7 +276,7 @@ async def start_log(env: dict[str, str]) -> list[str]:
     )
     lines: list[str] = []
     try:
-        async with asyncio.timeout(30):
+        async with deadline(30):
             while not lines or "listening on" not in lines[-1]:
                 line = await proc.stderr.readline()
                 assert line, f"svc stopped: {lines}"
@@ -290,3 +293,41 @@ async def test_start_up_warns_when_auth_is_off(secret):
     warned = [line for line in lines if "WARNING" in line and "JWT_SECRET_KEY" in line]
     assert len(warned) == (0 if secret else 1), lines
     assert SECRET not in "".join(lines)
+
+
+async def test_a_token_issued_before_the_account_was_created_is_refused(auth_client):
+    """E.g. a token of an id that was deleted and created again by someone else."""
+    user = await new_user(auth_client)
+    user_id, path = user["id"], f"/users/{user['id']}/profile"
+    before_creation = crafted(user_id, iat=int(time.time()) - 3600)
+    resp = await auth_client.put(path, json={"bio": "x"}, headers=bearer(before_creation))
+    assert resp.status == 401
+    assert "before the account was created" in (await resp.json())["error"]["message"]
+    assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+    token = await token_for(auth_client, user)  # issued now: fine
+    assert (await auth_client.put(path, json={"bio": "y"}, headers=bearer(token))).status == 200
+    # A password set right after a login does not lock out the token got with it (the
+    # comparison is at whole seconds, with a second of slack for clocks).
+    resp = await auth_client.put(
+        f"/users/{user_id}/password",
+        json={"new_password": "another password", "current_password": PASSWORD},
+        headers=bearer(token),
+    )
+    assert resp.status == 200
+    resp = await login(auth_client, user["profile"]["username"], "another password")
+    fresh = (await resp.json())["access_token"]
+    assert (await auth_client.put(path, json={"bio": "z"}, headers=bearer(fresh))).status == 200
+
+
+def test_the_stale_token_rule():
+    created = datetime(2026, 1, 1, 12, 0, 0, 500000, tzinfo=timezone.utc)
+    changed = created + timedelta(hours=1)
+    credentials = Credentials("u", "$hash", password_updated_at=changed, created_at=created)
+    at = int(created.timestamp())
+    for issued in (at + 3600, at + 3600 - STALE_LEEWAY, at + 7200):
+        refuse_stale({"sub": "u", "iat": issued}, credentials)  # accepted
+    for issued, words in ((at - 60, "account was created"), (at + 60, "password was last set")):
+        with pytest.raises(InvalidToken, match=words):
+            refuse_stale({"sub": "u", "iat": issued}, credentials)
+    with pytest.raises(InvalidToken):
+        refuse_stale({"sub": "u"}, credentials)  # no iat: as old as can be

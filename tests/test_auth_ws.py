@@ -1,4 +1,5 @@
-"""Auth on the WebSocket: ``?token=`` names the user, a bad one is refused before the upgrade."""
+"""Auth on the WebSocket: ``?token=`` names the user; a bad one, or none, is refused with a
+close code a browser can read."""
 
 from __future__ import annotations
 
@@ -30,11 +31,13 @@ async def user_and_token(client) -> tuple[str, str]:
     return user_id, (await resp.json())["access_token"]
 
 
-async def refused(client, path: str) -> int:
-    """The status of a handshake the server refuses (a JSON error, before any upgrade)."""
-    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
-        await client.ws_connect(path)
-    return info.value.status
+async def refused(client, path: str, **kwargs) -> tuple[int, str]:
+    """The close code and reason of a handshake the server refuses: upgraded, then closed."""
+    ws = await client.ws_connect(path, **kwargs)
+    msg = await ws.receive(timeout=10)
+    assert msg.type is aiohttp.WSMsgType.CLOSE, (msg.type, msg.data)
+    await ws.close()
+    return msg.data, msg.extra
 
 
 async def test_the_token_names_the_member(auth_client):
@@ -61,7 +64,7 @@ async def test_the_token_names_the_member(auth_client):
         "user_id={user_id}&token=",
     ],
 )
-async def test_a_bad_claim_is_401_before_the_upgrade(auth_client, query):
+async def test_a_bad_claim_is_closed_with_4401(auth_client, query):
     user_id, _ = await user_and_token(auth_client)
     now = int(time.time())
     expired = jwt.encode({"sub": user_id, "exp": now - 5}, SECRET, "HS256")
@@ -69,24 +72,36 @@ async def test_a_bad_claim_is_401_before_the_upgrade(auth_client, query):
     path = f"/ws/{unique_id('room')}?" + query.format(
         user_id=user_id, expired=expired, forged=forged
     )
-    status = await refused(auth_client, path)
-    assert status == 401
+    code, reason = await refused(auth_client, path)
+    assert code == 4401
+    assert "expired" in reason if "expired" in query else "token" in reason
 
 
-async def test_without_token_or_user_id_a_socket_watches(auth_client):
+async def test_without_token_or_user_id_a_socket_is_4401_not_a_watcher(auth_client):
+    """With auth on there are no invisible watchers: every socket is a known user."""
     member_id, token = await user_and_token(auth_client)
     room = unique_id("room")
     member = await auth_client.ws_connect(f"/ws/{room}?token={token}")
-    watcher = await auth_client.ws_connect(f"/ws/{room}")
     try:
         await next_frame(member)
-        welcome = await next_frame(watcher)
-        # The watcher sees the member, and is not counted as one.
-        assert welcome["member_count"] == 1
-        assert [m["id"] for m in welcome["members"]] == [member_id]
+        code, reason = await refused(auth_client, f"/ws/{room}")
+        assert code == 4401 and "token" in reason
+        # The member is still alone, and was never told of anyone.
+        await member.send_json({"type": "ping"})
+        assert (await next_frame(member))["type"] == "pong"
     finally:
         await member.close()
-        await watcher.close()
+
+
+async def test_a_token_issued_before_the_password_was_set_cannot_join(auth_client):
+    user_id, _ = await user_and_token(auth_client)
+    old = jwt.encode(
+        {"sub": user_id, "iat": int(time.time()) - 60, "exp": int(time.time()) + 60},
+        SECRET,
+        "HS256",
+    )
+    code, reason = await refused(auth_client, f"/ws/{unique_id('room')}?token={old}")
+    assert code == 4401 and "before" in reason
 
 
 async def test_a_token_of_a_deleted_user_cannot_join(auth_client):
@@ -95,8 +110,8 @@ async def test_a_token_of_a_deleted_user_cannot_join(auth_client):
         f"/users/{user_id}", headers={"Authorization": f"Bearer {token}"}
     )
     assert resp.status == 204
-    status = await refused(auth_client, f"/ws/{unique_id('room')}?token={token}")
-    assert status == 404
+    code, reason = await refused(auth_client, f"/ws/{unique_id('room')}?token={token}")
+    assert code == 4404
 
 
 async def test_with_auth_off_user_id_is_taken_as_given(client):

@@ -1,9 +1,11 @@
-"""CORS through real preflight and simple requests from allowed, disallowed, regex origins."""
+"""CORS through real preflight and simple requests, in each configuration: a list of origins,
+a regex alone, both, ``*``, and none."""
 
 from __future__ import annotations
 
 import pytest
 
+from svc.settings import Settings, SettingsError
 from svc.testing import unique_id
 
 ALLOWED = "https://app.example.com"
@@ -13,24 +15,36 @@ DISALLOWED = "https://evil.example.org"
 NEAR_MISS = "https://pr-42.preview.example.net.evil.org"  # the regex must match in full
 
 ACAO = "Access-Control-Allow-Origin"
+EVERY_METHOD = {"GET", "HEAD", "POST", "PUT", "DELETE"}
+EVERY_HEADER = {"content-type", "authorization", "if-match", "if-none-match"}
+
+#: configuration → (settings, origins it allows, origins it refuses)
+CONFIGURATIONS = {
+    "list": ({"cors_origins": (ALLOWED,)}, [ALLOWED], [PREVIEW, DISALLOWED, "null"]),
+    "regex": ({"cors_origin_regex": REGEX}, [PREVIEW], [ALLOWED, NEAR_MISS, DISALLOWED]),
+    "both": (
+        {"cors_origins": (ALLOWED,), "cors_origin_regex": REGEX},
+        [ALLOWED, PREVIEW],
+        [NEAR_MISS, DISALLOWED, "null"],
+    ),
+    "star": ({"cors_origins": ("*",)}, [ALLOWED, PREVIEW, DISALLOWED, "null"], []),
+}
 
 
-@pytest.fixture
-async def cors_client(make_client):
-    return await make_client(cors_origins=(ALLOWED,), cors_origin_regex=REGEX)
+@pytest.fixture(params=CONFIGURATIONS)
+async def configured(request, make_client):
+    overrides, allowed, refused = CONFIGURATIONS[request.param]
+    client = await make_client(**overrides)
+    return client, request.param, allowed, refused
 
 
 async def preflight(
     client, path, origin, method="PUT", headers="Content-Type, Authorization, If-Match"
 ):
-    return await client.options(
-        path,
-        headers={
-            "Origin": origin,
-            "Access-Control-Request-Method": method,
-            "Access-Control-Request-Headers": headers,
-        },
-    )
+    request_headers = {"Origin": origin, "Access-Control-Request-Method": method}
+    if headers is not None:
+        request_headers["Access-Control-Request-Headers"] = headers
+    return await client.options(path, headers=request_headers)
 
 
 async def create_user(client) -> str:
@@ -48,59 +62,88 @@ def every_route(app) -> list[tuple[str, str]]:
     )
 
 
-@pytest.mark.parametrize("origin", [ALLOWED, PREVIEW])
-async def test_preflight_is_answered_for_every_route(cors_client, origin):
-    user_id = await create_user(cors_client)
-    routes = every_route(cors_client.app)
-    assert ("PUT", "/users/{user_id}/profile") in routes and (
-        "DELETE",
-        "/users/{user_id}",
-    ) in routes
-    for method, template in routes:
-        path = template.format(user_id=user_id, room_id="lobby")
-        resp = await preflight(cors_client, path, origin, method)
-        assert resp.status == 200, (method, template, await resp.text())
-        assert resp.headers[ACAO] == origin
-        assert resp.headers["Access-Control-Allow-Methods"] == method
-        allowed = {
-            h.strip().lower() for h in resp.headers["Access-Control-Allow-Headers"].split(",")
-        }
-        assert allowed == {"content-type", "authorization", "if-match"}
-        assert int(resp.headers["Access-Control-Max-Age"]) > 0
-        assert "Access-Control-Allow-Credentials" not in resp.headers
+def varies_by_origin(resp) -> bool:
+    return "origin" in {
+        token.strip().lower()
+        for value in resp.headers.getall("Vary", ())
+        for token in value.split(",")
+    }
 
 
-@pytest.mark.parametrize("origin", [DISALLOWED, NEAR_MISS, "null"])
-async def test_a_disallowed_origin_gets_no_allow_headers(cors_client, origin):
-    user_id = await create_user(cors_client)
-    resp = await preflight(cors_client, f"/users/{user_id}", origin, "DELETE")
-    assert resp.status == 403
-    assert (await resp.json())["error"]["code"] == "forbidden"
-    assert not any(h.startswith("Access-Control-") for h in resp.headers)
-    resp = await cors_client.get(f"/users/{user_id}", headers={"Origin": origin})
-    assert resp.status == 200  # CORS is for the browser to enforce; the server just does not allow
-    assert not any(h.startswith("Access-Control-") for h in resp.headers)
+def expected_acao(name: str, origin: str) -> str:
+    return "*" if name == "star" else origin
 
 
-async def test_a_header_outside_the_list_fails_the_preflight(cors_client):
-    resp = await preflight(cors_client, "/users", ALLOWED, "POST", "Content-Type, X-Custom")
-    assert resp.status == 403
+async def test_preflight_of_every_route_allows_every_method_and_header(configured):
+    """One preflight per URL covers every write: its answer lists everything the API accepts."""
+    client, name, allowed, _ = configured
+    user_id = await create_user(client)
+    routes = every_route(client.app)
+    assert ("PUT", "/users/{user_id}/profile") in routes
+    for origin in allowed:
+        for method, template in routes:
+            path = template.format(
+                user_id=user_id, room_id="lobby", asset="console.js", name="svc-client.js"
+            )
+            resp = await preflight(client, path, origin, method)
+            assert resp.status == 200, (name, origin, method, template, await resp.text())
+            assert resp.headers[ACAO] == expected_acao(name, origin)
+            methods = {m.strip() for m in resp.headers["Access-Control-Allow-Methods"].split(",")}
+            assert methods == EVERY_METHOD
+            headers = {
+                h.strip().lower() for h in resp.headers["Access-Control-Allow-Headers"].split(",")
+            }
+            assert headers == EVERY_HEADER
+            assert int(resp.headers["Access-Control-Max-Age"]) > 0
+            assert "Access-Control-Allow-Credentials" not in resp.headers
+            assert varies_by_origin(resp) is (name != "star")
+
+
+async def test_a_preflight_without_requested_headers_still_lists_them_all(configured):
+    client, name, allowed, _ = configured
+    resp = await preflight(client, "/users/x/profile", allowed[0], "PUT", headers=None)
+    assert resp.status == 200
+    assert "if-match" in resp.headers["Access-Control-Allow-Headers"].lower()
+
+
+async def test_a_refused_origin_gets_no_allow_headers(configured):
+    client, name, _, refused = configured
+    user_id = await create_user(client)
+    for origin in refused:
+        resp = await preflight(client, f"/users/{user_id}", origin, "DELETE")
+        assert resp.status == 403, (name, origin)
+        assert (await resp.json())["error"]["code"] == "forbidden"
+        assert not any(h.startswith("Access-Control-") for h in resp.headers)
+        assert varies_by_origin(resp)
+        resp = await client.get(f"/users/{user_id}", headers={"Origin": origin})
+        assert resp.status == 200  # the browser enforces CORS; the server just does not allow
+        assert not any(h.startswith("Access-Control-") for h in resp.headers)
+        assert varies_by_origin(resp)
+
+
+async def test_simple_requests_from_an_allowed_origin_expose_etag_and_location(configured):
+    client, name, allowed, _ = configured
+    for origin in allowed:
+        resp = await client.post(
+            "/users", json={"username": unique_id()}, headers={"Origin": origin}
+        )
+        assert resp.status == 201
+        assert resp.headers[ACAO] == expected_acao(name, origin)
+        exposed = {h.strip() for h in resp.headers["Access-Control-Expose-Headers"].split(",")}
+        assert {"ETag", "Location", "WWW-Authenticate", "Retry-After"} <= exposed
+        assert varies_by_origin(resp) is (name != "star")
+        user_id = (await resp.json())["id"]
+        resp = await client.get(f"/users/{user_id}", headers={"Origin": origin})
+        assert resp.headers[ACAO] == expected_acao(name, origin)
+        assert resp.headers["ETag"] == '"1"'
+
+
+async def test_an_answer_without_origin_still_varies_by_it(configured):
+    """A cache must not hand the answer to an origin-less request to a page, or back."""
+    client, name, _, _ = configured
+    resp = await client.get("/")
     assert ACAO not in resp.headers
-
-
-@pytest.mark.parametrize("origin", [ALLOWED, PREVIEW])
-async def test_simple_requests_expose_etag_and_location(cors_client, origin):
-    resp = await cors_client.post(
-        "/users", json={"username": unique_id()}, headers={"Origin": origin}
-    )
-    assert resp.status == 201
-    assert resp.headers[ACAO] == origin
-    exposed = {h.strip() for h in resp.headers["Access-Control-Expose-Headers"].split(",")}
-    assert {"ETag", "Location"} <= exposed
-    assert "Origin" in resp.headers.getall("Vary")
-    user_id = (await resp.json())["id"]
-    resp = await cors_client.get(f"/users/{user_id}", headers={"Origin": origin})
-    assert resp.headers[ACAO] == origin and resp.headers["ETag"] == '"1"'
+    assert varies_by_origin(resp) is (name != "star")
 
 
 @pytest.mark.parametrize(
@@ -109,19 +152,32 @@ async def test_simple_requests_expose_etag_and_location(cors_client, origin):
         ("GET", "/users/nobody-here", None, 404),  # routed, error from the handler
         ("PUT", "/users/someone/profile", {"unknown": 1}, 422),
         ("POST", "/users", "not json", 415),
-        ("GET", "/no/such/route", None, 404),  # not routed: aiohttp-cors does not see it
+        ("GET", "/no/such/route", None, 404),  # not routed
         ("PATCH", "/users/someone", None, 405),
     ],
 )
-async def test_error_responses_carry_cors_headers(cors_client, method, path, body, status):
+async def test_error_responses_carry_cors_headers(configured, method, path, body, status):
+    client, name, allowed, refused = configured
     kwargs = {"data": body} if isinstance(body, str) else {"json": body}
-    for origin in (ALLOWED, PREVIEW):
-        resp = await cors_client.request(method, path, headers={"Origin": origin}, **kwargs)
+    for origin in allowed:
+        resp = await client.request(method, path, headers={"Origin": origin}, **kwargs)
         assert resp.status == status
-        assert resp.headers[ACAO] == origin
+        assert resp.headers[ACAO] == expected_acao(name, origin)
         assert "ETag" in resp.headers["Access-Control-Expose-Headers"]
-    resp = await cors_client.request(method, path, headers={"Origin": DISALLOWED}, **kwargs)
-    assert resp.status == status
+    for origin in refused:
+        resp = await client.request(method, path, headers={"Origin": origin}, **kwargs)
+        assert resp.status == status
+        assert ACAO not in resp.headers
+
+
+async def test_a_method_or_header_outside_the_api_fails_the_preflight(configured):
+    client, _, allowed, _ = configured
+    resp = await preflight(client, "/users", allowed[0], "POST", "Content-Type, X-Custom")
+    assert resp.status == 403
+    assert "x-custom" in (await resp.json())["error"]["message"]
+    assert ACAO not in resp.headers
+    resp = await preflight(client, "/users/x", allowed[0], "PATCH")
+    assert resp.status == 403
     assert ACAO not in resp.headers
 
 
@@ -133,18 +189,11 @@ async def test_auth_errors_carry_cors_headers(make_client):
     assert "WWW-Authenticate" in resp.headers["Access-Control-Expose-Headers"]
 
 
-async def test_star_allows_any_origin(make_client):
-    client = await make_client(cors_origins=("*",))
-    resp = await preflight(client, "/users/x", "https://anyone.example", "DELETE")
-    assert resp.status == 200
-    assert resp.headers[ACAO] == "https://anyone.example"
-
-
-async def test_the_regex_is_what_aiohttp_cors_alone_cannot_do(make_client):
-    """The same settings without the regex: the preview origin is refused."""
-    client = await make_client(cors_origins=(ALLOWED,))
-    resp = await preflight(client, "/users", PREVIEW, "POST")
-    assert resp.status == 403
+async def test_configured_origins_are_compared_as_browsers_send_them(make_client):
+    """Upper case and a default port in CORS_ORIGINS still match what a browser sends."""
+    settings = Settings.from_env({"CORS_ORIGINS": "HTTPS://App.Example.com:443"})
+    assert settings.cors_origins == (ALLOWED,)
+    client = await make_client(cors_origins=settings.cors_origins)
     resp = await preflight(client, "/users", ALLOWED, "POST")
     assert resp.status == 200
 
@@ -154,3 +203,43 @@ async def test_without_settings_there_is_no_cors(client):
     assert ACAO not in resp.headers and "Vary" not in resp.headers
     resp = await preflight(client, "/users", ALLOWED, "POST")
     assert resp.status == 405
+    assert ACAO not in resp.headers
+
+
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        ("https://app.example.com/", "not even '/'"),
+        ("https://app.example.com/path", "not even '/'"),
+        ("https://a.example, app.example.com", "scheme"),
+        ("https://app.example.com?x=1", "not even '/'"),
+        ("https://user@app.example.com", "scheme://host"),
+        ("https://app.example.com:http", "port"),
+        ("null", "null"),
+    ],
+)
+def test_a_malformed_origin_stops_start_up_naming_it(value, words):
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({"CORS_ORIGINS": value})
+    message = str(info.value)
+    assert message.startswith("CORS_ORIGINS: ") and words in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "env, words",
+    [
+        ({}, "CORS off"),
+        ({"CORS_ORIGINS": "*"}, "every origin"),
+        ({"CORS_ORIGIN_REGEX": REGEX}, REGEX),
+        ({"CORS_ORIGINS": f"{ALLOWED},https://b.example", "CORS_ORIGIN_REGEX": REGEX}, ALLOWED),
+    ],
+)
+async def test_the_policy_in_force_is_logged_at_start_up(env, words):
+    from test_auth import start_log
+
+    lines = [line for line in await start_log(env) if "CORS" in line]
+    assert len(lines) == 1, lines
+    assert words in lines[0]
+    if "b.example" in env.get("CORS_ORIGINS", ""):
+        assert "https://b.example" in lines[0]

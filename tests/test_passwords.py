@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
 
 import bcrypt
 
@@ -56,12 +55,11 @@ async def test_a_legacy_hash_counts_as_current_password(client):
 
 
 async def test_the_loop_answers_while_hashes_are_in_flight(make_client):
-    """Real bcrypt cost: GET / keeps answering quickly while four hashes run."""
-    rounds = 13
-    started = time.perf_counter()
-    bcrypt.hashpw(b"calibration", bcrypt.gensalt(rounds))
-    one_hash = time.perf_counter() - started  # ~0.5 s here; on the loop it would block that long
+    """Real bcrypt cost: GET / keeps answering while four hashes run.
 
+    Counted, not timed: on the loop, four hashes would leave room for at most a probe
+    between each; in the pool, the loop answers probe after probe while they run."""
+    rounds = 13
     client = await make_client(bcrypt_rounds=rounds)
     ids = []
     for _ in range(4):
@@ -73,13 +71,11 @@ async def test_the_loop_answers_while_hashes_are_in_flight(make_client):
         )
         for i in ids
     ]
-    probes = []
+    probes = 0
     while not all(task.done() for task in hashing):
-        t0 = time.perf_counter()
         resp = await client.get("/")
         assert resp.status == 200
-        probes.append(time.perf_counter() - t0)
+        probes += 1
         await asyncio.sleep(0.005)
     assert [(await task).status for task in hashing] == [200] * 4
-    assert len(probes) >= 10, probes
-    assert max(probes) < one_hash / 2, (max(probes), one_hash)
+    assert probes >= 10, probes

@@ -12,11 +12,12 @@ from urllib.parse import quote
 import aiopg
 import pytest
 from svc_postgres import PostgresStorage
-from svc_postgres.migrations import MIGRATIONS
+from svc_postgres.migrations import MIGRATIONS, migrate
 from svc_postgres.url import PostgresURL
 
 from svc.settings import Settings, SettingsError
-from svc.testing import unique_id
+from svc.storage import Conflict
+from svc.testing import unique_id, within
 
 pytestmark = pytest.mark.postgres
 
@@ -112,26 +113,93 @@ async def test_open_raises_unavailable_and_close_is_safe():
     await storage.close()
 
 
-async def active(conn, application_name: str) -> int:
+async def count(conn, application_name: str, where: str = "true") -> int:
+    """Connections the server has from ``application_name`` (and matching ``where``)."""
     async with conn.cursor() as cur:
         await cur.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (application_name,)
+            f"SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND {where}",
+            (application_name,),
         )
         return (await cur.fetchone())[0]
 
 
+async def poll(conn, application_name: str, where: str, wanted: int) -> None:
+    """Wait until the server counts ``wanted`` such connections (a backend leaves
+    pg_stat_activity a moment after its client has gone, so counts are awaited, not read)."""
+
+    seen = []
+
+    async def reached():
+        while True:
+            seen.append(await count(conn, application_name, where))
+            if seen[-1] == wanted:
+                return
+            await asyncio.sleep(0.02)
+
+    try:
+        await within(10, reached())
+    except AssertionError:
+        raise AssertionError(f"{where}: wanted {wanted} connections, saw {seen[-1]}") from None
+
+
 async def test_pool_size_bounds_the_connections(postgres_url):
+    """Five writes stuck behind a row lock want five connections: the pool opens two.
+
+    Every write needs the row lock, so any connection the pool opens ends up waiting
+    on it where the server shows it (wait_event_type 'Lock'), and the writes beyond
+    the bound wait in the pool instead.
+    """
     storage = PostgresStorage(postgres_url + "?pool_size=2")
     await storage.open()
+    name = storage.application_name
     try:
         user = await storage.create_user(unique_id(), {"username": unique_id()})
-        await asyncio.gather(*(storage.get_user(user.id) for _ in range(50)))
-        async with aiopg.connect(postgres_url) as conn:
-            assert await active(conn, storage.application_name) == 3  # 2 pooled + the listener
+        async with aiopg.connect(postgres_url) as watcher, aiopg.connect(postgres_url) as holder:
+            async with holder.cursor() as lock:
+                await lock.execute("BEGIN")
+                await lock.execute("SELECT 1 FROM users WHERE id = %s FOR UPDATE", (user.id,))
+                writes = [
+                    asyncio.ensure_future(storage.update_profile(user.id, {"bio": str(i)}))
+                    for i in range(5)
+                ]
+                await poll(watcher, name, "wait_event_type = 'Lock'", 2)
+                # Every write has asked the pool by now; an unbounded pool would be at 5.
+                assert storage._pool.size == 2 and storage._pool.freesize == 0
+                assert await count(watcher, name, "wait_event_type = 'Lock'") == 2
+                assert not any(write.done() for write in writes)
+                await lock.execute("COMMIT")
+            results = await within(30, asyncio.gather(*writes))
+            assert sorted(u.version for u, _ in results) == [2, 3, 4, 5, 6]
     finally:
         await storage.close()
     async with aiopg.connect(postgres_url) as conn:
-        assert await active(conn, storage.application_name) == 0  # close released them all
+        await poll(conn, name, "true", 0)  # close released them all
+
+
+async def test_usernames_of_earlier_rows_are_keyed_by_the_casefold_migration(postgres_url):
+    """A database migrated before usernames had their own key column keeps its users."""
+    schema = unique_id("svc_migrate_")
+    url = f"{postgres_url}?options={quote(f'-c search_path={schema}')}"
+    async with aiopg.connect(postgres_url) as conn, conn.cursor() as cur:
+        await cur.execute(f"CREATE SCHEMA {schema}")
+        try:
+            async with aiopg.connect(url) as old:
+                await migrate(old, [m for m in MIGRATIONS if m[0] < 3])
+                async with old.cursor() as setup:
+                    await setup.execute(
+                        "INSERT INTO users (id, profile, version, created_at, updated_at)"
+                        " VALUES ('ada', '{\"username\": \"Ada.L\"}', 1, now(), now())"
+                    )
+            storage = PostgresStorage(url)
+            await storage.open()
+            try:
+                assert (await storage.find_credentials("ADA.l")).user_id == "ada"
+                with pytest.raises(Conflict):
+                    await storage.create_user(unique_id(), {"username": "ada.L"})
+            finally:
+                await storage.close()
+        finally:
+            await cur.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 async def test_two_processes_migrating_at_once_apply_each_migration_once(postgres_url):

@@ -20,9 +20,9 @@ FAST = "&heartbeat=0.5&node_ttl=3"
 
 
 @pytest.fixture
-async def two_on_redis(postgres_url, redis_url):
+async def two_on_redis(postgres_url, redis_url, tmp_path):
     env = {"DATABASE_URL": postgres_url, "BROKER_URL": redis_url + FAST}
-    started = [await SvcProcess.start(**env), await SvcProcess.start(**env)]
+    started = [await SvcProcess(env, tmp_path / f"svc{n}.log").start() for n in (1, 2)]
     yield started
     for svc in started:
         await svc.stop()
@@ -121,8 +121,9 @@ async def test_redis_restarted_in_the_middle_of_traffic(postgres_url, tmp_path):
     server = OwnRedis(tmp_path)
     server.start()
     broker_url = f"{server.url}?prefix={unique_id('t')}&timeout=0.5{FAST}"
-    one = await SvcProcess.start(DATABASE_URL=postgres_url, BROKER_URL=broker_url)
-    two = await SvcProcess.start(DATABASE_URL=postgres_url, BROKER_URL=broker_url)
+    env = {"DATABASE_URL": postgres_url, "BROKER_URL": broker_url}
+    one = await SvcProcess(env, tmp_path / "svc1.log").start()
+    two = await SvcProcess(env, tmp_path / "svc2.log").start()
     room = unique_id("r")
     statuses: list[int] = []
     try:

@@ -43,7 +43,8 @@ def test_values_are_read():
         ({"BCRYPT_ROUNDS": "3"}, "BCRYPT_ROUNDS", "4 to 31"),
         ({"BCRYPT_ROUNDS": "32"}, "BCRYPT_ROUNDS", "4 to 31"),
         (
-            {"DATABASE_URL": "sqlite:///x.db"},
+            # a scheme no plugin serves (sqlite has one: plugins/svc_sqlite, when installed)
+            {"DATABASE_URL": "mongodb://db/svc"},
             "DATABASE_URL",
             "installed: memory, postgres, postgresql",
         ),
@@ -63,7 +64,11 @@ def test_bad_values_name_the_variable(env, variable, words):
 
 @pytest.mark.parametrize(
     "env, variable",
-    [({"PORT": "eighty"}, "PORT"), ({"DATABASE_URL": "nosuch://x"}, "DATABASE_URL")],
+    [
+        ({"PORT": "eighty"}, "PORT"),
+        ({"DATABASE_URL": "nosuch://x"}, "DATABASE_URL"),
+        ({"CORS_ORIGINS": "https://ok.example,https://app.example.com/"}, "CORS_ORIGINS"),
+    ],
 )
 def test_start_up_stops_with_one_line(env, variable):
     result = subprocess.run(

@@ -114,12 +114,66 @@ async def test_put_profile_creates_a_missing_user(client):
     resp = await client.put(f"/users/{user_id}/profile", json={"username": username, "bio": "new"})
     assert resp.status == 201
     assert resp.headers["Location"] == f"/users/{user_id}"
+    assert resp.headers["ETag"] == '"1"'
     body = await resp.json()
     assert (body["id"], body["version"], body["profile"]["bio"]) == (user_id, 1, "new")
-    # Without a username there is nothing to create from.
-    resp = await client.put(f"/users/{unique_id()}/profile", json={"bio": "x"})
+    assert (await client.get(f"/users/{user_id}")).status == 200
+
+
+async def test_put_profile_creates_a_user_without_a_username(client):
+    """Clients upsert profiles for ids they got elsewhere: no username needed to create."""
+    user_id, other_id = unique_id(), unique_id()
+    resp = await client.put(f"/users/{user_id}/profile", json={"display_name": "Ada"})
+    assert resp.status == 201, await resp.text()
+    assert resp.headers["Location"] == f"/users/{user_id}"
+    body = await resp.json()
+    assert body["version"] == 1
+    assert body["profile"] == {
+        "display_name": "Ada",
+        "username": None,
+        "bio": None,
+        "email": None,
+        "avatar_url": None,
+        "avatar_urls": None,
+    }
+    # A second user without a username: only usernames that are set must be unique.
+    resp = await client.put(f"/users/{other_id}/profile", json={"bio": "b"})
+    assert resp.status == 201
+    # Setting one later works, and it is unique without regard to case.
+    username = unique_id()
+    resp = await client.put(f"/users/{user_id}/profile", json={"username": username})
+    assert resp.status == 200
+    assert (await resp.json())["version"] == 2
+    resp = await client.put(f"/users/{other_id}/profile", json={"username": username.upper()})
+    assert resp.status == 409
+    assert "username" in (await resp.json())["error"]["fields"]
+    # POST /users still requires one.
+    resp = await client.post("/users", json={"display_name": "no name"})
     assert resp.status == 422
     assert "username" in (await resp.json())["error"]["fields"]
+
+
+async def test_twenty_concurrent_first_puts_of_one_id(client):
+    """No If-Match: never 412.  One creates, nineteen update, every field kept."""
+    user_id = unique_id()
+    fields = ["display_name", "bio", "email", "avatar_url"]
+
+    def body(i: int) -> dict:
+        field = fields[i % len(fields)]
+        value = {"email": f"u{i}@example.com", "avatar_url": f"https://img.example/{i}"}
+        return {field: value.get(field, f"{field} {i}")}
+
+    writes = [body(i) for i in range(20)]
+    path = f"/users/{user_id}/profile"
+    responses = await asyncio.gather(*(client.put(path, json=w) for w in writes))
+    statuses = sorted(r.status for r in responses)
+    assert statuses == [200] * 19 + [201], [await r.text() for r in responses]
+    versions = sorted([(await r.json())["version"] for r in responses])
+    assert versions == list(range(1, 21))
+    final = await (await client.get(f"/users/{user_id}")).json()
+    assert final["version"] == 20
+    for field in fields:
+        assert final["profile"][field] in [w[field] for w in writes if field in w]
 
 
 async def test_if_match(client):
@@ -140,6 +194,10 @@ async def test_if_match(client):
         f"/users/{unique_id()}/profile", json={"username": unique_id()}, headers={"If-Match": '"1"'}
     )
     assert resp.status == 412  # If-Match never creates
+    missing = f"/users/{unique_id()}/profile"
+    resp = await client.put(missing, json={"bio": "x"}, headers={"If-Match": "*"})
+    assert resp.status == 412  # "*" asks for an existing user
+    assert (await client.get(missing.removesuffix("/profile"))).status == 404
 
 
 async def test_if_none_match_gives_304(client):

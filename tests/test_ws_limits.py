@@ -12,7 +12,7 @@ from ws_helpers import frame_where, frames_until_pong, join, new_user, presence_
 
 from svc.app import create_app
 from svc.keys import HUB
-from svc.testing import unique_id
+from svc.testing import deadline, unique_id
 
 
 async def test_a_client_that_stops_reading_is_closed_with_1013(aiohttp_client, settings):
@@ -57,7 +57,7 @@ async def test_a_client_that_stops_reading_is_closed_with_1013(aiohttp_client, s
     assert received == [*range(sent), "last"]
 
     # The stalled client, reading at last, finds the close code after its backlog.
-    async with asyncio.timeout(10):
+    async with deadline(10):
         while (msg := await ws_sleeper.receive()).type is WSMsgType.TEXT:
             pass
     assert msg.type is WSMsgType.CLOSE and ws_sleeper.close_code == 1013
@@ -117,7 +117,7 @@ async def test_a_bad_frame_gets_an_error_and_the_connection_stays(member, send, 
 
 async def test_a_frame_past_64_kib_is_closed_with_1009(member):
     await member.send_str('{"type": "message", "data": "' + "x" * 70_000 + '"}')
-    async with asyncio.timeout(10):
+    async with deadline(10):
         while (msg := await member.receive()).type is WSMsgType.TEXT:
             pass
     assert msg.type is WSMsgType.CLOSE and member.close_code == 1009
@@ -131,7 +131,7 @@ async def test_a_flood_is_refused_then_closed_with_1008(make_client):
     for _ in range(int(hub.limits.frame_burst) + hub.limits.flood_strikes + 50):
         await ws.send_json({"type": "ping"})
     codes = []
-    async with asyncio.timeout(10):
+    async with deadline(10):
         while (msg := await ws.receive()).type is WSMsgType.TEXT:
             frame = msg.json()
             if frame["type"] == "error":

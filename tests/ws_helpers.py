@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import aiohttp
 
-from svc.testing import unique_id
+from svc.testing import deadline, unique_id
 
 TIMEOUT = 10.0
 
@@ -37,7 +36,7 @@ async def next_frame(ws, timeout: float = TIMEOUT) -> dict:
 
 async def frame_where(ws, predicate, timeout: float = TIMEOUT, seen: list | None = None) -> dict:
     """The first frame for which ``predicate`` holds; the ones before it go to ``seen``."""
-    async with asyncio.timeout(timeout):
+    async with deadline(timeout):
         while True:
             frame = await next_frame(ws, timeout)
             if predicate(frame):

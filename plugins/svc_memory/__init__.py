@@ -2,7 +2,10 @@
 
 Every method runs to completion without awaiting, so on one event loop each
 write is atomic for free: two concurrent partial updates of different fields
-both survive.  Nothing is kept across a restart: ``memory://`` is for local use and tests.
+both survive.  Records are immutable all the way down (read-only profiles,
+:func:`svc.storage.frozen_profile`), so the same record is handed to every
+reader without a copy, and its JSON is built once (``svc.views.user_json``).
+Nothing is kept across a restart: ``memory://`` is for local use and tests.
 """
 
 from __future__ import annotations
@@ -13,13 +16,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 from svc.storage import (
-    PROFILE_FIELDS,
     Conflict,
     Credentials,
     NotFound,
     Storage,
     User,
     VersionMismatch,
+    frozen_profile,
     username_key,
 )
 
@@ -54,7 +57,7 @@ class MemoryStorage(Storage):
         now = _now()
         user = User(
             id=user_id,
-            profile={name: profile.get(name) for name in PROFILE_FIELDS},
+            profile=frozen_profile(profile),
             version=1,
             created_at=now,
             updated_at=now,
@@ -94,7 +97,7 @@ class MemoryStorage(Storage):
             self._claim_username(user_id, changes["username"], current.profile.get("username"))
         user = replace(
             current,
-            profile={**current.profile, **changes},
+            profile=frozen_profile({**current.profile, **changes}),
             version=current.version + 1,
             updated_at=_now(),
         )

@@ -67,10 +67,22 @@ CREATE TRIGGER users_notify_update AFTER UPDATE ON users
     FOR EACH ROW WHEN (OLD.version IS DISTINCT FROM NEW.version) EXECUTE FUNCTION users_notify();
 """
 
+# Usernames are unique under svc.storage.username_key (str.casefold), which Postgres cannot
+# compute (lower('ß') is 'ß', casefold gives 'ss'): svc computes the key and stores it beside
+# the profile, in the same statement as the profile.  Rows written before this migration came
+# through the HTTP field rule (ASCII), where lower() and casefold agree.
+USERNAME_CASEFOLD = """
+ALTER TABLE users ADD COLUMN username_key text;
+UPDATE users SET username_key = lower(profile->>'username');
+CREATE UNIQUE INDEX users_username_casefold_key ON users (username_key);
+DROP INDEX users_username_lower_key;
+"""
+
 #: (version, sql), in order.  Append only.
 MIGRATIONS: list[tuple[int, str]] = [
     (1, USERS),
     (2, PRESENCE),  # WebSocket room presence shared by every process (presence.py)
+    (3, USERNAME_CASEFOLD),
 ]
 
 

@@ -20,9 +20,13 @@ GET_USERS = f"SELECT {COLUMNS} FROM users WHERE id = ANY(%s)"
 GET_VERSION = "SELECT version FROM users WHERE id = %s"
 
 # clock_timestamp() read once, so created_at == updated_at for a new user.
+# %(key)s is svc.storage.username_key of the username (NULL without one), computed by
+# svc: Postgres has no casefold.  %(sets_username)s says whether the changes hold a username.
 CREATE_USER = f"""
-INSERT INTO users (id, profile, version, password_hash, password_updated_at, created_at, updated_at)
-SELECT %(id)s, %(profile)s, 1, %(hash)s, CASE WHEN %(hash)s IS NULL THEN NULL ELSE t END, t, t
+INSERT INTO users (id, profile, username_key, version, password_hash, password_updated_at,
+                   created_at, updated_at)
+SELECT %(id)s, %(profile)s, %(key)s, 1, %(hash)s,
+       CASE WHEN %(hash)s IS NULL THEN NULL ELSE t END, t, t
 FROM (SELECT clock_timestamp() AS t) AS now
 RETURNING {COLUMNS}
 """
@@ -31,7 +35,8 @@ RETURNING {COLUMNS}
 # different fields both survive, and the row lock orders the version bumps.
 UPDATE_PROFILE = f"""
 UPDATE users SET profile = profile || %(changes)s, version = version + 1,
-                 updated_at = clock_timestamp()
+                 updated_at = clock_timestamp(),
+                 username_key = CASE WHEN %(sets_username)s THEN %(key)s ELSE username_key END
 WHERE id = %(id)s
 RETURNING {COLUMNS}, false
 """
@@ -42,10 +47,11 @@ UPDATE_PROFILE_AT_VERSION = UPDATE_PROFILE.replace(
 # Create-or-merge in one statement: two concurrent creates of one id cannot both insert.
 # xmax = 0 holds only for a freshly inserted row.
 UPSERT_PROFILE = f"""
-INSERT INTO users AS u (id, profile, version, created_at, updated_at)
-SELECT %(id)s, %(profile)s, 1, t, t FROM (SELECT clock_timestamp() AS t) AS now
+INSERT INTO users AS u (id, profile, username_key, version, created_at, updated_at)
+SELECT %(id)s, %(profile)s, %(key)s, 1, t, t FROM (SELECT clock_timestamp() AS t) AS now
 ON CONFLICT (id) DO UPDATE
-    SET profile = u.profile || %(changes)s, version = u.version + 1, updated_at = clock_timestamp()
+    SET profile = u.profile || %(changes)s, version = u.version + 1, updated_at = clock_timestamp(),
+        username_key = CASE WHEN %(sets_username)s THEN %(key)s ELSE u.username_key END
 RETURNING {COLUMNS}, (u.xmax = 0)
 """
 
@@ -55,12 +61,12 @@ WHERE id = %s RETURNING password_updated_at
 """
 CREDENTIALS = "id, password_hash, password_updated_at, created_at"
 GET_CREDENTIALS = f"SELECT {CREDENTIALS} FROM users WHERE id = %s"
-FIND_CREDENTIALS = f"SELECT {CREDENTIALS} FROM users WHERE lower(profile->>'username') = lower(%s)"
+FIND_CREDENTIALS = f"SELECT {CREDENTIALS} FROM users WHERE username_key = %s"
 DELETE_USER = f"DELETE FROM users WHERE id = %s RETURNING {COLUMNS}"
 
 #: Constraint names, to tell which unique value a UniqueViolation is about.
 ID_KEY = "users_pkey"
-USERNAME_KEY = "users_username_lower_key"
+USERNAME_KEY = "users_username_casefold_key"
 
 
 def full_profile(profile: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,15 @@ import aiopg
 import psycopg2.extensions
 from psycopg2.extras import Json
 
-from svc.storage import Credentials, NotFound, Storage, Unavailable, User, VersionMismatch
+from svc.storage import (
+    Credentials,
+    NotFound,
+    Storage,
+    Unavailable,
+    User,
+    VersionMismatch,
+    username_key,
+)
 
 from . import queries as q
 from .errors import translated
@@ -132,7 +140,12 @@ class PostgresStorage(Storage):
     ) -> User:
         row = await self._fetchone(
             q.CREATE_USER,
-            {"id": user_id, "profile": Json(q.full_profile(profile)), "hash": password_hash},
+            {
+                "id": user_id,
+                "profile": Json(q.full_profile(profile)),
+                "key": _key(profile.get("username")),
+                "hash": password_hash,
+            },
             user_id=user_id,
             username=profile.get("username"),
         )
@@ -159,7 +172,13 @@ class PostgresStorage(Storage):
         expected_version: int | None = None,
         create: bool = False,
     ) -> tuple[User, bool]:
-        params = {"id": user_id, "changes": Json(dict(changes)), "expected": expected_version}
+        params = {
+            "id": user_id,
+            "changes": Json(dict(changes)),
+            "expected": expected_version,
+            "sets_username": "username" in changes,
+            "key": _key(changes.get("username")),
+        }
         if create and expected_version is None:
             sql = q.UPSERT_PROFILE
             params["profile"] = Json(q.full_profile(changes))
@@ -167,6 +186,10 @@ class PostgresStorage(Storage):
             sql = q.UPDATE_PROFILE if expected_version is None else q.UPDATE_PROFILE_AT_VERSION
         row = await self._fetchone(sql, params, user_id=user_id, username=changes.get("username"))
         if row is None:
+            if expected_version is None:
+                # No re-read: a user created since this statement would turn "not found"
+                # into a version mismatch nobody asked about.
+                raise NotFound(user_id)
             # Nothing written: say why (this read is only for the error, not the write).
             current = await self._fetchone(q.GET_VERSION, (user_id,))
             if current is None:
@@ -187,7 +210,7 @@ class PostgresStorage(Storage):
         return Credentials(*row)
 
     async def find_credentials(self, username: str) -> Credentials:
-        row = await self._fetchone(q.FIND_CREDENTIALS, (username,))
+        row = await self._fetchone(q.FIND_CREDENTIALS, (username_key(username),))
         if row is None:
             raise NotFound(username)
         return Credentials(*row)
@@ -197,3 +220,7 @@ class PostgresStorage(Storage):
         if row is None:
             raise NotFound(user_id)
         return q.user_from_row(row)
+
+
+def _key(username: str | None) -> str | None:
+    return None if username is None else username_key(username)

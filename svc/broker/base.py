@@ -90,6 +90,10 @@ class Broker(abc.ABC):
         """Raise ValueError, for a person, if ``url`` cannot work.  No I/O, no password echoed."""
         return None
 
+    def stats(self) -> dict[str, float]:
+        """Figures for ``/metrics`` (name → value, e.g. ``feed_lag_seconds``).  Optional."""
+        return {}
+
     # -- life cycle -------------------------------------------------------
 
     @abc.abstractmethod

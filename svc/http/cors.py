@@ -1,98 +1,106 @@
-"""CORS for every route: aiohttp-cors, plus the one thing it cannot do, origins by regex.
+"""CORS for every answer svc gives, from the allow-list of :mod:`svc.http.origins`.
 
-aiohttp-cors answers preflights and decorates responses (error responses too:
-it hooks ``on_response_prepare``), looking the request's ``Origin`` up in a
-mapping of origin to options.  What it cannot do is added here, and only that:
+Two pieces, both only when ``CORS_ORIGINS`` or ``CORS_ORIGIN_REGEX`` is set:
 
-- it only knows exact origins and ``*``, so the mapping given to it also
-  answers, for any origin that fully matches ``CORS_ORIGIN_REGEX``;
-- it only knows routed resources, so a 404/405 from the router itself (no
-  such path, method not allowed) is decorated here, so a browser script can
-  read the error;
-- it echoes the origin without ``Vary: Origin``, which a shared cache needs.
+- a middleware answers every preflight (``OPTIONS`` with ``Origin`` and
+  ``Access-Control-Request-Method``), on any path, with *every* method and
+  header the API accepts, so a browser's one cached preflight per URL covers
+  every write (an ``If-Match`` PUT after a plain one is not preflighted again);
+- a response hook lets an allowed page read every other answer, errors and
+  router 404/405s included, and marks each answer ``Vary: Origin`` (it depends
+  on the origin), except with ``CORS_ORIGINS=*``, where the answer is ``*`` for all.
 
-With neither setting there is no CORS at all: no preflight routes and no
-per-response work.
+(This replaced aiohttp-cors, which treats an empty exact-origin table as "no
+CORS" whatever the regex says, and echoes only the method asked for.)
 """
 
 from __future__ import annotations
 
-import re
-
-import aiohttp_cors
 from aiohttp import hdrs, web
-from aiohttp_cors.urldispatcher_router_adapter import ResourcesUrlDispatcherRouterAdapter
 
-from ..settings import Settings
+from ..keys import ORIGINS
+from .errors import error_response
+from .origins import OriginPolicy
+from .vary import add_vary
 
 # The request headers clients send: JSON bodies, bearer tokens, optimistic concurrency.
 ALLOW_HEADERS = ("Content-Type", "Authorization", "If-Match", "If-None-Match")
 # Headers a browser script may read: the version (ETag) and where a new user lives.
 EXPOSE_HEADERS = ("ETag", "Location", "Retry-After", "WWW-Authenticate")
-ALLOW_METHODS = ("GET", "POST", "PUT", "DELETE")
-# Browsers cache a preflight for up to this long, sparing one round trip per write.
+# GET and HEAD (and a JSON POST) need a preflight too once they carry Authorization.
+ALLOW_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE")
+# Browsers cache a preflight for up to this long (Chrome caps it at 2 hours).
 MAX_AGE = 600
 
-
-class RegexOrigins(dict):
-    """Origin → options, where origins matching ``pattern`` are present too.
-
-    aiohttp-cors reads it with ``in``, ``[]`` and ``get`` (through a ChainMap),
-    so those are what is extended; the exact origins stay ordinary entries.
-    """
-
-    def __init__(self, exact: dict, pattern: str, options: aiohttp_cors.ResourceOptions):
-        super().__init__(exact)
-        self._pattern = re.compile(pattern)
-        self._options = options
-
-    def _matches(self, origin) -> bool:
-        return isinstance(origin, str) and self._pattern.fullmatch(origin) is not None
-
-    def __contains__(self, origin) -> bool:
-        return super().__contains__(origin) or self._matches(origin)
-
-    def __missing__(self, origin):
-        if self._matches(origin):
-            return self._options
-        raise KeyError(origin)
-
-    def get(self, origin, default=None):
-        return self[origin] if origin in self else default
+_ALLOWED_HEADER_NAMES = frozenset(h.lower() for h in ALLOW_HEADERS)
 
 
-def setup(app: web.Application, settings: Settings) -> None:
-    """Enable CORS on every route added so far; call it after all routes."""
-    if not settings.cors_origins and not settings.cors_origin_regex:
+def setup(app: web.Application) -> None:
+    """Enable CORS on the app (``app[ORIGINS]`` is the policy); before it starts."""
+    policy = app[ORIGINS]
+    if not policy.enabled:
         return
-    options = aiohttp_cors.ResourceOptions(
-        allow_credentials=False,  # bearer tokens, not cookies
-        allow_headers=ALLOW_HEADERS,
-        expose_headers=EXPOSE_HEADERS,
-        allow_methods=ALLOW_METHODS,
-        max_age=MAX_AGE,
-    )
-    origins: dict = {origin: options for origin in settings.cors_origins}
-    if settings.cors_origin_regex:
-        origins = RegexOrigins(origins, settings.cors_origin_regex, options)
-    cors = aiohttp_cors.CorsConfig(
-        app, router_adapter=ResourcesUrlDispatcherRouterAdapter(app.router, origins)
-    )
-    for resource in list(app.router.resources()):
-        cors.add(resource)
+    app.middlewares.append(_preflight_middleware(policy))
+    app.on_response_prepare.append(_decorator(policy))
 
-    async def after_aiohttp_cors(request: web.Request, response: web.StreamResponse) -> None:
+
+def _preflight_middleware(policy: OriginPolicy):
+    @web.middleware
+    async def preflight(request: web.Request, handler) -> web.StreamResponse:
+        headers = request.headers
+        if (
+            request.method != hdrs.METH_OPTIONS
+            or hdrs.ORIGIN not in headers
+            or hdrs.ACCESS_CONTROL_REQUEST_METHOD not in headers
+        ):
+            return await handler(request)
+        return _answer_preflight(policy, request)
+
+    return preflight
+
+
+def _answer_preflight(policy: OriginPolicy, request: web.Request) -> web.Response:
+    origin = request.headers[hdrs.ORIGIN]
+    if not policy.allows(origin):
+        return _refused(f"the origin {origin[:200]!r} is not allowed")
+    method = request.headers[hdrs.ACCESS_CONTROL_REQUEST_METHOD].strip()
+    if method not in ALLOW_METHODS:
+        return _refused(f"the method {method[:20]!r} is not allowed; use one of {ALLOW_METHODS}")
+    asked = request.headers.get(hdrs.ACCESS_CONTROL_REQUEST_HEADERS, "")
+    for name in (h.strip().lower() for h in asked.split(",")):
+        if name and name not in _ALLOWED_HEADER_NAMES:
+            return _refused(f"the header {name[:40]!r} is not allowed; send only {ALLOW_HEADERS}")
+    response = web.Response(status=200)
+    response.headers.update(
+        {
+            hdrs.ACCESS_CONTROL_ALLOW_ORIGIN: "*" if policy.any else origin,
+            hdrs.ACCESS_CONTROL_ALLOW_METHODS: ", ".join(ALLOW_METHODS),
+            hdrs.ACCESS_CONTROL_ALLOW_HEADERS: ", ".join(ALLOW_HEADERS),
+            hdrs.ACCESS_CONTROL_MAX_AGE: str(MAX_AGE),
+        }
+    )
+    return response
+
+
+def _refused(message: str) -> web.Response:
+    # Without any Access-Control-Allow-* header: the browser then blocks the request.
+    return error_response(403, "forbidden", f"CORS preflight refused: {message}")
+
+
+def _decorator(policy: OriginPolicy):
+    async def decorate(request: web.Request, response: web.StreamResponse) -> None:
+        if response.status == 101:
+            return  # a WebSocket: not CORS's business (see svc.rooms.ws for its origin check)
+        headers = response.headers
+        if not policy.any:
+            add_vary(headers, "Origin")
+        if hdrs.ACCESS_CONTROL_ALLOW_ORIGIN in headers:
+            return  # a preflight answer, complete already
         origin = request.headers.get(hdrs.ORIGIN)
-        if origin is None:
+        if origin is None or request.method == hdrs.METH_OPTIONS and response.status == 403:
             return
-        if "Origin" not in response.headers.getall(hdrs.VARY, ()):
-            response.headers.add(hdrs.VARY, "Origin")
-        if request.match_info.route.resource is not None:
-            return  # a routed resource: aiohttp-cors has decided
-        allowed = origins.get(origin, origins.get("*"))
-        if allowed is not None and hdrs.ACCESS_CONTROL_ALLOW_ORIGIN not in response.headers:
-            response.headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin
-            response.headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = ",".join(EXPOSE_HEADERS)
+        if policy.allows(origin):
+            headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = "*" if policy.any else origin
+            headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = ", ".join(EXPOSE_HEADERS)
 
-    # Appended after aiohttp-cors's own hook, so it sees the headers that one set.
-    app.on_response_prepare.append(after_aiohttp_cors)
+    return decorate

@@ -1,9 +1,14 @@
-"""The one JSON error shape, and the middleware that gives it to every error.
+"""The one JSON error shape, the catalogue of its codes, and the middleware that gives it to
+every error.
 
 ``{"error": {"code": "...", "message": "...", "fields": {...}}}`` — ``fields``
-only for validation errors.  Domain errors from storage are mapped to HTTP
-here and nowhere else.  Nothing unexpected ever reaches the client as a
-traceback: it is logged, and the client gets a plain 500.
+only for validation errors and conflicts.  :data:`CATALOGUE` is the one table of
+status → code → meaning: this middleware takes its codes from it, the OpenAPI
+document describes each operation's error answers from it, and
+``docs/api-errors.md`` is generated from it (``python -m svc.http.errors``).
+Domain errors from storage are mapped to HTTP here and nowhere else.  Nothing
+unexpected ever reaches the client as a traceback: it is logged, and the client
+gets a plain 500.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -54,24 +60,107 @@ def error_response(status: int, code: str, message: str, fields=None, headers=No
     )
 
 
-# aiohttp's own HTTP errors (routing, body size...) get a stable code.
-_HTTP_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    412: "precondition_failed",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    422: "validation_failed",
-    503: "unavailable",
-}
+@dataclass(frozen=True)
+class ErrorKind:
+    """One line of the catalogue: an error code, its HTTP status, and when it is given."""
+
+    status: int
+    code: str
+    meaning: str
+    #: Response headers that may come with it (names of OpenAPI header components).
+    headers: tuple[str, ...] = ()
+
+
+# The first code of a status is also the one aiohttp's own errors of that status get
+# (routing, body size...).  Auth errors apply only with auth on (JWT_SECRET_KEY set),
+# except a wrong `current_password`, which is checked in both modes.
+CATALOGUE: tuple[ErrorKind, ...] = (
+    ErrorKind(400, "bad_request", "the HTTP layer refused the request (e.g. a malformed header)"),
+    ErrorKind(400, "malformed_json", "the body is not valid JSON"),
+    ErrorKind(
+        401,
+        "unauthorized",
+        "auth on: no valid bearer token (missing, malformed, badly signed or expired), a "
+        "WebSocket `?user_id=` without `?token=`, or a wrong username or password at "
+        "`POST /auth/token`",
+        ("WWW-Authenticate",),
+    ),
+    ErrorKind(
+        403,
+        "forbidden",
+        "auth on: the token belongs to another user; in both modes: `current_password` is wrong",
+    ),
+    ErrorKind(
+        404,
+        "not_found",
+        "no such user or route, or a path id that breaks the id rule; `POST /auth/token` "
+        "while auth is off",
+    ),
+    ErrorKind(405, "method_not_allowed", "the path exists, not with this method", ("Allow",)),
+    ErrorKind(
+        409,
+        "conflict",
+        "the id or the username (compared without case) is taken; `fields` names it",
+    ),
+    ErrorKind(
+        412,
+        "precondition_failed",
+        "`If-Match` does not match the current version (the `ETag` header carries it when the "
+        "user exists), or `If-Match` for a user that does not exist",
+        ("ETag",),
+    ),
+    ErrorKind(413, "payload_too_large", "the body is larger than `MAX_BODY_BYTES`"),
+    ErrorKind(415, "unsupported_media_type", "the body is not sent as JSON"),
+    ErrorKind(
+        422,
+        "validation_failed",
+        "a field breaks its rule, an unknown field, or a bad query parameter; `fields` maps "
+        "each field to its messages",
+    ),
+    ErrorKind(
+        426,
+        "upgrade_required",
+        "a plain HTTP request to the WebSocket endpoint",
+        ("Upgrade",),
+    ),
+    ErrorKind(500, "internal_error", "a bug: logged with its traceback, never expected"),
+    ErrorKind(
+        503, "unavailable", "storage or the broker cannot answer right now", ("Retry-After",)
+    ),
+)
+
+
+def kinds_of(status: int) -> list[ErrorKind]:
+    return [kind for kind in CATALOGUE if kind.status == status]
+
+
+_HTTP_CODES = {kind.status: kind.code for kind in reversed(CATALOGUE)}  # first code wins
+
+
+def markdown() -> str:
+    """``docs/api-errors.md``: the catalogue as a page (a test keeps the file equal to this)."""
+    lines = [
+        "# Error codes",
+        "",
+        "<!-- generated from svc/http/errors.py CATALOGUE: python -m svc.http.errors -->",
+        "",
+        'Every error is JSON of one shape, `{"error": {"code", "message", "fields"?}}`, with the',
+        "status below. `message` is for people and may change; `code` is for programs.",
+        "The OpenAPI document (`GET /openapi.json`) lists, for each operation, the statuses it",
+        "can answer, from this same table.",
+        "",
+        "| status | code | when | headers |",
+        "|---|---|---|---|",
+    ]
+    for kind in CATALOGUE:
+        headers = ", ".join(f"`{name}`" for name in kind.headers)
+        lines.append(f"| {kind.status} | `{kind.code}` | {kind.meaning} | {headers} |")
+    return "\n".join(lines) + "\n"
 
 
 def _from_domain(
     exc: NotFound | Conflict | VersionMismatch | Unavailable | ValidationError,
+    request: web.Request | None = None,
 ) -> web.Response:
     if isinstance(exc, NotFound):
         return error_response(404, "not_found", "no such user")
@@ -86,6 +175,10 @@ def _from_domain(
             headers={"ETag": f'"{exc.current_version}"'},
         )
     if isinstance(exc, Unavailable):
+        from ..keys import METRICS  # the wiring imports this module
+
+        if request is not None and METRICS in request.app:
+            request.app[METRICS].counters.storage_errors += 1
         return error_response(
             503,
             "unavailable",
@@ -113,7 +206,11 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
             exc.status, _HTTP_CODES.get(exc.status, "error"), message, headers=headers
         )
     except (NotFound, Conflict, VersionMismatch, Unavailable, ValidationError) as exc:
-        return _from_domain(exc)
+        return _from_domain(exc, request)
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return error_response(500, "internal_error", "internal server error")
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")

@@ -10,15 +10,27 @@ from .. import __version__
 from ..keys import BROKER, STORAGE
 from ..storage import Unavailable
 from .errors import error_response
+from .operation import Reply, documented
 
 # Liveness is polled constantly and never changes: build its body once.
 _LIVE_BODY = json.dumps({"status": "ok", "service": "svc", "version": __version__}).encode()
 
 
+@documented(
+    summary="liveness: the process answers",
+    tag="health",
+    replies={200: Reply("the service runs", "Liveness")},
+)
 async def liveness(request: web.Request) -> web.Response:
     return web.Response(body=_LIVE_BODY, content_type="application/json")
 
 
+@documented(
+    summary="readiness: storage and the broker answer",
+    tag="health",
+    replies={200: Reply("storage and the broker answer", "Readiness")},
+    errors=(503,),
+)
 async def readiness(request: web.Request) -> web.Response:
     checks: dict[str, str] = {}
     down: list[str] = []

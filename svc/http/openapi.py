@@ -1,501 +1,212 @@
-"""``GET /openapi.json``: the contract (API.md) as an OpenAPI 3.1 document.
+"""``GET /openapi.json``: the OpenAPI 3.1 document, assembled from the router.
 
-Request bodies come from the very marshmallow schemas that validate them
-(svc/schemas.py), through apispec, so the document cannot drift from what the
-server accepts.  Responses are described by the documentation-only schemas
-below.  The document is built once, when the app is created, for the settings
-in force (the auth parts only when auth is on), and served as cached bytes.
+Every route's handler carries its operation (``@documented``, operation.py); this module
+walks the router and refuses to build the document, so the app refuses to start, when a
+route has none.  Request bodies are the marshmallow schemas that validate them (through
+apispec), error answers come from the one error catalogue (``errors.CATALOGUE``), and
+the schemas of what the server sends are in components.py.
+
+The document is the same whichever mode the server runs in (a client generated against
+a development server must work against production): the bearer scheme and the 401/403
+answers are always there, saying that they apply when auth is on.  It is built once,
+when the app is created, and served as cached bytes.
 """
 
 from __future__ import annotations
 
-import copy
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields
 
 from .. import __version__
-from ..keys import DOCS_HTML, OPENAPI_JSON
-from ..settings import Settings
-from .docs import render
-from .schemas import (
-    USER_ID_PATTERN,
-    NewUserSchema,
-    PasswordSchema,
-    ProfileSchema,
-    TokenRequestSchema,
-)
+from ..keys import OPENAPI_JSON
+from . import components, docs
+from .components import ecma, ref
+from .errors import CATALOGUE, kinds_of
+from .operation import JSON, Operation, Reply, documented, operation_of
+from .schemas import NewUserSchema, PasswordSchema, ProfileSchema, TokenRequestSchema
 
-# --- documentation-only schemas of the responses ----------------------------
-
-
-def _present(field: fields.Field) -> fields.Field:
-    field = copy.copy(field)
-    field.required = True
-    return field
-
-
-# A profile as read: the input rules, and every field is there (``null`` when never set).
-ProfileOutSchema = Schema.from_dict(
-    {name: _present(field) for name, field in ProfileSchema._declared_fields.items()},
-    name="ProfileOutSchema",
-)
-
-
-class UserSchema(Schema):
-    id = fields.String(required=True, metadata={"description": "the user id"})
-    user_id = fields.String(required=True, metadata={"description": "the same as `id`"})
-    profile = fields.Nested(ProfileOutSchema, required=True)
-    version = fields.Integer(required=True, validate=validate.Range(min=1))
-    created_at = fields.DateTime(required=True)
-    updated_at = fields.DateTime(required=True)
-
-
-class ErrorDetailSchema(Schema):
-    code = fields.String(required=True, metadata={"example": "validation_failed"})
-    message = fields.String(required=True)
-    field_messages = fields.Dict(
-        data_key="fields",
-        keys=fields.String(),
-        values=fields.Raw(),
-        metadata={"description": "for 409 and 422: each field named with its messages"},
-    )
-
-
-class ErrorSchema(Schema):
-    error = fields.Nested(ErrorDetailSchema, required=True)
-
-
-class TokenSchema(Schema):
-    access_token = fields.String(required=True, metadata={"description": "an HS256 JWT"})
-    token_type = fields.String(required=True, validate=validate.OneOf(["bearer"]))
-    expires_in = fields.Integer(required=True, metadata={"description": "seconds"})
-
-
-class PasswordUpdatedSchema(Schema):
-    user_id = fields.String(required=True)
-    password_updated_at = fields.DateTime(required=True)
-
-
-class LivenessSchema(Schema):
-    status = fields.String(required=True, validate=validate.OneOf(["ok"]))
-    service = fields.String(required=True)
-    version = fields.String(required=True)
-
-
-class ReadinessSchema(Schema):
-    status = fields.String(required=True, validate=validate.OneOf(["ready"]))
-    checks = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
-
-
-class MembersSchema(Schema):
-    members = fields.List(fields.Nested(UserSchema), required=True)
-    member_count = fields.Integer(required=True, validate=validate.Range(min=0))
-    next_cursor = fields.String(
-        required=True,
-        allow_none=True,
-        metadata={"description": "pass as `?cursor=` for the next page; null on the last"},
-    )
-
-
-# --- the document -------------------------------------------------------------
-
-JSON = "application/json"
-
-
-def _ecma(pattern: str) -> str:
-    """A Python pattern ending in \\Z as JSON Schema says it: there, $ means end of input."""
-    return pattern[:-2] + "$" if pattern.endswith(r"\Z") else pattern
-
-
-ID_PATTERN = _ecma(USER_ID_PATTERN)  # API.md: a room id follows the user id rule
-
-
-def _ref(kind: str, name: str) -> dict:
-    return {"$ref": f"#/components/{kind}/{name}"}
-
-
-def _json_body(schema: str, description: str) -> dict:
-    return {
-        "required": True,
-        "description": description,
-        "content": {JSON: {"schema": _ref("schemas", schema)}},
-    }
-
-
-def _ok(description: str, schema: str | None = None, **headers: str) -> dict:
-    response: dict[str, Any] = {"description": description}
-    if schema:
-        response["content"] = {JSON: {"schema": _ref("schemas", schema)}}
-    if headers:
-        response["headers"] = {
-            name.replace("_", "-"): _ref("headers", ref) for name, ref in headers.items()
-        }
-    return response
-
-
-def _errors(*statuses: int) -> dict:
-    return {str(status): _ref("responses", _ERROR_RESPONSES[status][0]) for status in statuses}
-
-
-# status: (component name, when, extra headers)
-_ERROR_RESPONSES: dict[int, tuple[str, str, dict]] = {
-    400: ("MalformedJSON", "the body is not valid JSON (`malformed_json`)", {}),
-    401: (
-        "Unauthorized",
-        "no valid bearer token: missing, malformed, badly signed or expired (`unauthorized`)",
-        {"WWW-Authenticate": "WWWAuthenticate"},
-    ),
-    403: (
-        "Forbidden",
-        "the token belongs to another user, or `current_password` is wrong (`forbidden`)",
-        {},
-    ),
-    404: ("NotFound", "no such user, or a path parameter that breaks its rule (`not_found`)", {}),
-    409: (
-        "Conflict",
-        "the id or the username (compared without case) is taken; `fields` names it (`conflict`)",
-        {},
-    ),
-    412: (
-        "PreconditionFailed",
-        "`If-Match` does not match the current version; `ETag` carries "
-        "it when the user exists (`precondition_failed`)",
-        {"ETag": "ETagOptional"},
-    ),
-    413: ("PayloadTooLarge", "the body is larger than `MAX_BODY_BYTES` (`payload_too_large`)", {}),
-    415: ("UnsupportedMediaType", "the body is not sent as JSON (`unsupported_media_type`)", {}),
-    422: (
-        "ValidationFailed",
-        "a field breaks a rule, or an unknown field; `fields` maps each "
-        "field to its messages (`validation_failed`)",
-        {},
-    ),
-    503: (
-        "Unavailable",
-        "storage cannot answer right now (`unavailable`)",
-        {"Retry-After": "RetryAfter"},
-    ),
+#: Request bodies under the names the document has always used.
+REQUEST_BODIES: dict[str, type[Schema]] = {
+    "NewUser": NewUserSchema,
+    "ProfileUpdate": ProfileSchema,
+    "PasswordChange": PasswordSchema,
+    "TokenRequest": TokenRequestSchema,
 }
 
-_HEADERS = {
-    "ETag": {
-        "description": 'the user\'s version as an entity tag, e.g. `"3"`',
-        "required": True,
-        "schema": {"type": "string", "pattern": '^"[0-9]+"$'},
-    },
-    "ETagOptional": {
-        "description": "the current version, when the user exists",
-        "schema": {"type": "string", "pattern": '^"[0-9]+"$'},
-    },
-    "Location": {
-        "description": "where the new user lives, `/users/{user_id}`",
-        "required": True,
-        "schema": {"type": "string"},
-    },
-    "RetryAfter": {
-        "description": "seconds to wait before trying again",
-        "required": True,
-        "schema": {"type": "string", "pattern": "^[0-9]+$"},
-    },
-    "WWWAuthenticate": {
-        "description": "the Bearer challenge",
-        "required": True,
-        "schema": {"type": "string", "pattern": "^Bearer"},
-    },
-}
-
-_PARAMETERS = {
-    "UserId": {
-        "name": "user_id",
-        "in": "path",
-        "required": True,
-        "description": "1 to 64 of `A-Z a-z 0-9 _ -`; another shape is 404",
-        "schema": {"type": "string", "pattern": ID_PATTERN},
-    },
-    "RoomId": {
-        "name": "room_id",
-        "in": "path",
-        "required": True,
-        "description": "1 to 64 of `A-Z a-z 0-9 _ -`; another shape is 404",
-        "schema": {"type": "string", "pattern": ID_PATTERN},
-    },
-    "IfMatch": {
-        "name": "If-Match",
-        "in": "header",
-        "required": False,
-        "description": 'update only at this version: the `ETag` as given (`"3"`; `W/"3"` '
-        "and `3` too), or `*` for any version. Any other value, or another version, "
-        "is 412; with `If-Match` a missing user is never created.",
-        "schema": {"type": "string"},
-    },
-    "IfNoneMatch": {
-        "name": "If-None-Match",
-        "in": "header",
-        "required": False,
-        "description": "the `ETag` you hold: 304 while the user is at that version",
-        "schema": {"type": "string"},
-    },
-}
-
-_DESCRIPTION = """User profiles over HTTP, and real-time profile changes over WebSocket rooms.
+DESCRIPTION = """User profiles over HTTP, and real-time profile changes over WebSocket rooms.
 
 Every error is JSON of one shape, `{"error": {"code", "message", "fields"?}}` (the `Error`
-schema), with the status that fits. A wrong method on a known path is 405 with an `Allow` header.
-"""
+schema), with the status that fits; each operation lists the statuses it can answer, and
+each status its codes (the whole table is `docs/api-errors.md` in svc's repository). A wrong
+method on a known path is 405 (`method_not_allowed`) with an `Allow` header.
 
-_AUTH_ON = """Auth is on: a write to user X (profile, password, delete) needs
-`Authorization: Bearer <token>` whose `sub` is X, from `POST /auth/token`. Reads stay open."""
+**Auth.** This document is the same whether the server runs with auth on
+(`JWT_SECRET_KEY` set) or off. With auth on, a write to user X (profile, password, delete)
+needs `Authorization: Bearer <token>` whose `sub` is X, from `POST /auth/token`: 401 without
+a valid token, 403 with another user's. Those operations name the `bearerAuth` scheme as
+optional, because with auth off no token is needed (and one sent is ignored): a client
+should send its token whenever it has one. Reads stay open in both modes; `email` is shown
+only to its owner when auth is on."""
 
-_AUTH_OFF = """Auth is off on this server (`JWT_SECRET_KEY` is not set): anyone may change any
-user, and `POST /auth/token` answers 404."""
-
-_WS_DESCRIPTION = """Upgrades to a WebSocket in room `room_id`; all frames are JSON text.
-
-Join as a member with `?user_id=X` (auth off) or `?token=<JWT>` (auth on; the user id then
-comes from the token, `?user_id=` alone is 401); with neither, the connection watches the room
-without being a member.
-
-Server to client: first `{"type": "welcome", "room", "connection_id", "member_count",
-"members"}` (at most 100 members; page the rest with `GET /rooms/{room_id}/members`); then
-`{"type": "presence", "room", "joined": [user, ...], "left": [user_id, ...], "member_count"}`
-(a user joins with their first connection and leaves with their last; changes within 100 ms are
-coalesced), `{"type": "profile_updated", "room", "user_id", "profile", "version"}` (in version
-order, once per connection), `{"type": "message", "room", "from", "data"}`, and
-`{"type": "error", "code", "message"}` for a bad client frame (the connection stays).
-
-Client to server: `{"type": "message", "data": ...}` (at most 8 KiB) and `{"type": "ping"}`
-(answered by `pong`). A slow consumer is closed with 1013; shutdown closes every socket
-with 1001."""
+OWNER_ONLY = (
+    "\n\n**Auth on:** needs `Authorization: Bearer <token>` of the user in the path "
+    "(401 without a valid token, 403 for another user's). **Auth off:** no token needed."
+)
 
 
-_WS_REFUSALS = """
-
-Refused before the upgrade, as a JSON error: a plain HTTP request (426), a `user_id` that
-breaks the id rule (422), a user that does not exist (404), a bad or expired token (401),
-storage down (503)."""
+class UndocumentedRoute(RuntimeError):
+    """A route whose handler carries no ``@documented`` operation."""
 
 
-def _operations(auth: bool) -> dict[tuple[str, str], dict]:
-    """Every operation of the contract, keyed by (method, path)."""
-    secured = {"security": [{"bearerAuth": []}]} if auth else {}
-    auth_errors = (401, 403) if auth else ()
-    user = _ok("the user", "User", ETag="ETag")
-    return {
-        ("get", "/"): {
-            "summary": "liveness",
-            "tags": ["health"],
-            "responses": {"200": _ok("the service runs", "Liveness")},
-        },
-        ("get", "/health/ready"): {
-            "summary": "readiness: storage answers",
-            "tags": ["health"],
-            "responses": {"200": _ok("storage answers", "Readiness"), **_errors(503)},
-        },
-        ("post", "/users"): {
-            "summary": "create a user",
-            "tags": ["users"],
-            "description": "Open, with auth on too. Without `id` the user gets a random one.",
-            "requestBody": _json_body("NewUser", "the profile, with optional `password` and `id`"),
-            "responses": {
-                "201": _ok("created", "User", ETag="ETag", Location="Location"),
-                **_errors(400, 409, 413, 415, 422, 503),
-            },
-        },
-        ("get", "/users/{user_id}"): {
-            "summary": "read a user",
-            "tags": ["users"],
-            "parameters": ["UserId", "IfNoneMatch"],
-            "responses": {
-                "200": user,
-                "304": _ok("not modified since the `If-None-Match` version", ETag="ETag"),
-                **_errors(404, 503),
-            },
-        },
-        ("put", "/users/{user_id}/profile"): {
-            "summary": "partial update of a profile; creates a missing user",
-            "tags": ["users"],
-            "description": "Fields present are set, `null` clears one; an empty body is 422. "
-            "A missing user is created (201) when the body has a `username` and there is no "
-            "`If-Match`; without a username that is 422. Broadcasts `profile_updated`."
-            + (" Creating user X needs X's token, like any write to X." if auth else ""),
-            "parameters": ["UserId", "IfMatch"],
-            "requestBody": _json_body("ProfileUpdate", "the fields to set or clear"),
-            "responses": {
-                "200": user,
-                "201": _ok("created", "User", ETag="ETag", Location="Location"),
-                **_errors(400, *auth_errors, 404, 409, 412, 413, 415, 422, 503),
-            },
-            **secured,
-        },
-        ("put", "/users/{user_id}/password"): {
-            "summary": "set the password",
-            "tags": ["users"],
-            "description": "`current_password`, when given, must match (403). Not a profile "
-            "change: `version` does not move and nothing is broadcast.",
-            "parameters": ["UserId"],
-            "requestBody": _json_body("PasswordChange", "the new password"),
-            "responses": {
-                "200": _ok("the password is set", "PasswordUpdated"),
-                **_errors(400, *auth_errors, 403, 404, 413, 415, 422, 503),
-            },
-            **secured,
-        },
-        ("delete", "/users/{user_id}"): {
-            "summary": "delete a user",
-            "tags": ["users"],
-            "parameters": ["UserId"],
-            "responses": {"204": _ok("deleted"), **_errors(*auth_errors, 404, 503)},
-            **secured,
-        },
-        ("get", "/rooms/{room_id}/members"): {
-            "summary": "the users present in a room, paged",
-            "tags": ["rooms"],
-            "parameters": [
-                "RoomId",
-                {
-                    "name": "limit",
-                    "in": "query",
-                    "required": False,
-                    "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100},
-                },
-                {
-                    "name": "cursor",
-                    "in": "query",
-                    "required": False,
-                    "description": "`next_cursor` of the previous page",
-                    "schema": {"type": "string"},
-                },
-            ],
-            "responses": {"200": _ok("a page of members", "Members"), **_errors(404, 422, 503)},
-        },
-        ("get", "/ws/{room_id}"): {
-            "summary": "join a room over WebSocket",
-            "tags": ["rooms"],
-            "description": _WS_DESCRIPTION + _WS_REFUSALS,
-            "parameters": [
-                "RoomId",
-                {
-                    "name": "token",
-                    "in": "query",
-                    "required": False,
-                    "description": "auth on: the JWT from `POST /auth/token`",
-                    "schema": {"type": "string"},
-                }
-                if auth
-                else {
-                    "name": "user_id",
-                    "in": "query",
-                    "required": False,
-                    "description": "auth off: join as this user; without it, watch",
-                    "schema": {"type": "string", "pattern": ID_PATTERN},
-                },
-            ],
-            "responses": {
-                "101": _ok("switching to the WebSocket protocol"),
-                "426": _ok("a plain HTTP request, not a WebSocket handshake", "Error"),
-                **_errors(*((401,) if auth else ()), 404, 422, 503),
-            },
-        },
-        ("post", "/auth/token"): {
-            "summary": "a token for a username and password",
-            "tags": ["auth"],
-            "description": "Wrong password and unknown username give the same 401, in the "
-            "same time. A hash of an older scheme is re-hashed on success.",
-            "requestBody": _json_body("TokenRequest", "the credentials"),
-            "responses": {
-                "200": _ok("an HS256 JWT whose `sub` is the user id", "Token"),
-                **_errors(400, 401, 413, 415, 422, 503),
-            },
-        }
-        if auth
-        else {
-            "summary": "a token (auth is off here: 404)",
-            "tags": ["auth"],
-            "description": _AUTH_OFF,
-            "responses": _errors(404),
-        },
-        ("get", "/openapi.json"): {
-            "summary": "this document",
-            "tags": ["docs"],
-            "responses": {
-                "200": {
-                    "description": "OpenAPI 3.1",
-                    "content": {JSON: {"schema": {"type": "object"}}},
-                }
-            },
-        },
-        ("get", "/docs"): {
-            "summary": "this document as a page",
-            "tags": ["docs"],
-            "responses": {
-                "200": {
-                    "description": "HTML",
-                    "content": {"text/html": {"schema": {"type": "string"}}},
-                }
-            },
-        },
-    }
+class BadOperation(ValueError):
+    """An operation that names something the document does not have."""
 
 
-def build_document(settings: Settings, routed: set[tuple[str, str]]) -> dict:
-    """The document for ``settings``, with the operations in ``routed`` ((method, path) pairs)."""
+def build_document(routes: Iterable[web.AbstractRoute]) -> dict:
+    """The document of ``routes``; every one (but HEAD and OPTIONS) must be documented."""
     plugin = MarshmallowPlugin()
     spec = APISpec(
         title="svc",
         version=__version__,
         openapi_version="3.1.0",
         plugins=[plugin],
-        info={
-            "description": _DESCRIPTION + "\n" + (_AUTH_ON if settings.auth_enabled else _AUTH_OFF)
-        },
+        info={"description": DESCRIPTION},
     )
     plugin.converter.add_attribute_function(_contract_rules)
-    for name, schema in [
-        ("NewUser", NewUserSchema),
-        ("ProfileUpdate", ProfileSchema),
-        ("PasswordChange", PasswordSchema),
-        ("TokenRequest", TokenRequestSchema),
-        ("Profile", ProfileOutSchema),
-        ("User", UserSchema),
-        ("ErrorDetail", ErrorDetailSchema),
-        ("Error", ErrorSchema),
-        ("Token", TokenSchema),
-        ("PasswordUpdated", PasswordUpdatedSchema),
-        ("Liveness", LivenessSchema),
-        ("Readiness", ReadinessSchema),
-        ("Members", MembersSchema),
-    ]:
+    plugin.converter.add_attribute_function(_component_refs)
+    for name, schema in REQUEST_BODIES.items():
         # An update must change something (ProfileSchema refuses {}).
         extra = {"minProperties": 1} if schema is ProfileSchema else None
         spec.components.schema(name, extra, schema=schema)
-    for name, header in _HEADERS.items():
+    for name, schema in components.SCHEMAS.items():
+        if isinstance(schema, dict):
+            spec.components.schema(name, schema)
+        else:
+            spec.components.schema(name, schema=schema)
+    for name, header in components.HEADERS.items():
         spec.components.header(name, header)
-    for name, parameter in _PARAMETERS.items():
+    for name, parameter in components.PARAMETERS.items():
         spec.components.parameter(name, parameter["in"], parameter)
-    for name, when, headers in _ERROR_RESPONSES.values():
-        response: dict[str, Any] = {
-            "description": when,
-            "content": {JSON: {"schema": _ref("schemas", "Error")}},
-        }
-        if headers:
-            response["headers"] = {h: _ref("headers", ref) for h, ref in headers.items()}
-        spec.components.response(name, response)
-    if settings.auth_enabled:
-        spec.components.security_scheme(
-            "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    for status in sorted({kind.status for kind in CATALOGUE}):
+        spec.components.response(_error_name(status), _error_response(status))
+    spec.components.security_scheme(
+        "bearerAuth",
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "auth on only (`JWT_SECRET_KEY` set): the token of `POST /auth/token`",
+        },
+    )
+
+    by_path: dict[str, dict[str, dict]] = {}
+    undocumented = []
+    for route in routes:
+        if route.method in ("HEAD", "OPTIONS") or route.resource is None:
+            continue
+        operation = operation_of(route.handler)
+        path = route.resource.canonical
+        if operation is None:
+            undocumented.append(f"{route.method} {path} ({route.handler.__qualname__})")
+            continue
+        try:
+            by_path.setdefault(path, {})[route.method.lower()] = _operation(operation)
+        except BadOperation as exc:
+            raise BadOperation(f"{route.method} {path}: {exc}") from None
+    if undocumented:
+        raise UndocumentedRoute(
+            "routes without an OpenAPI operation: "
+            + ", ".join(undocumented)
+            + "; decorate each handler with svc.http.operation.documented(...)"
         )
-    by_path: dict[str, dict] = {}
-    for (method, path), operation in _operations(settings.auth_enabled).items():
-        if (method, path) in routed:
-            by_path.setdefault(path, {})[method] = operation
     for path, operations in by_path.items():
         spec.path(path=path, operations=operations)
     return spec.to_dict()
+
+
+def _operation(op: Operation) -> dict[str, Any]:
+    description, errors = op.description, set(op.errors)
+    out: dict[str, Any] = {"summary": op.summary, "tags": [op.tag]}
+    if op.owner_only:
+        description += OWNER_ONLY
+        errors |= {401, 403}
+        out["security"] = [{"bearerAuth": []}, {}]
+    if description:
+        out["description"] = description
+    if op.parameters:
+        out["parameters"] = [_parameter(p) for p in op.parameters]
+    if op.body is not None:
+        out["requestBody"] = {
+            "required": True,
+            "description": op.body_description,
+            "content": {JSON: {"schema": op.body}},
+        }
+    responses: dict[str, Any] = {str(s): _reply(r) for s, r in sorted(op.replies.items())}
+    for status in sorted(errors):
+        if not kinds_of(status):
+            raise BadOperation(f"error status {status} is not in the error catalogue")
+        responses[str(status)] = ref(_error_name(status), "responses")
+    out["responses"] = responses
+    return out
+
+
+def _parameter(parameter: str | dict) -> str | dict:
+    if isinstance(parameter, dict):
+        return parameter
+    if parameter not in components.PARAMETERS:
+        raise BadOperation(f"no parameter component {parameter!r}")
+    return parameter  # apispec makes a component's name its $ref
+
+
+def _reply(reply: Reply) -> dict:
+    out: dict[str, Any] = {"description": reply.description}
+    if reply.schema is not None:
+        schema = reply.schema
+        if isinstance(schema, str):
+            if schema not in components.SCHEMAS:
+                raise BadOperation(f"no schema component {schema!r}")
+            schema = ref(schema)
+        media = (reply.media,) if isinstance(reply.media, str) else reply.media
+        out["content"] = {m: {"schema": schema} for m in media}
+    for header in reply.headers:
+        if header not in components.HEADERS:
+            raise BadOperation(f"no header component {header!r}")
+    if reply.headers:
+        out["headers"] = {h: ref(h, "headers") for h in reply.headers}
+    return out
+
+
+def _error_name(status: int) -> str:
+    """``NotFound`` for 404: the status's first code in CamelCase (stable, unlike the
+    reason phrases of ``http.HTTPStatus``, which change between Python versions)."""
+    return "".join(word.capitalize() for word in kinds_of(status)[0].code.split("_"))
+
+
+def _error_response(status: int) -> dict:
+    kinds = kinds_of(status)
+    headers = {h: components.ERROR_HEADERS[h] for kind in kinds for h in kind.headers}
+    response: dict[str, Any] = {
+        "description": "; ".join(f"`{kind.code}`: {kind.meaning}" for kind in kinds),
+        "content": {
+            JSON: {
+                "schema": {
+                    "allOf": [ref("Error")],
+                    "properties": {
+                        "error": {"properties": {"code": {"enum": [kind.code for kind in kinds]}}}
+                    },
+                }
+            }
+        },
+    }
+    if headers:
+        response["headers"] = headers
+    return response
 
 
 def _contract_rules(self, field: fields.Field, ret: dict, **kwargs) -> dict:
@@ -514,30 +225,39 @@ def _contract_rules(self, field: fields.Field, ret: dict, **kwargs) -> dict:
         # "url" is no JSON Schema format; the pattern the server also checks says it.
         ret.pop("format", None)
     if "pattern" in ret:
-        ret["pattern"] = _ecma(ret["pattern"])
+        ret["pattern"] = ecma(ret["pattern"])
     return {}
 
 
-def routed_operations(app: web.Application) -> set[tuple[str, str]]:
-    return {
-        (route.method.lower(), route.resource.canonical)
-        for route in app.router.routes()
-        if route.resource is not None and route.method not in ("HEAD", "OPTIONS")
-    }
+def _component_refs(self, field: fields.Field, ret: dict, **kwargs) -> dict:
+    """apispec attribute function: ``components.component(name)`` is a ``$ref`` to it."""
+    name = field.metadata.get("component")
+    if name is not None:
+        ret.clear()
+        ret["$ref"] = ref(name)["$ref"]
+    return {}
 
 
-def setup(app: web.Application, settings: Settings) -> None:
-    """Add ``/openapi.json`` and ``/docs``, describing every route added so far."""
-    app.router.add_get("/openapi.json", _serve_json)
-    app.router.add_get("/docs", _serve_html)
-    document = build_document(settings, routed_operations(app))
-    app[OPENAPI_JSON] = json.dumps(document, separators=(",", ":")).encode()
-    app[DOCS_HTML] = render(document).encode()
-
-
-async def _serve_json(request: web.Request) -> web.Response:
+@documented(
+    summary="this document",
+    tag="docs",
+    replies={200: Reply("OpenAPI 3.1, the same in every mode", {"type": "object"})},
+)
+async def serve_document(request: web.Request) -> web.Response:
     return web.Response(body=request.app[OPENAPI_JSON], content_type=JSON)
 
 
-async def _serve_html(request: web.Request) -> web.Response:
-    return web.Response(body=request.app[DOCS_HTML], content_type="text/html", charset="utf-8")
+def setup(app: web.Application) -> None:
+    """Add ``/openapi.json`` and the console, and document every route added so far."""
+    app.router.add_get("/openapi.json", serve_document)
+    docs.setup_routes(app)
+    routes = tuple(app.router.routes())
+    # The document depends on the routes alone: apps with the same routes share its bytes.
+    key = tuple((route.method, route.resource.canonical, route.handler) for route in routes)
+    body = _built.get(key)
+    if body is None:
+        body = _built[key] = json.dumps(build_document(routes), separators=(",", ":")).encode()
+    app[OPENAPI_JSON] = body
+
+
+_built: dict[tuple, bytes] = {}

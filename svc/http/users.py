@@ -9,16 +9,27 @@ import secrets
 from aiohttp import web
 
 from ..broker import Change
-from ..keys import BROKER, PASSWORDS, STORAGE
+from ..keys import BROKER, METRICS, PASSWORDS, SETTINGS, STORAGE
 from ..storage import NotFound, User
 from ..views import format_timestamp, user_json
-from .auth import authorize_write
+from .auth import authorize_write, is_owner
 from .bodies import read_json
 from .errors import APIError
 from .ids import USER_ID
-from .schemas import new_user_schema, password_schema, profile_schema
+from .operation import Reply, documented
+from .schemas import (
+    NewUserSchema,
+    PasswordSchema,
+    ProfileSchema,
+    new_user_schema,
+    password_schema,
+    profile_schema,
+)
+from .vary import add_vary
 
 log = logging.getLogger(__name__)
+_USER = Reply("the user", "User", ("ETag",))
+_CREATED = Reply("created", "User", ("ETag", "Location"))
 _ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,18})"?\s*$')
 
 
@@ -26,14 +37,30 @@ def _etag(user: User) -> str:
     return f'"{user.version}"'
 
 
-def user_response(user: User, status: int = 200, headers: dict | None = None) -> web.Response:
+def user_response(
+    user: User, status: int = 200, headers: dict | None = None, with_email: bool = True
+) -> web.Response:
+    """The user; ``with_email=False`` shows its ``email`` as null (auth on, not its owner)."""
     response = web.Response(
-        body=user_json(user), status=status, content_type="application/json", headers=headers
+        body=user_json(user, with_email),
+        status=status,
+        content_type="application/json",
+        headers=headers,
     )
     response.headers["ETag"] = _etag(user)
     return response
 
 
+@documented(
+    summary="create a user",
+    tag="users",
+    description="Open, with auth on too. Without `id` the user gets a random one. Rooms "
+    "where the id is already present (a profileless member) get `profile_updated`.",
+    body=NewUserSchema,
+    body_description="the profile, with optional `password` and `id`",
+    replies={201: _CREATED},
+    errors=(400, 409, 413, 415, 422, 503),
+)
 async def create_user(request: web.Request) -> web.Response:
     body = await read_json(request, new_user_schema)
     user_id = body.pop("id", None) or secrets.token_urlsafe(12)
@@ -44,35 +71,64 @@ async def create_user(request: web.Request) -> web.Response:
     return user_response(user, 201, {"Location": f"/users/{user.id}"})
 
 
+@documented(
+    summary="read a user",
+    tag="users",
+    description="Open in both modes. With auth on, `email` is `null` unless the request "
+    "carries the user's own token.",
+    parameters=("UserId", "IfNoneMatch"),
+    replies={
+        200: _USER,
+        304: Reply("not modified since the `If-None-Match` version", headers=("ETag",)),
+    },
+    errors=(404, 503),
+)
 async def get_user(request: web.Request) -> web.Response:
     user = await request.app[STORAGE].get_user(request.match_info["user_id"])
+    auth = request.app[SETTINGS].auth_enabled
     if request.headers.get("If-None-Match") == _etag(user):
-        return web.Response(status=304, headers={"ETag": _etag(user)})
-    return user_response(user)
+        response = web.Response(status=304, headers={"ETag": _etag(user)})
+    elif not auth:
+        return user_response(user)
+    else:
+        # Auth on: the email is shown to its owner only.
+        response = user_response(user, with_email=await is_owner(request, user.id))
+    if auth:  # the body depends on the token, for any cache on the way
+        add_vary(response.headers, "Authorization")
+    return response
 
 
+@documented(
+    summary="partial update of a profile; creates a missing user",
+    tag="users",
+    description="Fields present are set, `null` clears one; an empty body is 422. "
+    "Without `If-Match` a missing user is created (201) from whatever fields the body has, "
+    "with or without a `username` (a user without one cannot log in until it is set); "
+    "with `If-Match` (even `*`) a missing user is 412. Broadcasts `profile_updated` to "
+    "every room where the user is present.",
+    parameters=("UserId", "IfMatch"),
+    body=ProfileSchema,
+    body_description="the fields to set or clear",
+    replies={200: _USER, 201: _CREATED},
+    errors=(400, 404, 409, 412, 413, 415, 422, 503),
+    owner_only=True,
+)
 async def update_profile(request: web.Request) -> web.Response:
     user_id = request.match_info["user_id"]
-    authorize_write(request, user_id)  # creating X through here also needs X's token
+    await authorize_write(request, user_id)  # creating X through here also needs X's token
     changes = await read_json(request, profile_schema)
     # RFC 9110 13.2.1: preconditions are evaluated after the request's own checks.
     expected = _expected_version(request)
-    # Only a body with a username can create: a user without one could never log in.
-    create = expected is None and "username" in changes
     try:
+        # Without If-Match a missing user is created from whatever fields the body has (the
+        # replaced service's clients upsert ids they got elsewhere); with it (even
+        # "If-Match: *", which asks for an existing user), never.
         user, created = await request.app[STORAGE].update_profile(
-            user_id, changes, expected_version=expected, create=create
+            user_id, changes, expected_version=expected, create="If-Match" not in request.headers
         )
     except NotFound:
-        if expected is not None:
-            raise APIError(
-                412, "precondition_failed", "If-Match given, but there is no such user"
-            ) from None
         raise APIError(
-            422,
-            "validation_failed",
-            "no such user; to create one, include a username",
-            {"username": ["Missing data for required field."]},
+            412, "precondition_failed", "If-Match given, but there is no such user"
         ) from None
     await publish(request, Change(user.id, user.version, user))
     if created:
@@ -91,9 +147,22 @@ def _expected_version(request: web.Request) -> int | None:
     return int(match.group(1))
 
 
+@documented(
+    summary="set the password",
+    tag="users",
+    description="`current_password`, when given, must match (403); with auth on, changing "
+    "an existing password needs it. Not a profile change: `version` does not move and "
+    "nothing is broadcast.",
+    parameters=("UserId",),
+    body=PasswordSchema,
+    body_description="the new password",
+    replies={200: Reply("the password is set", "PasswordUpdated")},
+    errors=(400, 403, 404, 413, 415, 422, 503),
+    owner_only=True,
+)
 async def set_password(request: web.Request) -> web.Response:
     user_id = request.match_info["user_id"]
-    authorize_write(request, user_id)
+    await authorize_write(request, user_id)
     body = await read_json(request, password_schema)
     storage, passwords = request.app[STORAGE], request.app[PASSWORDS]
     credentials = await storage.get_credentials(user_id)  # 404 before any hashing work
@@ -109,9 +178,18 @@ async def set_password(request: web.Request) -> web.Response:
     )
 
 
+@documented(
+    summary="delete a user",
+    tag="users",
+    description="Rooms where the user is present see them leave.",
+    parameters=("UserId",),
+    replies={204: Reply("deleted")},
+    errors=(404, 503),
+    owner_only=True,
+)
 async def delete_user(request: web.Request) -> web.Response:
     user_id = request.match_info["user_id"]
-    authorize_write(request, user_id)
+    await authorize_write(request, user_id)
     user = await request.app[STORAGE].delete_user(user_id)
     await publish(request, Change(user_id, user.version + 1, None, deleted=True))
     return web.Response(status=204)
@@ -123,6 +201,7 @@ async def publish(request: web.Request, change: Change) -> None:
     try:
         await request.app[BROKER].publish_change(change)
     except Exception as exc:  # noqa: BLE001 - never turn a committed write into an error
+        request.app[METRICS].counters.broker_errors += 1
         log.warning("broker: could not publish the change of %s (%s)", change.user_id, exc)
 
 

@@ -13,6 +13,7 @@ from . import wire
 
 if TYPE_CHECKING:
     from .hub import RoomSettings
+    from .stats import RoomStats
 
 
 class Connection:
@@ -33,6 +34,7 @@ class Connection:
         "_last_refill",
         "_strikes",
         "_close_later",
+        "_stats",
     )
 
     def __init__(
@@ -41,6 +43,7 @@ class Connection:
         user_id: str | None,
         limits: RoomSettings,
         spawn: Callable[[Coroutine], asyncio.Task],
+        stats: RoomStats,
     ):
         self.id = secrets.token_urlsafe(12)
         self.room_id = room_id
@@ -56,6 +59,7 @@ class Connection:
         self._last_refill = 0.0
         self._strikes = 0
         self._close_later: tuple[int, str] | None = None
+        self._stats = stats
 
     def send(self, frame: bytes) -> None:
         """Write ``frame`` now, without waiting; close with 1013 if the backlog is full."""
@@ -108,6 +112,10 @@ class Connection:
             return
         self.closed = True
         self._held = None
+        if code == WSCloseCode.TRY_AGAIN_LATER:
+            self._stats.closed_backlog += 1
+        elif code == WSCloseCode.POLICY_VIOLATION:
+            self._stats.closed_flood += 1
         if self.ws is None:
             self._close_later = (code, reason)
         else:

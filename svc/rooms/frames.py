@@ -26,17 +26,19 @@ def encode(frame: dict) -> bytes:
     return text_frame(dumps(frame).encode())
 
 
-def encode_with_users(frame: dict, key: str, users: list[Member]) -> bytes:
-    """``frame`` plus ``key``: the users, spliced from each record's cached JSON body."""
+def encode_with_users(frame: dict, key: str, users: list[Member], with_email: bool = True) -> bytes:
+    """``frame`` plus ``key``: the users, spliced from each record's cached JSON body
+    (``with_email=False``: the body with ``email`` null, auth on)."""
     head = dumps(frame).encode()[:-1]
-    members = b",".join(member_json(user) for user in users)
+    members = b",".join(member_json(user, with_email) for user in users)
     return text_frame(b"%s,%s:[%s]}" % (head, dumps(key).encode(), members))
 
 
-def profile_updated(room_id: str, user: User) -> bytes:
+def profile_updated(room_id: str, user: User, with_email: bool = True) -> bytes:
     """``{"type": "profile_updated", "room", ...the whole user record}``."""
+    body = user_json(user, with_email)
     return text_frame(
-        b'{"type":"profile_updated","room":%s,%s' % (dumps(room_id).encode(), user_json(user)[1:])
+        b'{"type":"profile_updated","room":%s,%s' % (dumps(room_id).encode(), body[1:])
     )
 
 

@@ -26,6 +26,7 @@ from ..storage import Storage
 from . import frames
 from .connection import Connection
 from .presence import PresenceBatcher
+from .stats import RoomStats
 from .versions import VersionBook
 
 log = logging.getLogger(__name__)
@@ -59,10 +60,20 @@ class RoomSettings:
 
 
 class Room:
-    __slots__ = ("id", "connections", "local_users", "members", "presence", "ready", "_early")
+    __slots__ = (
+        "id",
+        "connections",
+        "local_users",
+        "members",
+        "presence",
+        "ready",
+        "stats",
+        "_early",
+    )
 
-    def __init__(self, room_id: str, presence: PresenceBatcher):
+    def __init__(self, room_id: str, presence: PresenceBatcher, stats: RoomStats):
         self.id = room_id
+        self.stats = stats
         self.connections: list[Connection] = []
         #: this process's connections per user
         self.local_users: dict[str, int] = {}
@@ -77,13 +88,24 @@ class Room:
         for conn in self.connections:
             if conn is not skip:
                 conn.send(frame)
+        self.stats.frames_sent += len(self.connections) - (skip is not None)
 
 
 class Hub:
-    def __init__(self, storage: Storage, broker: Broker, limits: RoomSettings | None = None):
+    def __init__(
+        self,
+        storage: Storage,
+        broker: Broker,
+        limits: RoomSettings | None = None,
+        *,
+        private_email: bool = False,
+    ):
         self.storage = storage
         self.broker = broker
         self.limits = limits or RoomSettings()
+        self.stats = RoomStats()
+        #: Auth on: frames go to many readers, none of them proven the owner: email is null.
+        self.with_email = not private_email
         self._rooms: dict[str, Room] = {}
         self._rooms_of_user: dict[str, set[str]] = {}  # user → rooms here where they are present
         self._versions = VersionBook()
@@ -122,7 +144,7 @@ class Hub:
         while True:
             room = self._rooms.get(room_id)
             if room is None:
-                room = self._rooms[room_id] = Room(room_id, self._batcher(room_id))
+                room = self._rooms[room_id] = self._new_room(room_id)
                 try:
                     await self._load_members(room)
                 except BaseException:
@@ -132,7 +154,7 @@ class Hub:
                 await room.ready.wait()
             if self._rooms.get(room_id) is room:
                 break  # else its loading failed: start over, and fail (or not) on our own
-        conn = Connection(room_id, user_id, self.limits, self.spawn)
+        conn = Connection(room_id, user_id, self.limits, self.spawn, self.stats)
         room.connections.append(conn)
         if user_id is not None:
             room.local_users[user_id] = room.local_users.get(user_id, 0) + 1
@@ -145,7 +167,7 @@ class Hub:
         return conn
 
     async def welcome(self, conn: Connection) -> bytes:
-        room = self._rooms.get(conn.room_id) or Room(conn.room_id, self._batcher(conn.room_id))
+        room = self._rooms.get(conn.room_id) or self._new_room(conn.room_id)
         ids = heapq.nsmallest(self.limits.welcome_members, room.members)
         users = await frames.member_records(self.storage, ids)
         return frames.encode_with_users(
@@ -157,6 +179,7 @@ class Hub:
             },
             "members",
             users,
+            self.with_email,
         )
 
     async def leave(self, conn: Connection, presence_joined: bool = True) -> None:
@@ -319,14 +342,19 @@ class Hub:
         if change.deleted:
             return  # a deleted member stays until they disconnect; nothing to show
         for room_id in room_ids:
-            self._rooms[room_id].send(frames.profile_updated(room_id, change.user))
+            self._rooms[room_id].send(frames.profile_updated(room_id, change.user, self.with_email))
 
     # -- presence -----------------------------------------------------------------
 
-    def _batcher(self, room_id: str) -> PresenceBatcher:
-        return PresenceBatcher(
-            self.limits.presence_window, lambda: self._rooms.get(room_id), self.storage, self.spawn
+    def _new_room(self, room_id: str) -> Room:
+        batcher = PresenceBatcher(
+            self.limits.presence_window,
+            lambda: self._rooms.get(room_id),
+            self.storage,
+            self.spawn,
+            with_email=self.with_email,
         )
+        return Room(room_id, batcher, self.stats)
 
     def _apply_presence(self, room: Room, change: PresenceChange) -> None:
         user_id = change.user_id
@@ -412,11 +440,18 @@ class Hub:
             try:
                 await self.broker.publish_message(message)
             except Exception as exc:  # noqa: BLE001 - other processes miss it; local ones have it
+                self.stats.broker_errors += 1
                 log.warning(
                     "rooms: could not publish a message to room %s (%s)", message.room_id, exc
                 )
 
-    # -- reads for the tests ------------------------------------------------------------------
+    # -- reads for /metrics and the tests ------------------------------------------------------
+
+    def connection_count(self) -> int:
+        return sum(len(room.connections) for room in self._rooms.values())
+
+    def room_count(self) -> int:
+        return len(self._rooms)
 
     def member_ids(self, room_id: str) -> Iterable[str]:
         room = self._rooms.get(room_id)

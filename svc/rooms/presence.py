@@ -30,8 +30,10 @@ class PresenceBatcher:
         room: Callable[[], Room | None],
         storage: Storage,
         spawn: Callable[[Coroutine], asyncio.Task],
+        with_email: bool = True,
     ):
         self._window = window
+        self._with_email = with_email
         self._room = room  # the live room, or None once it is gone
         self._storage = storage
         self._spawn = spawn
@@ -87,8 +89,10 @@ class PresenceBatcher:
                 },
                 "joined",
                 users,
+                self._with_email,
             )
             room.send(frame)
+            room.stats.presence_batches += 1
         finally:
             self._flush = None
             if self._room() is room and room is not None:

@@ -1,23 +1,93 @@
-"""``GET /ws/{room_id}``: who joins, the upgrade, then a loop handing frames to the hub.
+"""``GET /ws/{room_id}``: who joins (:mod:`.admission`), the upgrade, then a loop handing
+frames to the hub.
 
-Everything that can be refused is refused before the upgrade, as a JSON error:
-a bad user id (422), a bad or missing token (401),
-storage down (503), a plain HTTP request (426).
+A plain HTTP request gets a JSON error (426; 404 for a room id that breaks the id
+rule).  A WebSocket handshake that is refused is upgraded and closed at once with
+a 44xx/45xx code and a reason a browser can read (see :mod:`.admission`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from string import Template
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSMsgType, web
 
-from ..http.auth import websocket_user_id
+from ..http.components import (
+    ID_PATTERN,
+    MAX_MESSAGE_KIB,
+    PRESENCE_WINDOW_MS,
+    WELCOME_MEMBERS,
+)
 from ..http.errors import APIError
-from ..http.ids import ID_RULE, ROOM_ID, is_valid_id
-from ..keys import HUB
+from ..http.ids import is_valid_id
+from ..http.operation import Reply, documented
+from ..keys import HUB, SETTINGS
 from ..storage import Unavailable
+from .admission import UNAVAILABLE, Refused, check_origin, check_room, member_id
+
+log = logging.getLogger(__name__)
+
+access_log = logging.getLogger("svc.access")
 
 
+@documented(
+    summary="join a room over WebSocket",
+    tag="rooms",
+    description=Template("""Upgrades to a WebSocket in room `room_id`; frames are strict JSON text.
+
+Join as a member with `?user_id=X` (auth off) or `?token=<JWT>` (auth on: the user id comes
+from the token, and `?user_id=` without a token is 401); with neither, the connection
+watches the room (auth off only: with auth on a token is needed). A plain HTTP request gets
+a JSON error (426; 404 for a room id that breaks the id rule). A refused handshake is
+upgraded and closed at once with a code and reason a browser can read: 4401 bad, expired or
+missing token (or `?user_id=` without one), 4403 `Origin` not allowed (the CORS allow-list;
+no `Origin` and the service's own origin always pass), 4404 the token's user is gone, 4422
+a room or user id that breaks the id rule, 4503 storage unavailable.
+
+Server to client (schemas `WelcomeFrame`, `PresenceFrame`, `ProfileUpdatedFrame`,
+`MessageFrame`, `ErrorFrame`, `PongFrame`):
+- first `{"type": "welcome", "room", "connection_id", "member_count", "members"}`: at most
+  $welcome `Member`s; page the rest with `GET /rooms/{room_id}/members`;
+- `{"type": "presence", "room", "joined": [Member, ...], "left": [user_id, ...],
+  "member_count"}`: a user joins with their first connection and leaves with their last
+  (or when deleted); changes within $window ms are coalesced into one frame;
+  a joiner is not told of its own arrival;
+- `{"type": "profile_updated", "room", ...the whole user record}`: once per connection, in
+  version order;
+- `{"type": "message", "room", "from", "data"}`: another member's message;
+- `{"type": "error", "code", "message"}`: a bad client frame (the connection stays).
+
+A `Member` is a `User`, or a `ProfilelessMember` (version 0, every field null) for an id
+present without a stored user; its first profile change arrives as `profile_updated` at
+version 1.
+
+Client to server: `{"type": "message", "data": ...}` (at most $kib KiB of data) and
+`{"type": "ping"}` (answered by `{"type": "pong"}`). A slow consumer is closed with 1013;
+shutdown closes every socket with 1001.""").substitute(
+        welcome=WELCOME_MEMBERS, window=PRESENCE_WINDOW_MS, kib=MAX_MESSAGE_KIB
+    ),
+    parameters=(
+        "RoomId",
+        {
+            "name": "user_id",
+            "in": "query",
+            "required": False,
+            "description": "auth off: join as this user (without it, watch); auth on: 4401",
+            "schema": {"type": "string", "pattern": ID_PATTERN},
+        },
+        {
+            "name": "token",
+            "in": "query",
+            "required": False,
+            "description": "auth on: join as the user of this JWT (from `POST /auth/token`)",
+            "schema": {"type": "string"},
+        },
+    ),
+    replies={101: Reply("switching to the WebSocket protocol")},
+    errors=(404, 426),
+)
 async def websocket(request: web.Request) -> web.WebSocketResponse:
     room_id = request.match_info["room_id"]
     hub = request.app[HUB]
@@ -30,29 +100,37 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         compress=False,
     )
     if not ws.can_prepare(request).ok:
+        if not is_valid_id(room_id):
+            raise APIError(404, "not_found", "no such room: a room id is 1 to 64 of [A-Za-z0-9_-]")
         raise APIError(
             426,
             "upgrade_required",
             "this is a WebSocket endpoint; connect with a WebSocket client",
             headers={"Upgrade": "websocket", "Connection": "Upgrade"},
         )
-    user_id = await websocket_user_id(request)
-    if user_id is not None:
-        if not is_valid_id(user_id):
-            raise APIError(
-                422,
-                "validation_failed",
-                "user_id is not valid",
-                {"user_id": [ID_RULE]},
-            )
+    try:
+        check_origin(request)
+        check_room(room_id)
+        user_id = await member_id(request)
+        try:
+            conn = await hub.join(room_id, user_id)
+        except Unavailable:
+            raise Refused(UNAVAILABLE, "storage is unavailable, try again shortly") from None
+    except Refused as refusal:
+        return await refuse(request, ws, refusal, hub.limits.close_timeout)
 
-    conn = await hub.join(room_id, user_id)
+    logged = request.app[SETTINGS].access_log
+    opened = asyncio.get_running_loop().time()
     try:
         await ws.prepare(request)
+        if logged:
+            access_log.info(
+                "websocket %s opened", room_id, extra={"event": "ws_open", "room": room_id}
+            )
         try:
             welcome = await hub.welcome(conn)
-        except Unavailable:  # upgraded already: too late for a 503
-            await ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"storage unavailable")
+        except Unavailable:  # upgraded already: the same close as a refusal
+            await ws.close(code=UNAVAILABLE, message=b"storage is unavailable, try again shortly")
             return ws
         conn.start(ws, request.transport, welcome)
         loop_time = asyncio.get_running_loop().time
@@ -63,8 +141,37 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                 hub.receive_binary(conn, loop_time())
     finally:
         await hub.leave(conn)
+        if logged and ws.prepared:
+            _log_close(room_id, ws.close_code, asyncio.get_running_loop().time() - opened)
+    return ws
+
+
+def _log_close(room_id: str, code: int | None, duration: float) -> None:
+    ms = round(duration * 1000, 2)
+    access_log.info(
+        "websocket %s closed with %s after %.0f ms",
+        room_id,
+        code,
+        ms,
+        extra={"event": "ws_close", "room": room_id, "close_code": code, "duration_ms": ms},
+    )
+
+
+async def refuse(
+    request: web.Request, ws: web.WebSocketResponse, refusal: Refused, timeout: float
+) -> web.WebSocketResponse:
+    """Upgrade, then close at once with the refusal's code and reason."""
+    log.debug("websocket refused (%d %s): %s", refusal.code, refusal.reason, request.path)
+    await ws.prepare(request)
+    try:
+        await asyncio.wait_for(
+            ws.close(code=refusal.code, message=refusal.reason.encode()), timeout
+        )
+    except (asyncio.TimeoutError, ConnectionError):
+        pass  # a peer that does not answer the close: the transport is closed regardless
     return ws
 
 
 def setup_routes(app: web.Application) -> None:
-    app.router.add_get(f"/ws/{ROOM_ID}", websocket)
+    # Any room id is routed, so a bad one can be refused with a code a browser reads (4422).
+    app.router.add_get("/ws/{room_id}", websocket)

@@ -5,7 +5,7 @@ Third parties import from here; these names stay where they are.
 
 from .base import Storage
 from .errors import Conflict, Misconfigured, NotFound, StorageError, Unavailable, VersionMismatch
-from .models import PROFILE_FIELDS, Credentials, User, username_key
+from .models import PROFILE_FIELDS, Credentials, User, frozen_profile, username_key
 
 __all__ = [
     "PROFILE_FIELDS",
@@ -18,5 +18,6 @@ __all__ = [
     "Unavailable",
     "User",
     "VersionMismatch",
+    "frozen_profile",
     "username_key",
 ]

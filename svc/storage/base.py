@@ -20,7 +20,17 @@ Rules every backend keeps (``svc.testing.StorageConformance`` checks each):
   ``memory://`` does).
 - Records are :class:`~svc.storage.models.User`: versions, UTC timestamps and
   fresh profile mappings as its docstring says.  Usernames are unique under
-  :func:`~svc.storage.models.username_key`; a user may have none.
+  :func:`~svc.storage.models.username_key` (casefold, not your database's
+  ``lower()``); a user may have none.
+- A password change is not a profile change: it moves ``password_updated_at``
+  only, never ``version`` or ``updated_at``.
+- Hand out nothing the caller can change you through, and keep nothing the
+  caller handed you by reference (``profile``, ``changes``, nested
+  ``avatar_urls``): copy, or use :func:`~svc.storage.models.frozen_profile`.
+
+The suite names the rule in every failure; its optional fixtures (``reopen``,
+``bad_urls``, ``unavailable_storage``) check persistence, ``check_url`` and a
+failed ``open``, and are skipped, with the reason, when not supplied.
 """
 
 from __future__ import annotations
@@ -76,8 +86,9 @@ class Storage(abc.ABC):
     ) -> User:
         """Store a new user at version 1, ``created_at == updated_at``.
 
-        ``profile`` holds some of the profile fields (missing ones are ``None``).
-        With a hash, ``password_updated_at`` is set too.  Conflict (``field``
+        ``profile`` holds some of the profile fields (missing ones are ``None``);
+        copy it, the caller may reuse it.  With a hash, ``password_updated_at``
+        is set too (to the creation time).  Conflict (``field``
         "id" or "username") if the id or the username is taken.
         """
 
@@ -104,7 +115,7 @@ class Storage(abc.ABC):
         different fields both survive, and concurrent updates get distinct
         consecutive versions.  With ``expected_version`` the update happens only
         at that version (else VersionMismatch; NotFound if there is no user, and
-        it never creates).  With ``create`` and no ``expected_version``, a
+        it never creates, even with ``create``).  With ``create`` and no ``expected_version``, a
         missing user is created from ``changes`` at version 1, atomically with
         respect to a concurrent create of the same id (one creates, the other
         updates).  Conflict if the username is taken by another user.
@@ -121,7 +132,8 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def find_credentials(self, username: str) -> Credentials:
-        """As ``get_credentials``, by username under ``username_key``.  NotFound if none."""
+        """As ``get_credentials``, by username under ``username_key``: ``"ADA"`` finds the
+        user named ``"Ada"``, ``"STRASSE"`` the one named ``"Straße"``.  NotFound if none."""
 
     @abc.abstractmethod
     async def delete_user(self, user_id: str) -> User:

@@ -3,7 +3,15 @@
 ``StorageConformance`` for a storage backend, ``BrokerConformance`` for a broker.
 """
 
-from .helpers import unique_id, wait_until
+from .helpers import deadline, raises, reopener, unique_id, wait_until, within
 from .storage import StorageConformance
 
-__all__ = ["StorageConformance", "unique_id", "wait_until"]
+__all__ = [
+    "StorageConformance",
+    "deadline",
+    "raises",
+    "reopener",
+    "unique_id",
+    "wait_until",
+    "within",
+]

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import pytest
 
 
 def unique_id(prefix: str = "u") -> str:
@@ -18,3 +24,92 @@ async def wait_until(predicate, timeout: float = 5.0, interval: float = 0.01) ->
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {predicate}")
         await asyncio.sleep(interval)
+
+
+async def within(seconds: float, awaitable: Awaitable[Any]) -> Any:
+    """``await awaitable``, failing the test after ``seconds``.
+
+    ``asyncio.timeout`` only exists from Python 3.11; svc supports 3.10, and this
+    reads the same on both.
+    """
+    try:
+        return await asyncio.wait_for(awaitable, seconds)
+    except asyncio.TimeoutError:
+        raise AssertionError(f"gave up after {seconds} s waiting for {awaitable!r}") from None
+
+
+@asynccontextmanager
+async def deadline(seconds: float) -> AsyncIterator[None]:
+    """``async with deadline(s):`` raises TimeoutError if the block takes longer.
+
+    ``asyncio.timeout`` on Python 3.11+; on 3.10 (which svc supports) the same
+    thing by hand: cancel the task when time is up and turn that cancellation,
+    and only that one, into TimeoutError.
+    """
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):  # noqa: TID251 - guarded by the version
+            yield
+        return
+    task = asyncio.current_task()
+    fired = False
+
+    def expire() -> None:
+        nonlocal fired
+        fired = True
+        task.cancel()
+
+    handle = asyncio.get_running_loop().call_later(seconds, expire)
+    try:
+        yield
+    except asyncio.CancelledError:
+        if fired:
+            raise TimeoutError(f"gave up after {seconds} s") from None
+        raise
+    finally:
+        handle.cancel()
+
+
+@contextmanager
+def raises(exc_type: type[BaseException], rule: str):
+    """Like ``pytest.raises``, but a failure names the rule the backend broke.
+
+    Yields a list that holds the exception once it is caught, for further checks.
+    """
+    caught: list[BaseException] = []
+    try:
+        yield caught
+    except exc_type as exc:
+        caught.append(exc)
+    except Exception as exc:
+        pytest.fail(f"rule: {rule} (expected {exc_type.__name__}, got {type(exc).__name__}: {exc})")
+    else:
+        pytest.fail(f"rule: {rule} (expected {exc_type.__name__}, nothing was raised)")
+
+
+@asynccontextmanager
+async def reopener(make: Callable[[], Any]) -> AsyncIterator[Callable[[Any], Awaitable[Any]]]:
+    """Build the ``reopen`` fixture of :class:`~svc.testing.StorageConformance`.
+
+    ``make()`` returns a new, unopened backend on the same URL as the ``storage``
+    fixture's.  Yields ``reopen(backend)``: closes ``backend``, opens a new one and
+    returns it.  Every backend opened this way is closed on the way out::
+
+        @pytest.fixture
+        async def reopen(self, tmp_path):
+            async with reopener(lambda: MyStorage(f"my://{tmp_path}/db")) as reopen:
+                yield reopen
+    """
+    opened: list[Any] = []
+
+    async def reopen(backend: Any) -> Any:
+        await backend.close()
+        again = make()
+        await again.open()
+        opened.append(again)
+        return again
+
+    try:
+        yield reopen
+    finally:
+        for backend in opened:
+            await backend.close()

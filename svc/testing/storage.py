@@ -5,32 +5,110 @@ their own tests and overriding one fixture, ``storage``, that yields an opened
 backend (pytest with pytest-aiohttp, ``asyncio_mode = auto``)::
 
     import pytest
-    from svc.testing import StorageConformance
+    from svc.testing import StorageConformance, reopener
     from svc_sqlite import SQLiteStorage
 
     class TestSQLiteStorage(StorageConformance):
         @pytest.fixture
         async def storage(self, tmp_path):
-            backend = SQLiteStorage(f"sqlite://{tmp_path}/db")
+            backend = SQLiteStorage(f"sqlite:///{tmp_path}/svc.db")  # 4 slashes: absolute
             await backend.open()
             yield backend
             await backend.close()
 
-The tests make their own unique ids and usernames, so they may run against a
-database that already holds data.  svc's own backends run this same suite.
+        # Optional: each one left out skips the tests that need it, with the reason
+        # shown by `pytest -ra`.
+        @pytest.fixture
+        async def reopen(self, tmp_path):  # persistence across close() and open()
+            async with reopener(lambda: SQLiteStorage(f"sqlite://{tmp_path}/db")) as reopen:
+                yield reopen
+
+        @pytest.fixture
+        def bad_urls(self):  # URLs check_url must refuse
+            return ["sqlite://", "sqlite:///db?journal=maybe"]
+
+        @pytest.fixture
+        def unavailable_storage(self):  # an unopened backend whose open() raises Unavailable
+            return SQLiteStorage("sqlite:///nonexistent-mount/db")
+
+Every failure names the rule broken (``rule: ...``), as stated in the
+docstrings of :mod:`svc.storage`.  The tests make their own unique ids and
+usernames, so they may run against a database that already holds data.
+svc's own backends run this same suite.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
 
 import pytest
 
-from ..storage import PROFILE_FIELDS, Conflict, NotFound, Storage, User, VersionMismatch
-from .helpers import unique_id, wait_until
+from ..storage import (
+    PROFILE_FIELDS,
+    Conflict,
+    NotFound,
+    Storage,
+    Unavailable,
+    User,
+    VersionMismatch,
+    username_key,
+)
+from .helpers import raises, unique_id, wait_until
 
 __all__ = ["StorageConformance", "unique_id", "wait_until"]
+
+#: How far a timestamp may be from this machine's clock: loose enough for a database
+#: server's clock, tight enough to catch local time labelled as UTC (zones differ by 30 min+).
+CLOCK_SLACK = timedelta(minutes=10)
+#: A pause longer than any clock's resolution, so that "later" is visible in timestamps.
+TICK = 0.02
+
+
+def check_utc(moment: object, what: str) -> None:
+    """Fail unless ``moment`` is an aware UTC datetime close to now."""
+    rule = "timestamps are timezone-aware UTC datetimes (svc.storage.User)"
+    assert isinstance(moment, datetime), f"rule: {rule}; {what} is {moment!r}"
+    assert moment.tzinfo is not None, f"rule: {rule}; {what} is naive: {moment!r}"
+    # The zone itself, not just today's offset (a summer-time zone is UTC half the year).
+    offsets = {moment.replace(month=m, day=1).utcoffset() for m in (1, 7)} | {moment.utcoffset()}
+    assert offsets == {timedelta(0)}, f"rule: {rule}; {what} is {moment.isoformat()}"
+    now = datetime.now(timezone.utc)
+    assert abs(now - moment) < CLOCK_SLACK, (
+        f"rule: timestamps are the current time in UTC; {what} is {moment.isoformat()}, "
+        f"the clock says {now.isoformat()}"
+    )
+
+
+def check_record(user: object, user_id: str, what: str) -> None:
+    """The shape every returned record has (svc.storage.User)."""
+    assert isinstance(user, User), f"rule: records are svc.storage.User; {what} is {user!r}"
+    assert user.id == user_id, f"rule: a record carries its user's id; {what} has {user.id!r}"
+    assert isinstance(user.profile, Mapping), f"rule: profile is a mapping; {what}"
+    assert set(user.profile) == set(PROFILE_FIELDS), (
+        "rule: profile holds every field of PROFILE_FIELDS (None when unset) and nothing else; "
+        f"{what} has {sorted(user.profile)}"
+    )
+    check_utc(user.created_at, f"{what}.created_at")
+    check_utc(user.updated_at, f"{what}.updated_at")
+    if user.password_updated_at is not None:
+        check_utc(user.password_updated_at, f"{what}.password_updated_at")
+
+
+def try_to_change(profile: Mapping) -> None:
+    """Change a returned profile (and its avatar_urls) the way careless caller code might.
+
+    A read-only mapping refusing it (TypeError, AttributeError) is fine too.
+    """
+    for target, key in ((profile, "bio"), (profile.get("avatar_urls"), "evil")):
+        if target is None:
+            continue
+        try:
+            target[key] = "changed by the caller"
+        except (TypeError, AttributeError):
+            pass
 
 
 class StorageConformance:
@@ -39,6 +117,26 @@ class StorageConformance:
     @pytest.fixture
     async def storage(self) -> Storage:  # pragma: no cover - always overridden
         raise NotImplementedError("override the `storage` fixture to yield an opened backend")
+
+    @pytest.fixture
+    async def reopen(self):
+        """``await reopen(backend)`` closes ``backend`` and returns a new, opened backend on
+        the same URL (build it with :func:`svc.testing.reopener`)."""
+        pytest.skip(
+            "persistence across close() and open() not checked: "
+            "supply a `reopen` fixture (svc.testing.reopener) unless your URL keeps nothing"
+        )
+
+    @pytest.fixture
+    def bad_urls(self) -> list[str]:
+        """URLs your ``check_url`` must refuse."""
+        return []
+
+    @pytest.fixture
+    def unavailable_storage(self) -> Storage:
+        """An unopened backend whose ``open()`` must raise ``Unavailable`` (e.g. nothing
+        listens at its address)."""
+        pytest.skip("open() failing with Unavailable not checked: supply `unavailable_storage`")
 
     async def _new_user(self, storage: Storage, **profile) -> User:
         user_id = unique_id()
@@ -53,94 +151,297 @@ class StorageConformance:
             user_id,
             {"username": user_id, "display_name": "Ada", "avatar_urls": {"s": "https://a/s"}},
         )
-        assert created.id == user_id
-        assert created.version == 1
-        assert isinstance(created.created_at, datetime) and created.created_at.tzinfo is not None
-        assert created.updated_at == created.created_at
+        check_record(created, user_id, "create_user()")
+        assert created.version == 1, "rule: a new user is at version 1"
+        assert created.updated_at == created.created_at, (
+            "rule: a new user's updated_at is created_at"
+        )
+        assert created.password_updated_at is None, (
+            "rule: password_updated_at is None for a user created without a hash"
+        )
         fetched = await storage.get_user(user_id)
-        assert fetched == created
+        check_record(fetched, user_id, "get_user()")
+        assert fetched == created, "rule: get_user returns what create_user stored"
         assert fetched.profile["display_name"] == "Ada"
         assert fetched.profile["avatar_urls"] == {"s": "https://a/s"}
         for name in set(PROFILE_FIELDS) - {"username", "display_name", "avatar_urls"}:
-            assert fetched.profile.get(name) is None
+            assert fetched.profile[name] is None, f"rule: a field never set is None ({name})"
 
     async def test_text_round_trips_exactly(self, storage: Storage):
-        bio = "naïve café — 東京 🚀 'quotes' \"double\" \\ back"
-        user = await self._new_user(storage, bio=bio)
-        assert (await storage.get_user(user.id)).profile["bio"] == bio
+        bio = "naïve café — 東京 🚀 'quotes' \"double\" \\ back\nnew line\ttab"
+        user = await self._new_user(storage, bio=bio, display_name="  spaces kept  ")
+        fetched = await storage.get_user(user.id)
+        assert fetched.profile["bio"] == bio, "rule: text round-trips exactly"
+        assert fetched.profile["display_name"] == "  spaces kept  ", (
+            "rule: text round-trips exactly"
+        )
 
     async def test_get_missing_is_not_found(self, storage: Storage):
-        with pytest.raises(NotFound):
+        with raises(NotFound, "get_user of a missing id raises NotFound"):
             await storage.get_user(unique_id("missing"))
 
     async def test_get_users_keeps_order_and_skips_missing(self, storage: Storage):
         a, b = await self._new_user(storage), await self._new_user(storage)
         found = await storage.get_users([b.id, unique_id("missing"), a.id])
-        assert [u.id for u in found] == [b.id, a.id]
+        assert [u.id for u in found] == [b.id, a.id], (
+            "rule: get_users returns the users that exist, in the order asked"
+        )
+        assert found == [b, a], "rule: get_users returns the same records as get_user"
+        assert await storage.get_users([]) == [], "rule: get_users of nothing is []"
 
     async def test_duplicate_id_is_conflict(self, storage: Storage):
-        user = await self._new_user(storage)
-        with pytest.raises(Conflict) as info:
-            await storage.create_user(user.id, {"username": unique_id()})
-        assert info.value.field == "id"
+        user = await self._new_user(storage, bio="original")
+        with raises(Conflict, "create_user of a taken id raises Conflict") as caught:
+            await storage.create_user(user.id, {"username": unique_id(), "bio": "impostor"})
+        assert caught[0].field == "id", "rule: Conflict.field names the taken value ('id')"
+        assert await storage.get_user(user.id) == user, "rule: a refused write changes nothing"
 
-    async def test_username_unique_without_regard_to_case(self, storage: Storage):
+    async def test_taken_username_on_create_leaves_no_trace(self, storage: Storage):
         user = await self._new_user(storage)
-        with pytest.raises(Conflict) as info:
-            await storage.create_user(unique_id(), {"username": user.id.upper()})
-        assert info.value.field == "username"
-        other = await self._new_user(storage)
-        with pytest.raises(Conflict):
-            await storage.update_profile(other.id, {"username": user.id.upper()})
-        assert (await storage.get_user(other.id)).version == 1  # the failed write left no trace
+        other = unique_id()
+        with raises(Conflict, "usernames are unique under username_key") as caught:
+            await storage.create_user(other, {"username": user.profile["username"]})
+        assert caught[0].field == "username", (
+            "rule: Conflict.field names the taken value ('username')"
+        )
+        with raises(NotFound, "a refused create stores nothing"):
+            await storage.get_user(other)
 
     async def test_same_email_on_two_users(self, storage: Storage):
         await self._new_user(storage, email="shared@example.com")
         await self._new_user(storage, email="shared@example.com")
+
+    async def test_users_without_a_username(self, storage: Storage):
+        first, second = unique_id(), unique_id()
+        for user_id in (first, second):
+            user = await storage.create_user(user_id, {"display_name": "nameless"})
+            assert user.profile["username"] is None, "rule: a user may have no username"
+        with raises(NotFound, "find_credentials finds users by username only"):
+            await storage.find_credentials(first)
+
+    # -- usernames: one rule, svc.storage.username_key ------------------------
+
+    async def test_username_unique_without_regard_to_case(self, storage: Storage):
+        rule = "usernames are unique under username_key (case does not matter)"
+        user = await self._new_user(storage)
+        with raises(Conflict, rule) as caught:
+            await storage.create_user(unique_id(), {"username": user.id.upper()})
+        assert caught[0].field == "username", "rule: Conflict.field names 'username'"
+        other = await self._new_user(storage)
+        with raises(Conflict, rule):
+            await storage.update_profile(other.id, {"username": user.id.upper()})
+        assert await storage.get_user(other.id) == other, "rule: a refused write changes nothing"
+
+    async def test_username_rule_is_casefold_not_lower(self, storage: Storage):
+        """ß casefolds to ss, but lower() keeps it: the rule is username_key, not lower()."""
+        rule = "usernames are the same when username_key (str.casefold) agrees, not lower()"
+        tail = unique_id("_")
+        user = await storage.create_user(unique_id(), {"username": f"Straße{tail}"})
+        assert username_key(f"Straße{tail}") == username_key(f"STRASSE{tail}")
+        with raises(Conflict, rule):
+            await storage.create_user(unique_id(), {"username": f"STRASSE{tail}"})
+        found = await storage.find_credentials(f"strasse{tail}")
+        assert found.user_id == user.id, f"rule: {rule} (find_credentials)"
+
+    async def test_username_is_stored_as_given(self, storage: Storage):
+        name = f"MiXeD.Case-{unique_id()}"
+        user = await storage.create_user(unique_id(), {"username": name})
+        assert user.profile["username"] == name, (
+            "rule: the username is stored as given; only comparisons use username_key"
+        )
+        assert (await storage.get_user(user.id)).profile["username"] == name, (
+            "rule: the username is stored as given; only comparisons use username_key"
+        )
+
+    async def test_find_credentials_under_username_key(self, storage: Storage):
+        name = f"Login.Name-{unique_id()}"
+        user = await storage.create_user(unique_id(), {"username": name}, "$hash$f")
+        for spelling in (name, name.upper(), name.lower(), name.swapcase()):
+            found = await storage.find_credentials(spelling)
+            assert (found.user_id, found.password_hash) == (user.id, "$hash$f"), (
+                f"rule: find_credentials finds a user under username_key ({spelling!r})"
+            )
+
+    async def test_user_may_change_the_case_of_their_own_username(self, storage: Storage):
+        user = await self._new_user(storage)
+        updated, _ = await storage.update_profile(user.id, {"username": user.id.upper()})
+        assert updated.profile["username"] == user.id.upper(), (
+            "rule: a user's own username is not a clash with itself"
+        )
+        found = await storage.find_credentials(user.id.lower())
+        assert found.user_id == user.id, "rule: find_credentials follows a renamed user"
+
+    async def test_changed_username_is_free_again(self, storage: Storage):
+        user = await self._new_user(storage)
+        new_name = unique_id()
+        await storage.update_profile(user.id, {"username": new_name})
+        with raises(NotFound, "a username given up is no longer found"):
+            await storage.find_credentials(user.id)
+        await storage.create_user(unique_id(), {"username": user.id.upper()})
+        assert (await storage.find_credentials(new_name.upper())).user_id == user.id, (
+            "rule: find_credentials finds a user by their new username"
+        )
+
+    async def test_cleared_username_is_free_again(self, storage: Storage):
+        user = await self._new_user(storage)
+        await storage.update_profile(user.id, {"username": None})
+        await storage.create_user(unique_id(), {"username": user.id})
+
+    # -- timestamps ---------------------------------------------------------
+
+    async def test_timestamps_are_utc(self, storage: Storage):
+        user_id = unique_id()
+        created = await storage.create_user(user_id, {"username": user_id}, "$hash$t")
+        check_record(created, user_id, "create_user()")
+        assert created.password_updated_at is not None, (
+            "rule: create_user with a hash sets password_updated_at"
+        )
+        updated, _ = await storage.update_profile(user_id, {"bio": "x"})
+        check_record(updated, user_id, "update_profile()")
+        when = await storage.set_password_hash(user_id, "$hash$t2")
+        check_utc(when, "set_password_hash()")
+        credentials = await storage.get_credentials(user_id)
+        check_utc(credentials.password_updated_at, "Credentials.password_updated_at")
+        check_utc(credentials.created_at, "Credentials.created_at")
+        check_record(await storage.delete_user(user_id), user_id, "delete_user()")
+
+    async def test_updated_at_moves_with_each_profile_change(self, storage: Storage):
+        user = await self._new_user(storage)
+        previous = user
+        for step in range(2):
+            await asyncio.sleep(TICK)
+            updated, _ = await storage.update_profile(user.id, {"bio": f"step {step}"})
+            assert updated.updated_at > previous.updated_at, (
+                "rule: updated_at moves with every profile change "
+                f"({previous.updated_at.isoformat()} then {updated.updated_at.isoformat()})"
+            )
+            assert updated.created_at == user.created_at, "rule: created_at never moves"
+            previous = updated
+        assert await storage.get_user(user.id) == previous, "rule: reads see the last write"
+
+    # -- records are the caller's own: no shared state ---------------------
+
+    async def test_records_do_not_share_state_with_the_backend(self, storage: Storage):
+        rule = "records hold fresh mappings the caller cannot change the backend through"
+        user_id = unique_id()
+        given = {"username": user_id, "bio": "stored", "avatar_urls": {"s": "https://a/s"}}
+        created = await storage.create_user(user_id, given)
+        given["bio"] = "changed by the caller"
+        given["avatar_urls"]["evil"] = "changed by the caller"
+        try_to_change(created.profile)
+        try_to_change((await storage.get_user(user_id)).profile)
+        try_to_change((await storage.get_users([user_id]))[0].profile)
+        stored = await storage.get_user(user_id)
+        assert stored.profile["bio"] == "stored", f"rule: {rule} (bio)"
+        assert stored.profile["avatar_urls"] == {"s": "https://a/s"}, f"rule: {rule} (avatar_urls)"
+
+        changes = {"display_name": "Ada", "avatar_urls": {"m": "https://a/m"}}
+        updated, _ = await storage.update_profile(user_id, changes)
+        changes["display_name"] = "changed by the caller"
+        changes["avatar_urls"]["evil"] = "changed by the caller"
+        try_to_change(updated.profile)
+        stored = await storage.get_user(user_id)
+        assert stored.profile["display_name"] == "Ada", f"rule: {rule} (update_profile)"
+        assert stored.profile["bio"] == "stored", f"rule: {rule} (update_profile)"
+        assert stored.profile["avatar_urls"] == {"m": "https://a/m"}, (
+            f"rule: {rule} (update_profile, avatar_urls)"
+        )
+        assert stored.version == 2, f"rule: {rule} (version)"
 
     # -- partial updates ----------------------------------------------------
 
     async def test_partial_update_merges_and_null_clears(self, storage: Storage):
         user = await self._new_user(storage, display_name="Ada", bio="first")
         updated, created = await storage.update_profile(user.id, {"bio": None, "email": "a@b.co"})
-        assert created is False
-        assert updated.version == 2
-        assert updated.profile["display_name"] == "Ada"
-        assert updated.profile["bio"] is None
-        assert updated.profile["email"] == "a@b.co"
-        assert updated.updated_at >= user.updated_at
-        assert updated.created_at == user.created_at
-        assert (await storage.get_user(user.id)) == updated
-
-    async def test_user_may_change_the_case_of_their_own_username(self, storage: Storage):
-        user = await self._new_user(storage)
-        updated, _ = await storage.update_profile(user.id, {"username": user.id.upper()})
-        assert updated.profile["username"] == user.id.upper()
-
-    async def test_changed_username_is_free_again(self, storage: Storage):
-        user = await self._new_user(storage)
-        await storage.update_profile(user.id, {"username": unique_id()})
-        await storage.create_user(unique_id(), {"username": user.id})
+        check_record(updated, user.id, "update_profile()")
+        assert created is False, "rule: update_profile of an existing user returns created=False"
+        assert updated.version == 2, "rule: each profile change moves the version by one"
+        assert updated.profile["display_name"] == "Ada", "rule: fields not in changes are kept"
+        assert updated.profile["bio"] is None, "rule: None in changes clears the field"
+        assert updated.profile["email"] == "a@b.co", "rule: the changes are merged in"
+        assert updated.created_at == user.created_at, "rule: created_at never moves"
+        assert await storage.get_user(user.id) == updated, "rule: reads see the last write"
 
     async def test_expected_version(self, storage: Storage):
         user = await self._new_user(storage)
         updated, _ = await storage.update_profile(user.id, {"bio": "x"}, expected_version=1)
-        assert updated.version == 2
-        with pytest.raises(VersionMismatch) as info:
+        assert updated.version == 2, "rule: an update at the expected version goes through"
+        rule = "an update at another version than expected raises VersionMismatch"
+        with raises(VersionMismatch, rule) as caught:
             await storage.update_profile(user.id, {"bio": "y"}, expected_version=1)
-        assert info.value.current_version == 2
-        assert (await storage.get_user(user.id)).profile["bio"] == "x"
+        assert caught[0].current_version == 2, "rule: VersionMismatch carries the current version"
+        assert await storage.get_user(user.id) == updated, "rule: a refused write changes nothing"
 
-    async def test_update_missing(self, storage: Storage):
+    async def test_update_missing_is_not_found(self, storage: Storage):
         user_id = unique_id()
-        with pytest.raises(NotFound):
+        with raises(NotFound, "update_profile of a missing user raises NotFound"):
             await storage.update_profile(user_id, {"bio": "x"})
-        with pytest.raises(NotFound):
+        with raises(NotFound, "update_profile with expected_version never creates"):
             await storage.update_profile(user_id, {"username": user_id}, expected_version=1)
+        with raises(NotFound, "update_profile with expected_version never creates"):
+            await storage.update_profile(
+                user_id, {"username": user_id}, expected_version=1, create=True
+            )
+        with raises(NotFound, "update_profile with expected_version never creates"):
+            await storage.get_user(user_id)
+
+    async def test_update_with_create(self, storage: Storage):
+        user_id = unique_id()
         user, created = await storage.update_profile(
             user_id, {"username": user_id, "bio": "x"}, create=True
         )
-        assert created is True and user.version == 1 and user.profile["bio"] == "x"
+        check_record(user, user_id, "update_profile(create=True)")
+        assert created is True, "rule: update_profile(create=True) reports a creation"
+        assert user.version == 1, "rule: a new user is at version 1"
+        assert user.profile["bio"] == "x", "rule: a user created by update_profile holds changes"
+        assert user.created_at == user.updated_at, "rule: a new user's updated_at is created_at"
+        again, created = await storage.update_profile(user_id, {"bio": "y"}, create=True)
+        assert (created, again.version) == (False, 2), (
+            "rule: update_profile(create=True) of an existing user updates it"
+        )
+        nameless, _ = await storage.update_profile(unique_id(), {"bio": "z"}, create=True)
+        assert nameless.profile["username"] is None, "rule: a user may have no username"
+
+    async def test_create_without_a_username(self, storage: Storage):
+        """A user may have no username (it cannot log in until one is set); usernames stay
+        unique among those that are set."""
+        first, second = unique_id(), unique_id()
+        user, created = await storage.update_profile(first, {"bio": "a"}, create=True)
+        assert created is True and user.version == 1, "rule: update_profile(create=True) creates"
+        assert user.profile["username"] is None, "rule: a user may have no username"
+        other, _ = await storage.update_profile(second, {"display_name": "B"}, create=True)
+        assert other.profile["username"] is None, "rule: a user may have no username"
+        with raises(NotFound, "find_credentials finds users by username only"):
+            await storage.find_credentials("")
+        named, _ = await storage.update_profile(first, {"username": first})
+        assert named.version == 2 and named.profile["bio"] == "a", "rule: changes are merged in"
+        with raises(Conflict, "usernames are unique under username_key"):
+            await storage.update_profile(second, {"username": first.upper()})
+        assert (await storage.find_credentials(first)).user_id == first, (
+            "rule: find_credentials finds a user by a username set later"
+        )
+
+    async def test_concurrent_creates_of_one_id(self, storage: Storage):
+        """A create racing updates of one new id: one creates, the others update; never a
+        version mismatch, never a lost field."""
+        rule = "concurrent update_profile(create=True) of one id: one creates, the others update"
+        user_id = unique_id()
+        writes = [{f"{'display_name' if i % 2 else 'bio'}": f"v{i}"} for i in range(20)]
+        results = await asyncio.gather(
+            *(storage.update_profile(user_id, w, create=True) for w in writes)
+        )
+        assert sum(created for _, created in results) == 1, f"rule: {rule}"
+        assert sorted(u.version for u, _ in results) == list(range(1, 21)), (
+            f"rule: {rule}, with distinct consecutive versions"
+        )
+        final = await storage.get_user(user_id)
+        assert final.version == 20, f"rule: {rule}"
+        assert final.profile["display_name"] in {w.get("display_name") for w in writes}, (
+            f"rule: {rule} (every field survives)"
+        )
+        assert final.profile["bio"] in {w.get("bio") for w in writes}, (
+            f"rule: {rule} (every field survives)"
+        )
 
     async def test_concurrent_partial_updates_keep_every_field(self, storage: Storage):
         user = await self._new_user(storage)
@@ -148,57 +449,183 @@ class StorageConformance:
             {"display_name": f"name {i}"} if i % 2 else {"bio": f"bio {i}"} for i in range(50)
         ]
         results = await asyncio.gather(*(storage.update_profile(user.id, w) for w in writes))
-        assert sorted(u.version for u, _ in results) == list(range(2, 52))
+        rule = "concurrent updates get distinct consecutive versions"
+        assert sorted(u.version for u, _ in results) == list(range(2, 52)), f"rule: {rule}"
         final = await storage.get_user(user.id)
-        assert final.version == 51
-        last_name = max((u for u, _ in results), key=lambda u: u.version)
-        assert final == last_name
-        assert final.profile["display_name"] in {w.get("display_name") for w in writes}
-        assert final.profile["bio"] in {w.get("bio") for w in writes}
-        assert final.profile["username"] == user.id
+        assert final.version == 51, f"rule: {rule}"
+        last = max((u for u, _ in results), key=lambda u: u.version)
+        assert final == last, "rule: reads see the last write"
+        rule = "only the fields in changes are written: concurrent updates all survive"
+        assert final.profile["display_name"] in {w.get("display_name") for w in writes}, (
+            f"rule: {rule}"
+        )
+        assert final.profile["bio"] in {w.get("bio") for w in writes}, f"rule: {rule}"
+        assert final.profile["username"] == user.id, f"rule: {rule}"
 
     # -- passwords ----------------------------------------------------------
 
     async def test_password_hash(self, storage: Storage):
         user = await self._new_user(storage)
-        assert (await storage.get_credentials(user.id)).password_hash is None
-        when = await storage.set_password_hash(user.id, "$hash$1")
-        assert when.tzinfo is not None
-        assert (await storage.get_credentials(user.id)).password_hash == "$hash$1"
+        assert (await storage.get_credentials(user.id)).password_hash is None, (
+            "rule: a user created without a hash has none"
+        )
+        await storage.set_password_hash(user.id, "$hash$1")
+        credentials = await storage.get_credentials(user.id)
+        assert (credentials.user_id, credentials.password_hash) == (user.id, "$hash$1"), (
+            "rule: get_credentials returns the hash last set"
+        )
+        assert credentials.created_at == user.created_at, (
+            "rule: Credentials.created_at is the user's created_at"
+        )
         found = await storage.find_credentials(user.id.upper())
-        assert (found.user_id, found.password_hash) == (user.id, "$hash$1")
-        assert (await storage.get_user(user.id)).version == 1  # not a profile change
-        assert "$hash$1" not in repr(await storage.get_user(user.id))
+        assert (found.user_id, found.password_hash) == (user.id, "$hash$1"), (
+            "rule: find_credentials returns the hash last set"
+        )
+        assert "$hash$1" not in repr(await storage.get_user(user.id)), (
+            "rule: a record never carries the password hash"
+        )
 
-    async def test_create_with_password_hash(self, storage: Storage):
+    async def test_password_change_is_not_a_profile_change(self, storage: Storage):
+        user = await self._new_user(storage, bio="kept")
+        await asyncio.sleep(TICK)
+        await storage.set_password_hash(user.id, "$hash$p")
+        after = await storage.get_user(user.id)
+        rule = "a password change is not a profile change"
+        assert after.version == user.version, f"rule: {rule}: version must not move"
+        assert after.updated_at == user.updated_at, f"rule: {rule}: updated_at must not move"
+        assert after.profile == user.profile, f"rule: {rule}: the profile must not change"
+
+    async def test_password_updated_at_is_kept(self, storage: Storage):
         user_id = unique_id()
-        await storage.create_user(user_id, {"username": user_id}, "$hash$2")
-        assert (await storage.get_credentials(user_id)).password_hash == "$hash$2"
+        created = await storage.create_user(user_id, {"username": user_id}, "$hash$k")
+        rule = "password_updated_at is when the password was last set"
+        assert created.password_updated_at is not None, f"rule: {rule} (create_user with a hash)"
+        assert created.password_updated_at >= created.created_at, f"rule: {rule}"
+        await asyncio.sleep(TICK)
+        when = await storage.set_password_hash(user_id, "$hash$k2")
+        assert when > created.password_updated_at, f"rule: {rule} (it moves when set again)"
+        records = {
+            "get_user()": await storage.get_user(user_id),
+            "get_users()": (await storage.get_users([user_id]))[0],
+            "update_profile()": (await storage.update_profile(user_id, {"bio": "x"}))[0],
+        }
+        for what, record in records.items():
+            assert record.password_updated_at == when, (
+                f"rule: {rule}: {what} has {record.password_updated_at!r}, expected {when!r}"
+            )
+        credentials = await storage.get_credentials(user_id)
+        assert credentials.password_updated_at == when, f"rule: {rule} (get_credentials)"
+        found = await storage.find_credentials(user_id)
+        assert found.password_updated_at == when, f"rule: {rule} (find_credentials)"
 
     async def test_password_of_missing_user(self, storage: Storage):
-        with pytest.raises(NotFound):
+        with raises(NotFound, "set_password_hash of a missing user raises NotFound"):
             await storage.set_password_hash(unique_id(), "$hash$")
-        with pytest.raises(NotFound):
+        with raises(NotFound, "get_credentials of a missing user raises NotFound"):
             await storage.get_credentials(unique_id())
-        with pytest.raises(NotFound):
+        with raises(NotFound, "find_credentials of an unknown username raises NotFound"):
             await storage.find_credentials(unique_id())
 
     # -- delete -------------------------------------------------------------
 
     async def test_delete(self, storage: Storage):
-        user = await self._new_user(storage)
+        user = await self._new_user(storage, bio="last words")
         await storage.set_password_hash(user.id, "$hash$")
-        await storage.delete_user(user.id)
-        with pytest.raises(NotFound):
+        last, _ = await storage.update_profile(user.id, {"display_name": "Ada"})
+        deleted = await storage.delete_user(user.id)
+        assert deleted == last, (
+            "rule: delete_user returns the record as it was (its version is the last one; "
+            "svc announces the deletion at that version + 1)"
+        )
+        with raises(NotFound, "a deleted user is gone"):
             await storage.get_user(user.id)
-        with pytest.raises(NotFound):
+        with raises(NotFound, "a deleted user's credentials are gone"):
+            await storage.get_credentials(user.id)
+        with raises(NotFound, "a deleted user's username is free"):
             await storage.find_credentials(user.id)
-        with pytest.raises(NotFound):
+        with raises(NotFound, "delete_user of a missing user raises NotFound"):
             await storage.delete_user(user.id)
+        assert await storage.get_users([user.id]) == [], "rule: a deleted user is gone"
         await storage.create_user(unique_id(), {"username": user.id})  # the name is free again
 
-    # -- health -----------------------------------------
+    async def test_id_created_again_starts_over(self, storage: Storage):
+        user = await self._new_user(storage)
+        await storage.set_password_hash(user.id, "$hash$old")
+        await storage.update_profile(user.id, {"bio": "old"})
+        await storage.delete_user(user.id)
+        again = await storage.create_user(user.id, {"display_name": "new"})
+        rule = "an id created again after deletion starts over"
+        assert again.version == 1, f"rule: {rule} at version 1"
+        assert again.profile["bio"] is None, f"rule: {rule} with nothing of the old profile"
+        credentials = await storage.get_credentials(user.id)
+        assert credentials.password_hash is None, f"rule: {rule}: the old hash is gone"
+
+    # -- life cycle ---------------------------------------------------------
 
     async def test_ping(self, storage: Storage):
         checks = await storage.ping()
-        assert checks and all(state == "ok" for state in checks.values())
+        assert isinstance(checks, dict) and checks, "rule: ping returns part name → 'ok'"
+        assert all(state == "ok" for state in checks.values()), (
+            "rule: ping returns part name → 'ok'"
+        )
+
+    async def test_close_twice_is_safe(self, storage: Storage):
+        await storage.close()
+        try:
+            await storage.close()
+        except Exception as exc:
+            pytest.fail(f"rule: close() is safe twice (the second raised {exc!r})")
+
+    async def test_data_survives_reopen(self, storage: Storage, reopen):
+        kept = await self._new_user(storage, avatar_urls={"s": "https://a/s"}, email="e@x.co")
+        await storage.set_password_hash(kept.id, "$hash$r")
+        kept, _ = await storage.update_profile(kept.id, {"bio": "written before close"})
+        gone = await self._new_user(storage)
+        await storage.delete_user(gone.id)
+
+        storage = await reopen(storage)
+        rule = "data written is there after close() and a new open() of the same URL"
+        try:
+            back = await storage.get_user(kept.id)
+            credentials = await storage.find_credentials(kept.id.upper())
+        except NotFound as exc:
+            pytest.fail(f"rule: {rule} (after reopening, NotFound: {exc})")
+        assert back == kept, f"rule: {rule} (got {back!r}, wrote {kept!r})"
+        assert back.password_updated_at == kept.password_updated_at, f"rule: {rule}"
+        assert credentials.password_hash == "$hash$r", f"rule: {rule} (the hash)"
+        with raises(NotFound, f"{rule} (a deletion too)"):
+            await storage.get_user(gone.id)
+        with raises(Conflict, f"{rule} (usernames stay taken)"):
+            await storage.create_user(unique_id(), {"username": kept.id.upper()})
+        updated, _ = await storage.update_profile(kept.id, {"bio": "after"})
+        assert updated.version == kept.version + 1, f"rule: {rule} (versions continue)"
+
+    def test_check_url_refuses_bad_urls(self, storage: Storage, bad_urls: list[str]):
+        if not bad_urls:
+            pytest.skip("check_url not checked: supply `bad_urls`, URLs it must refuse")
+        for url in bad_urls:
+            with raises(ValueError, f"check_url refuses a URL that cannot work ({url!r})") as c:
+                type(storage).check_url(url)
+            message = str(c[0])
+            assert message.strip(), f"rule: check_url says why, for a person ({url!r})"
+            password = urlsplit(url).password
+            if password:
+                assert password not in message, f"rule: check_url never echoes a password ({url!r})"
+
+    def test_check_url_accepts_the_url_in_use(self, storage: Storage):
+        url = getattr(storage, "url", None)
+        if not isinstance(url, str):
+            pytest.skip("the backend keeps no `url` attribute (super().__init__ is optional)")
+        try:
+            type(storage).check_url(url)
+        except ValueError as exc:
+            pytest.fail(f"rule: check_url accepts a URL that works ({url!r}: {exc})")
+
+    async def test_failed_open_then_close(self, unavailable_storage: Storage):
+        with raises(Unavailable, "open() says 'not yet' with Unavailable"):
+            await unavailable_storage.open()
+        try:
+            await unavailable_storage.close()
+            await unavailable_storage.close()
+        except Exception as exc:
+            pytest.fail(f"rule: close() follows a failed open(), and twice is safe ({exc!r})")

@@ -1,0 +1,142 @@
+"""``GET /metrics``: the Prometheus text format (prometheus-client).
+
+Each application has a registry of its own (tests run many apps in one
+process).  The request histogram is the only thing touched per request, and
+its children are cached per (route, method, status) so an observation is a
+dict lookup and an add.  Everything else (sockets, rooms, fan-out, closes,
+presence batches, the hashing queue, storage and broker errors, the broker's
+own figures such as the Postgres change feed's lag) is read from counters the
+parts keep anyway, at scrape time, by one collector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector
+
+from .operation import Reply, documented
+
+#: Buckets for request durations, in seconds: from a cached GET to a bcrypt hash.
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Counters:
+    """Plain counters the HTTP layer bumps on errors (ints: no lock, no label lookup)."""
+
+    __slots__ = ("storage_errors", "broker_errors")
+
+    def __init__(self) -> None:
+        self.storage_errors = 0
+        self.broker_errors = 0
+
+
+class Metrics:
+    def __init__(self, app: web.Application):
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Histogram(
+            "svc_http_request_duration_seconds",
+            "HTTP requests by route, method and status, and how long they took",
+            ["route", "method", "status"],
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+        self.counters = Counters()
+        self._children: dict[tuple[str, str, int], object] = {}
+        self.registry.register(_StateCollector(app, self.counters))
+
+    def observe_request(self, request: web.Request, status: int, duration: float) -> None:
+        route = request.match_info.route.resource
+        name = route.canonical if route is not None else "unmatched"
+        key = (name, request.method, status)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self.requests.labels(name, request.method, str(status))
+        child.observe(duration)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _StateCollector(Collector):
+    """Reads the service's state at scrape time."""
+
+    def __init__(self, app: web.Application, counters: Counters):
+        self._app = app
+        self._counters = counters
+
+    def collect(self) -> Iterator[Metric]:
+        from ..keys import BROKER, HUB, PASSWORDS  # the wiring imports this module
+
+        app = self._app
+        hub = app[HUB]
+        stats = hub.stats
+        yield GaugeMetricFamily(
+            "svc_websocket_connections", "Open WebSocket connections", value=hub.connection_count()
+        )
+        yield GaugeMetricFamily("svc_rooms", "Rooms with a connection here", value=hub.room_count())
+        yield CounterMetricFamily(
+            "svc_frames_fanned_out",
+            "Frames written to sockets by the rooms",
+            value=stats.frames_sent,
+        )
+        closed = CounterMetricFamily(
+            "svc_websocket_closed", "Sockets closed by the server, by reason", labels=["reason"]
+        )
+        closed.add_metric(["backlog"], stats.closed_backlog)
+        closed.add_metric(["flood"], stats.closed_flood)
+        yield closed
+        yield CounterMetricFamily(
+            "svc_presence_batches",
+            "Presence frames sent (one per room per window)",
+            value=stats.presence_batches,
+        )
+        passwords = app[PASSWORDS]
+        yield GaugeMetricFamily(
+            "svc_password_hashes_queued",
+            "Password hashes waiting for a thread",
+            value=passwords.queued,
+        )
+        yield GaugeMetricFamily(
+            "svc_password_hashes_in_flight",
+            "Password hashes being computed",
+            value=passwords.in_flight,
+        )
+        yield CounterMetricFamily(
+            "svc_storage_errors",
+            "Requests answered 503 because storage was unavailable",
+            value=self._counters.storage_errors,
+        )
+        yield CounterMetricFamily(
+            "svc_broker_errors",
+            "Changes or messages the broker could not take",
+            value=self._counters.broker_errors + stats.broker_errors,
+        )
+        for name, value in app[BROKER].stats().items():
+            yield GaugeMetricFamily(f"svc_broker_{name}", f"Broker figure: {name}", value=value)
+
+
+@documented(
+    summary="metrics in the Prometheus text format",
+    tag="health",
+    replies={
+        200: Reply(
+            "Prometheus text exposition format 0.0.4", {"type": "string"}, media="text/plain"
+        )
+    },
+)
+async def metrics(request: web.Request) -> web.Response:
+    from ..keys import METRICS
+
+    body = request.app[METRICS].render()
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/metrics", metrics)

@@ -1,0 +1,80 @@
+"""Who may open a socket in a room, decided before the hub hears of it.
+
+Every refusal of a WebSocket handshake is an upgrade closed at once with an
+application code and a reason, because that is all page JavaScript can read:
+an HTTP error before the upgrade reaches it as 1006 with no reason at all.
+
+- 4403: the ``Origin`` is not allowed (the CORS allow-list; a page of the
+  service's own origin and a client sending no ``Origin`` always may);
+- 4422: the room id or ``user_id`` breaks the id rule;
+- 4401: auth on, and no token, or a bad, expired or stale one;
+- 4404: auth on, and the token's user does not exist (tokens are not revoked:
+  this is where one of a deleted user stops);
+- 4503: storage (or the broker) cannot answer now.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..http.auth import InvalidToken, refuse_stale, token_claims
+from ..http.ids import ID_RULE, is_valid_id
+from ..keys import ORIGINS, SETTINGS, STORAGE
+from ..storage import NotFound, Unavailable
+
+ORIGIN_NOT_ALLOWED = 4403
+BAD_ID = 4422
+BAD_TOKEN = 4401
+NO_SUCH_USER = 4404
+UNAVAILABLE = 4503
+#: The protocol's limit on a close reason, in bytes.
+MAX_REASON = 123
+
+
+class Refused(Exception):
+    def __init__(self, code: int, reason: str):
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason.encode()[:MAX_REASON].decode(errors="ignore")
+
+
+def check_origin(request: web.Request) -> None:
+    origin = request.headers.get("Origin")
+    # Behind a proxy the Host may be the proxy's upstream name; the browser's is forwarded.
+    forwarded = ",".join(request.headers.getall("X-Forwarded-Host", ()))
+    hosts = [request.host, *(h.strip() for h in forwarded.split(",") if h.strip())]
+    if not request.app[ORIGINS].allows_socket(origin, hosts):
+        raise Refused(ORIGIN_NOT_ALLOWED, f"origin {origin} is not allowed")
+
+
+def check_room(room_id: str) -> None:
+    if not is_valid_id(room_id):
+        raise Refused(BAD_ID, f"the room id must be {ID_RULE}")
+
+
+async def member_id(request: web.Request) -> str | None:
+    """The user the socket joins as, or None for a watcher (auth off only)."""
+    settings = request.app[SETTINGS]
+    if not settings.auth_enabled:
+        user_id = request.query.get("user_id") or None
+        if user_id is not None and not is_valid_id(user_id):
+            raise Refused(BAD_ID, f"user_id must be {ID_RULE}")
+        return user_id
+    # Auth on: the user comes from the token; ?user_id= proves nothing and is ignored.
+    token = request.query.get("token")
+    if not token:
+        raise Refused(BAD_TOKEN, "with auth on, join with ?token= from POST /auth/token")
+    try:
+        claims = token_claims(settings, token)
+        user_id = claims["sub"]
+        if not is_valid_id(user_id):
+            raise Refused(BAD_ID, f"the token's user id must be {ID_RULE}")
+        credentials = await request.app[STORAGE].get_credentials(user_id)
+        refuse_stale(claims, credentials)
+    except InvalidToken as exc:
+        raise Refused(BAD_TOKEN, str(exc)) from None
+    except NotFound:
+        raise Refused(NO_SUCH_USER, "the token's user does not exist") from None
+    except Unavailable:
+        raise Refused(UNAVAILABLE, "storage is unavailable, try again shortly") from None
+    return user_id

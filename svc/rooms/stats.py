@@ -1,0 +1,18 @@
+"""What the rooms count for ``/metrics``: plain ints, bumped where the work happens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class RoomStats:
+    #: frames written to sockets (one event to a room of n sockets counts n)
+    frames_sent: int = 0
+    #: sockets closed with 1013 (backlog full) and 1008 (flooding)
+    closed_backlog: int = 0
+    closed_flood: int = 0
+    #: presence frames sent (one per room per window)
+    presence_batches: int = 0
+    #: messages the broker could not take
+    broker_errors: int = 0

@@ -1,0 +1,246 @@
+"""Helpers for the /demo tests: a real ``python -m svc`` process and headless Chromium pages.
+
+Chromium is Debian's (``apt-get install chromium chromium-driver``), driven by Selenium
+through the system's chromedriver: Selenium must never try to download a browser or a
+driver (this machine and CI cannot).  Without them the tests skip, except under
+``CI=true``, where a missing Chromium is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+# Flags that work here, as root, with no display and no network beyond localhost.
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1200,860",
+)
+
+
+def require_chromium() -> None:
+    """Skip (fail under CI=true) unless Selenium, Chromium and chromedriver are all here."""
+    problems = []
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        problems.append("the selenium package is not installed (pip install -e '.[test]')")
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not os.access(path, os.X_OK):
+            problems.append(f"{path} is missing (apt-get install -y chromium chromium-driver)")
+    if problems:
+        message = "; ".join(problems)
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"Chromium tests cannot run: {message}")
+        pytest.skip(message)
+
+
+def new_driver(profile_root: Path):
+    """A headless Chromium with a new, empty profile under ``profile_root``."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tempfile.mkdtemp(dir=profile_root)}")
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver.set_script_timeout(30)
+    return driver
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class SvcProcess:
+    """``python -m svc`` on a fixed port, which can be stopped and started again there."""
+
+    def __init__(self, env: dict[str, str], log_path: Path):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            "BCRYPT_ROUNDS": "4",
+            **env,
+        }
+        if "JWT_SECRET_KEY" not in env:
+            self.env.pop("JWT_SECRET_KEY", None)
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 30.0) -> None:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "svc"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(self.base + "/", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError(f"svc did not start on port {self.port}:\n{self.log()}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        """SIGTERM, as a platform stops a process: svc closes every socket with 1001."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+
+class ThreadLoop:
+    """An asyncio loop in a thread, for the async work a synchronous Selenium test needs
+    beside the browser (a WebSocket server, a crowd of connections)."""
+
+    def __init__(self):
+        import asyncio
+        import threading
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro, timeout: float = 60.0):
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+class CloseCodeServer:
+    """A WebSocket server that closes each connection the way its room id says, to test
+    how the client module reacts to close codes svc (or a proxy in front of it) may send.
+
+    ``/ws/codeNNNN``: upgrade, then close with NNNN.  ``/ws/flaky``: 4503 the first time,
+    then a welcome; any other room: a welcome.  ``connections[room]`` counts the upgrades,
+    ``tokens[room]`` keeps the last ``?token=``.
+    """
+
+    def __init__(self, thread_loop: ThreadLoop):
+        self.thread_loop = thread_loop
+        self.connections: dict[str, int] = {}
+        self.tokens: dict[str, str | None] = {}
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self._runner = None
+
+    async def _websocket(self, request):
+        import json
+
+        from aiohttp import web
+
+        room = request.match_info["room"]
+        self.connections[room] = self.connections.get(room, 0) + 1
+        self.tokens[room] = request.query.get("token")
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        if room.startswith("code"):
+            await ws.close(code=int(room[4:]), message=b"closed by the test server")
+        elif room == "flaky" and self.connections[room] == 1:
+            await ws.close(code=4503, message=b"storage unavailable")
+        else:
+            welcome = {"type": "welcome", "room": room, "connection_id": "c2"}
+            await ws.send_str(json.dumps({**welcome, "member_count": 0, "members": []}))
+            async for _ in ws:
+                pass
+        return ws
+
+    def start(self) -> None:
+        from aiohttp import web
+
+        async def start():
+            app = web.Application()
+            app.router.add_get("/ws/{room}", self._websocket)
+            self._runner = web.AppRunner(app)
+            await self._runner.setup()
+            await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+        self.thread_loop.run(start())
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            self.thread_loop.run(self._runner.cleanup())
+
+
+class Crowd:
+    """``count`` users, each with a profile and one socket in ``room``: run ``open()`` and
+    ``close()`` on a :class:`ThreadLoop`."""
+
+    def __init__(self, base: str, room: str, count: int):
+        from svc.testing import unique_id
+
+        self.base, self.room = base, room
+        self.ids = sorted(unique_id("crowd") for _ in range(count))
+        self._session = None
+        self._sockets = []
+
+    async def open(self) -> None:
+        import aiohttp
+
+        # limit=0: each socket holds a connection, and the default pool stops at 100.
+        self._session = aiohttp.ClientSession(self.base, connector=aiohttp.TCPConnector(limit=0))
+        for user_id in self.ids:
+            body = {"username": user_id}
+            async with self._session.put(f"/users/{user_id}/profile", json=body) as response:
+                assert response.status == 201, await response.text()
+        for user_id in self.ids:
+            ws = await self._session.ws_connect(f"/ws/{self.room}?user_id={user_id}")
+            self._sockets.append(ws)
+            assert (await ws.receive_json(timeout=10))["type"] == "welcome"
+
+    async def close(self) -> None:
+        for ws in self._sockets:
+            await ws.close()
+        if self._session is not None:
+            await self._session.close()

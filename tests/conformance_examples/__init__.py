@@ -1,0 +1,1 @@
+"""Example storage backends that show what ``svc.testing.StorageConformance`` demands."""
