@@ -17,6 +17,7 @@ from svc_redis import RedisBroker
 
 from svc.broker import Change, PresenceChange, RoomMessage
 from svc.broker.registry import get_plugin
+from svc.keys import HUB
 from svc.settings import Settings, SettingsError
 from svc.storage import PROFILE_FIELDS, Unavailable, User
 from svc.testing import unique_id, wait_until
@@ -319,3 +320,36 @@ async def test_redis_restarted_the_broker_reconnects_rejoins_and_reports_a_gap(t
         await one.close()
         await two.close()
         server.kill()
+
+
+# -- the hub on the Redis broker -----------------------------------------------------
+
+
+async def test_a_presence_state_announced_again_is_not_news_for_clients(aiohttp_client, redis_url):
+    # After Redis lost its keys, each process re-joins its members and announces them again.
+    import redis.asyncio as aioredis
+    from svc_redis import codec
+    from ws_helpers import frames_until_pong, join
+
+    from svc.app import create_app
+    from svc.settings import Settings
+
+    app = create_app(Settings(bcrypt_rounds=4), broker=RedisBroker(redis_url))
+    client = await aiohttp_client(app)
+    room, alice, bob = unique_id("r"), unique_id(), unique_id()
+    ws, _ = await join(client, room, alice)
+    raw = aioredis.Redis.from_url(redis_url.partition("?")[0])
+    channel = f"{RedisBroker(redis_url)._url.prefix}:bus"
+    try:
+        await asyncio.sleep(0.2)  # past the presence window of alice's own arrival
+        await frames_until_pong(ws)
+        for user_id in (alice, bob):  # alice again (present already), then bob (news)
+            change = PresenceChange(room, user_id, True)
+            await raw.publish(channel, codec.encode_presence("elsewhere", 1, change))
+        await wait_until(lambda: bob in app[HUB].member_ids(room))
+        await asyncio.sleep(0.2)  # past the presence window: any frame has been sent
+        frames = [f for f in await frames_until_pong(ws) if f["type"] == "presence"]
+        assert [[u["id"] for u in f["joined"]] for f in frames] == [[bob]]
+    finally:
+        await raw.aclose()
+        await ws.close()
