@@ -276,9 +276,7 @@ async def test_an_instance_that_stops_beating_is_expired_by_the_others(open_brok
     await dying.presence_join(room, alice)
     await alive.presence_join(room, unique_id())
     # Dies without a goodbye: its heartbeat and its connections stop, nothing is removed.
-    dying._closing = True
-    dying._heartbeat.cancel()
-    await dying._subscriber.stop()
+    await dying.abandon()
     await wait_until(lambda: PresenceChange(room, alice, False) in heard.presence, timeout=15)
     assert alice not in await alive.presence_members(room)
 

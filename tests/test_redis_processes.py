@@ -135,6 +135,9 @@ async def test_redis_restarted_in_the_middle_of_traffic(postgres_url, tmp_path):
                 ws = await http.ws_connect(f"{base}/ws/{room}?user_id={user_id}")
                 watchers.append(Watcher(ws))
             await wait_until(lambda: all(len(w.versions) == 3 for w in watchers), timeout=10)
+            # One change of Carol's announced while all is well, so every process knows her.
+            await http.put(f"{one.base}/users/{carol}/profile", json={"display_name": "c"})
+            await wait_until(lambda: all(w.versions[carol] == 2 for w in watchers), timeout=10)
 
             async def write(n: int, also_carol: bool = False) -> None:
                 writers = [(alice, one.base), (bob, two.base), (alice, two.base)]
@@ -168,9 +171,15 @@ async def test_redis_restarted_in_the_middle_of_traffic(postgres_url, tmp_path):
                     "version"
                 ]
             # Every client connected throughout ends at the latest version of each profile.
-            await wait_until(
-                lambda: all(w.versions == latest for w in watchers), timeout=40, interval=0.1
-            )
+            try:
+                await wait_until(
+                    lambda: all(w.versions == latest for w in watchers), timeout=40, interval=0.1
+                )
+            except AssertionError:
+                seen = [w.versions for w in watchers]
+                raise AssertionError(
+                    f"latest {latest}, seen {seen}\n{one.log()[-3000:]}\n{two.log()[-3000:]}"
+                ) from None
             assert not any(w.closed for w in watchers)
 
             async def ready() -> bool:

@@ -14,9 +14,9 @@ pub/sub connection is down) it is delivered directly and its late echo is
 dropped.
 
 Every Redis command is bounded by ``timeout`` (2 s by default); an error
-becomes ``Unavailable``.  After a publish fails for lack of Redis, publishes
-fail at once for ``timeout`` seconds (a write request never waits on a Redis
-known to be down; the hubs' re-reads repair what was not announced).
+becomes ``Unavailable``.  Changes and messages are published in call order
+by :mod:`.publisher`, which also fails at once while Redis is known to be
+down (the hubs' re-reads repair what was not announced).
 
 Presence of a process that dies without ``close`` is expired by the others:
 each process pushes its own deadline ahead every ``heartbeat`` seconds and,
@@ -30,7 +30,6 @@ import logging
 import os
 import secrets
 import socket
-import time
 from collections.abc import Awaitable
 
 import redis.asyncio as aioredis
@@ -42,6 +41,7 @@ from svc.broker import Broker, BrokerListener, Change, PresenceChange, RoomMessa
 from svc.storage import Misconfigured, Unavailable
 
 from . import codec, scripts
+from .publisher import Publisher
 from .subscriber import Subscriber
 from .url import RedisURL
 
@@ -78,8 +78,7 @@ class RedisBroker(Broker):
         #: own transitions delivered directly (no echo in time): their late echo is dropped
         self._delivered_directly: set[int] = set()
         self._rejoining: asyncio.Task | None = None
-        #: monotonic time before which publishes fail at once (Redis was just found down)
-        self._down_until = 0.0
+        self._publisher: Publisher | None = None
         self._closing = False
 
     @classmethod
@@ -122,6 +121,7 @@ class RedisBroker(Broker):
             for name in ("JOIN", "LEAVE", "REGISTER", "HEARTBEAT", "GOODBYE")
         }
         self._listener = listener
+        self._publisher = Publisher(self._client, self._channel, url.timeout, url.address)
         self._subscriber = Subscriber(
             self._sub_client,
             self._channel,
@@ -159,6 +159,9 @@ class RedisBroker(Broker):
         if tasks:  # bounded: a cancel that redis-py swallows ends the loop at its next check
             await asyncio.wait(tasks, timeout=self._url.timeout + 1)
         self._client = None
+        publisher, self._publisher = self._publisher, None
+        if publisher is not None:
+            await publisher.close()
         subscriber, self._subscriber = self._subscriber, None
         if subscriber is not None:
             await subscriber.stop()
@@ -180,6 +183,16 @@ class RedisBroker(Broker):
             if each is not None:
                 await each.aclose(close_connection_pool=True)
 
+    async def abandon(self) -> None:
+        """For tests: stop as a killed process would (no goodbye, no more heartbeat or
+        subscription), so the others must expire this instance."""
+        self._closing = True
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+        if self._subscriber is not None:
+            await self._subscriber.stop()
+        self._listener = None
+
     async def ping(self) -> dict[str, str]:
         if self._client is None:
             raise Unavailable("the broker is not open")
@@ -200,14 +213,9 @@ class RedisBroker(Broker):
         await self._publish(codec.encode_message(self.node_id, message))
 
     async def _publish(self, payload: str) -> None:
-        client = self._open_client()
-        if time.monotonic() < self._down_until:
-            raise Unavailable(f"redis {self._url.address} is down")
-        try:
-            await self._bounded(client.publish(self._channel, payload))
-        except _ERRORS as exc:
-            self._down_until = time.monotonic() + self._url.timeout
-            raise Unavailable(f"redis {self._url.address}: {_describe(exc)}") from None
+        if self._publisher is None:
+            raise Unavailable("the broker is not open")
+        await self._publisher.publish(payload)
 
     # -- presence -------------------------------------------------------------
 
@@ -398,7 +406,8 @@ class RedisBroker(Broker):
 
     async def _back(self) -> None:
         """The pub/sub connection is back after a gap: re-join if needed, then repair."""
-        self._down_until = 0.0
+        if self._publisher is not None:
+            self._publisher.redis_is_back()
         self._delivered_directly.clear()  # their echoes were published into the gap
         try:
             await self._beat()
