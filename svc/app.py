@@ -15,15 +15,19 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
+from . import log_secrets
 from .broker import Broker
 from .broker.registry import get_plugin as get_broker_plugin
 from .http import auth, cors, demo, health, members, metrics, openapi, users
 from .http.errors import error_middleware
+from .http.login_throttle import LoginThrottle
 from .http.metrics import Metrics
 from .http.observe import observe_middleware
 from .http.origins import OriginPolicy
-from .keys import BROKER, HUB, METRICS, ORIGINS, PASSWORDS, SETTINGS, STORAGE
+from .http.request_limits import HANDLER_ARGS, refuse_compressed_bodies
+from .keys import BROKER, HUB, LOGIN_THROTTLE, METRICS, ORIGINS, PASSWORDS, SETTINGS, STORAGE
 from .passwords import Passwords
+from .redact import scrub
 from .rooms import Hub, ws
 from .settings import Settings, SettingsError
 from .storage import Misconfigured, Storage, Unavailable
@@ -40,16 +44,19 @@ def create_app(
     """The application.  ``storage`` and ``broker`` override the ones the settings name
     (tests use them to share one backend between several apps)."""
     settings = settings or Settings()
+    log_secrets.install()  # before any request can be logged
     app = web.Application(
-        middlewares=[observe_middleware, error_middleware],
+        middlewares=[observe_middleware, error_middleware, refuse_compressed_bodies],
         client_max_size=settings.max_body_bytes,
+        handler_args=HANDLER_ARGS,  # never inflate a request body (request_limits.py)
     )
     app[SETTINGS] = settings
     app[ORIGINS] = OriginPolicy(settings.cors_origins, settings.cors_origin_regex)
     app[STORAGE] = storage or get_storage_plugin(settings.database_url)(settings.database_url)
     broker_url = settings.resolved_broker_url
     app[BROKER] = broker or get_broker_plugin(broker_url)(broker_url)
-    app[PASSWORDS] = Passwords(settings.bcrypt_rounds)
+    app[PASSWORDS] = Passwords(settings.bcrypt_rounds, max_queue=settings.hash_queue)
+    app[LOGIN_THROTTLE] = LoginThrottle()
     app[HUB] = Hub(app[STORAGE], app[BROKER], private_email=settings.auth_enabled)
     app[METRICS] = Metrics(app)
     app.cleanup_ctx.append(_passwords_ctx)
@@ -108,26 +115,30 @@ async def open_with_retry(
 
     A PaaS may start svc before its database; past ``DATABASE_TIMEOUT``
     seconds start-up stops with one line naming ``variable``.  Misconfigured
-    ("never, as configured") stops it at once, with the plugin's own line.
+    (bad credentials, no such database, no right to create tables) stops it at
+    once, with the same one line.
     """
     timeout = settings.database_timeout
     deadline = time.monotonic() + timeout
     delay = 0.2
+    # Whatever a plugin says, no secret of either URL reaches a log line.
+    urls = (settings.database_url, settings.broker_url)
     while True:
         try:
             await open_()
             return
-        except Misconfigured as exc:
+        except Misconfigured as exc:  # waiting will not help: one line, exit 2, now
             await close()
-            raise SettingsError(variable, str(exc)) from None
+            raise SettingsError(variable, scrub(str(exc), *urls)) from None
         except Unavailable as exc:
+            problem = scrub(str(exc), *urls)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 await close()
                 raise SettingsError(
-                    variable, f"{what} did not answer within {timeout:g} s ({exc})"
+                    variable, f"{what} did not answer within {timeout:g} s ({problem})"
                 ) from None
             wait = min(delay, remaining)
-            log.warning("%s not ready (%s); retrying in %.1f s", what, exc, wait)
+            log.warning("%s not ready (%s); retrying in %.1f s", what, problem, wait)
             await asyncio.sleep(wait)
             delay = min(delay * 2, 5.0)

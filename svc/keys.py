@@ -3,6 +3,7 @@
 from aiohttp import web
 
 from .broker import Broker
+from .http.login_throttle import LoginThrottle
 from .http.metrics import Metrics
 from .http.origins import OriginPolicy
 from .passwords import Passwords
@@ -18,5 +19,7 @@ HUB = web.AppKey("hub", Hub)
 METRICS = web.AppKey("metrics", Metrics)
 #: Which web origins may call the API and open sockets (HTTP CORS and the WebSocket upgrade).
 ORIGINS = web.AppKey("origins", OriginPolicy)
+#: Failed logins per username, in this process (http/login_throttle.py).
+LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)
 #: The OpenAPI document, rendered once at start.
 OPENAPI_JSON = web.AppKey("openapi_json", bytes)

@@ -6,6 +6,7 @@ Every bad value raises :class:`SettingsError` naming the variable, which
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import re
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 from .broker import registry as broker_registry
 from .http.origins import parse_origin
+from .redact import scrub
 from .storage import registry
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,9 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     cors_origin_regex: str | None = None
     bcrypt_rounds: int = 12
+    #: Password hashes that may wait or run at once; beyond, 503 with Retry-After.
+    #: None: eight per hashing thread.
+    hash_queue: int | None = None
     #: How long start-up waits for a database that does not answer yet.
     database_timeout: float = 30.0
     #: Largest request body accepted; larger ones get 413.
@@ -47,6 +52,8 @@ class Settings:
     access_log: bool = False
     #: On SIGTERM, how long in-flight requests may take to finish.
     shutdown_timeout: float = 10.0
+    #: Seconds a request body may take to arrive; slower ones get 408.
+    body_timeout: float = 10.0
 
     @property
     def resolved_broker_url(self) -> str:
@@ -64,17 +71,19 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         get = _Reader(env)
+        _warn_about_lookalikes(env)
         database_url = get.str("DATABASE_URL", cls.database_url)
         try:
             registry.get_plugin(database_url).check_url(database_url)
         except (registry.PluginError, TypeError, ValueError) as exc:
-            raise SettingsError("DATABASE_URL", str(exc)) from None
+            # Whatever the plugin wrote, the URL's secrets stay out of the message.
+            raise SettingsError("DATABASE_URL", scrub(str(exc), database_url)) from None
         broker_url = get.str("BROKER_URL", None)
         if broker_url is not None:
             try:
                 broker_registry.get_plugin(broker_url).check_url(broker_url)
             except (broker_registry.PluginError, TypeError, ValueError) as exc:
-                raise SettingsError("BROKER_URL", str(exc)) from None
+                raise SettingsError("BROKER_URL", scrub(str(exc), broker_url)) from None
         regex = get.str("CORS_ORIGIN_REGEX", None)
         if regex is not None:
             try:
@@ -84,6 +93,12 @@ class Settings:
                     "CORS_ORIGIN_REGEX", f"not a regular expression ({exc})"
                 ) from None
         secret = get.str("JWT_SECRET_KEY", None)
+        if secret is None and "JWT_SECRET_KEY" in env:
+            # Set but blank is a deployment gone wrong, not a wish for open mode.
+            raise SettingsError(
+                "JWT_SECRET_KEY",
+                "is set but blank; give a secret of at least 32 bytes, or unset it for open mode",
+            )
         if secret is not None and len(secret.encode()) < 32:
             # HS256 with a short secret can be brute-forced offline from one token.
             raise SettingsError("JWT_SECRET_KEY", "must be at least 32 bytes long")
@@ -98,11 +113,13 @@ class Settings:
             cors_origins=origins,
             cors_origin_regex=regex,
             bcrypt_rounds=get.int("BCRYPT_ROUNDS", cls.bcrypt_rounds, 4, 31),
+            hash_queue=get.int("HASH_QUEUE", cls.hash_queue, 1, 100_000),
             database_timeout=get.float("DATABASE_TIMEOUT", cls.database_timeout, 0, 3600),
             max_body_bytes=get.int("MAX_BODY_BYTES", cls.max_body_bytes, 1024, 64 * 1024 * 1024),
             log_format=get.choice("LOG_FORMAT", cls.log_format, ("text", "json")),
             access_log=get.bool("ACCESS_LOG", cls.access_log),
             shutdown_timeout=get.float("SHUTDOWN_TIMEOUT", cls.shutdown_timeout, 0, 600),
+            body_timeout=get.float("BODY_TIMEOUT", cls.body_timeout, 0.1, 3600),
         )
 
 
@@ -118,6 +135,59 @@ def _origins(raw: str) -> tuple[str, ...]:
         except ValueError as exc:
             raise SettingsError("CORS_ORIGINS", str(exc)) from None
     return tuple(origins)
+
+
+#: Every variable svc reads (the contract's, and the limits documented in docs/).
+KNOWN_VARIABLES = (
+    "DATABASE_URL",
+    "BROKER_URL",
+    "HOST",
+    "PORT",
+    "JWT_SECRET_KEY",
+    "JWT_LIFETIME",
+    "CORS_ORIGINS",
+    "CORS_ORIGIN_REGEX",
+    "BCRYPT_ROUNDS",
+    "HASH_QUEUE",
+    "DATABASE_TIMEOUT",
+    "MAX_BODY_BYTES",
+    "BODY_TIMEOUT",
+    "LOG_FORMAT",
+    "ACCESS_LOG",
+    "SHUTDOWN_TIMEOUT",
+)
+#: Names other services use for the same thing: svc ignores them, so say so.
+LOOKALIKES = {
+    "JWT_SECRET": "JWT_SECRET_KEY",
+    "JWT_KEY": "JWT_SECRET_KEY",
+    "JWT_SECRETKEY": "JWT_SECRET_KEY",
+    "JWT_SIGNING_KEY": "JWT_SECRET_KEY",
+    "DATABASE_URI": "DATABASE_URL",
+    "DB_URL": "DATABASE_URL",
+    "DB_URI": "DATABASE_URL",
+    "POSTGRES_URL": "DATABASE_URL",
+    "CORS_ORIGIN": "CORS_ORIGINS",
+    "CORS_ALLOWED_ORIGINS": "CORS_ORIGINS",
+    "CORS_ALLOW_ORIGINS": "CORS_ORIGINS",
+    "BROKER_URI": "BROKER_URL",
+    "REDIS_URL": "BROKER_URL",
+}
+
+
+def _warn_about_lookalikes(env: Mapping[str, str]) -> None:
+    """A misspelt variable is silently ignored (a misspelt JWT_SECRET_KEY means open mode):
+    warn about each name that looks like one of svc's and is not."""
+    for name in sorted(env):
+        if name in KNOWN_VARIABLES:
+            continue
+        meant = LOOKALIKES.get(name)
+        if meant is None:
+            close = difflib.get_close_matches(name, KNOWN_VARIABLES, n=1, cutoff=0.85)
+            # Same first word only: HOSTNAME is not a typo of HOST.
+            if close and close[0].split("_")[0] == name.split("_")[0]:
+                meant = close[0]
+        if meant is not None and meant not in env:
+            log.warning("%s is not a setting of svc and is ignored; did you mean %s?", name, meant)
 
 
 class _Reader:

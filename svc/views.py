@@ -1,10 +1,10 @@
 """The public representation of a user: one shape for REST bodies, members and room frames.
 
-API.md "Resources": ``{"id", "user_id", "profile", "version", "created_at",
+docs/api.md "Resources": ``{"id", "user_id", "profile", "version", "created_at",
 "updated_at"}``.  A password hash, and ``password_updated_at``, never leave
 the server.
 
-With auth on, ``email`` is private (API.md "Auth"): only a request carrying the
+With auth on, ``email`` is private (docs/api.md "Auth"): only a request carrying the
 owner's token reads it; everyone else, the members route and every room frame
 see ``null``.  Each record caches both bodies, so the choice costs nothing per reader.
 """

@@ -16,7 +16,7 @@ import jwt
 import pytest
 from aiohttp.test_utils import unused_port
 
-from svc.http.auth import STALE_LEEWAY, InvalidToken, refuse_stale
+from svc.http.auth import InvalidToken, refuse_stale
 from svc.keys import STORAGE
 from svc.storage import Credentials
 from svc.testing import deadline, unique_id
@@ -61,7 +61,12 @@ def crafted(sub, secret: str = SECRET, **claims) -> str:
 # The three writes to user X, each with a body that succeeds for X's own token.
 WRITES = {
     "profile": ("PUT", "/users/{}/profile", {"bio": "hello"}, 200),
-    "password": ("PUT", "/users/{}/password", {"new_password": "a new password"}, 200),
+    "password": (
+        "PUT",
+        "/users/{}/password",
+        {"new_password": "a new password", "current_password": PASSWORD},
+        200,
+    ),
     "delete": ("DELETE", "/users/{}", None, 204),
 }
 
@@ -78,7 +83,7 @@ async def test_token_carries_the_user_id_and_lifetime(make_client):
     assert body["token_type"] == "bearer" and body["expires_in"] == 120
     claims = jwt.decode(body["access_token"], SECRET, algorithms=["HS256"])
     assert claims["sub"] == user["id"]
-    assert claims["exp"] - claims["iat"] == 120
+    assert claims["exp"] - claims["iat"] == pytest.approx(120)
     assert jwt.get_unverified_header(body["access_token"])["alg"] == "HS256"
 
 
@@ -323,11 +328,14 @@ def test_the_stale_token_rule():
     created = datetime(2026, 1, 1, 12, 0, 0, 500000, tzinfo=timezone.utc)
     changed = created + timedelta(hours=1)
     credentials = Credentials("u", "$hash", password_updated_at=changed, created_at=created)
-    at = int(created.timestamp())
-    for issued in (at + 3600, at + 3600 - STALE_LEEWAY, at + 7200):
+    at = changed.timestamp()
+    # A login's token is bound to the password it verified (pat), to the microsecond.
+    refuse_stale({"sub": "u", "iat": at, "pat": changed.timestamp()}, credentials)
+    with pytest.raises(InvalidToken, match="log in again"):
+        refuse_stale({"sub": "u", "iat": at, "pat": created.timestamp()}, credentials)
+    # Without pat: issued no earlier than the creation and the last password change.
+    for issued in (at, at + 3600):
         refuse_stale({"sub": "u", "iat": issued}, credentials)  # accepted
-    for issued, words in ((at - 60, "account was created"), (at + 60, "password was last set")):
-        with pytest.raises(InvalidToken, match=words):
+    for issued in (created.timestamp() - 60, at - 0.001):
+        with pytest.raises(InvalidToken, match="log in again"):
             refuse_stale({"sub": "u", "iat": issued}, credentials)
-    with pytest.raises(InvalidToken):
-        refuse_stale({"sub": "u"}, credentials)  # no iat: as old as can be

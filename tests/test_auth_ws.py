@@ -67,7 +67,7 @@ async def test_the_token_names_the_member(auth_client):
 async def test_a_bad_claim_is_closed_with_4401(auth_client, query):
     user_id, _ = await user_and_token(auth_client)
     now = int(time.time())
-    expired = jwt.encode({"sub": user_id, "exp": now - 5}, SECRET, "HS256")
+    expired = jwt.encode({"sub": user_id, "iat": now - 60, "exp": now - 5}, SECRET, "HS256")
     forged = jwt.encode({"sub": user_id, "exp": now + 60}, "z" * 40, "HS256")
     path = f"/ws/{unique_id('room')}?" + query.format(
         user_id=user_id, expired=expired, forged=forged

@@ -66,7 +66,9 @@ class LiveServer:
         """(status, parsed JSON body or None) of one real HTTP request."""
         headers = {"Content-Type": "application/json"} if body is not None else {}
         if user is not None:
-            now = int(time.time())
+            # iat with sub-second precision: svc refuses a token issued before the account
+            # was created, and this one is signed just before the PUT that creates it.
+            now = time.time()
             token = jwt.encode({"sub": user, "iat": now, "exp": now + 300}, SECRET, "HS256")
             headers["Authorization"] = f"Bearer {token}"
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)

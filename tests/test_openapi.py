@@ -20,7 +20,7 @@ from svc.testing import unique_id
 METHODS = {"get", "put", "post", "delete", "patch"}
 SECRET = "k" * 32
 
-# API.md's routes (the contract), written out here: the repository stands alone.
+# The contract's routes (docs/api.md), written out here.
 CONTRACT_ROUTES = {
     ("get", "/"),
     ("get", "/health/ready"),

@@ -104,8 +104,12 @@ class MemoryStorage(Storage):
         self._users[user_id] = user
         return user, False
 
-    async def set_password_hash(self, user_id: str, password_hash: str) -> datetime:
+    async def set_password_hash(
+        self, user_id: str, password_hash: str, expected_hash: str | None = None
+    ) -> datetime:
         current = await self.get_user(user_id)
+        if expected_hash is not None and self._hashes.get(user_id) != expected_hash:
+            raise Conflict("the password hash has changed", field=None)
         now = _now()
         self._hashes[user_id] = password_hash
         self._users[user_id] = replace(current, password_updated_at=now)

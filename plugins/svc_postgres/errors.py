@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import psycopg2
 import psycopg2.errors
 
-from svc.storage import Conflict, Unavailable
+from svc.storage import Conflict, Misconfigured, Unavailable
 
 from .queries import USERNAME_KEY
 
@@ -36,13 +36,51 @@ def describe(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+#: SQLSTATEs that waiting will not cure: 28 invalid authorisation, 3D000 no such
+#: database, 3F000 no such schema, 42501 insufficient privilege (no right to create).
+PERMANENT_SQLSTATES = ("28", "3D000", "3F000", "42501")
+#: libpq's words for the same when it fails before the server gives a SQLSTATE
+#: (a server set to another language is not recognised, and is retried as before).
+PERMANENT_MESSAGES = (
+    "password authentication failed",
+    "authentication failed",
+    "no pg_hba.conf entry",
+    "does not exist",  # role "x" / database "x" does not exist
+    "invalid sslmode value",
+    "invalid connection option",
+    "invalid integer value",
+    "SSL was required",
+    "server does not support SSL",
+    "permission denied",
+)
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """Does ``exc``, raised while opening, mean it can never work as configured?"""
+    if not isinstance(exc, psycopg2.Error):
+        return False
+    code = exc.pgcode or ""
+    if code and code.startswith(PERMANENT_SQLSTATES):
+        return True
+    text = str(exc)
+    return any(words in text for words in PERMANENT_MESSAGES)
+
+
 @contextmanager
-def translated(user_id: str | None = None, username: str | None = None) -> Iterator[None]:
+def translated(
+    user_id: str | None = None, username: str | None = None, opening: bool = False
+) -> Iterator[None]:
+    """Domain errors for psycopg2's.  ``opening``: also tell a configuration that can
+    never work (Misconfigured: svc stops at once) from a database not up yet."""
     try:
         yield
     except psycopg2.errors.UniqueViolation as exc:
         if exc.diag.constraint_name == USERNAME_KEY:
             raise Conflict(f"username {username!r} is taken", field="username") from None
         raise Conflict(f"user {user_id!r} already exists", field="id") from None
-    except CONNECTION_ERRORS as exc:
-        raise Unavailable(f"database unavailable: {describe(exc)}") from None
+    except (*CONNECTION_ERRORS, psycopg2.Error) as exc:
+        if opening and is_permanent(exc):
+            raise Misconfigured(describe(exc)) from None
+        if isinstance(exc, CONNECTION_ERRORS):
+            raise Unavailable(f"database unavailable: {describe(exc)}") from None
+        raise

@@ -55,9 +55,11 @@ ON CONFLICT (id) DO UPDATE
 RETURNING {COLUMNS}, (u.xmax = 0)
 """
 
+# With an expected hash, a compare-and-set in one statement (the row lock orders racers).
 SET_PASSWORD_HASH = """
-UPDATE users SET password_hash = %s, password_updated_at = clock_timestamp()
-WHERE id = %s RETURNING password_updated_at
+UPDATE users SET password_hash = %(hash)s, password_updated_at = clock_timestamp()
+WHERE id = %(id)s AND (%(expected)s::text IS NULL OR password_hash = %(expected)s)
+RETURNING password_updated_at
 """
 CREDENTIALS = "id, password_hash, password_updated_at, created_at"
 GET_CREDENTIALS = f"SELECT {CREDENTIALS} FROM users WHERE id = %s"

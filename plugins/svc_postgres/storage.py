@@ -20,8 +20,11 @@ import aiopg
 import psycopg2.extensions
 from psycopg2.extras import Json
 
+from svc.redact import scrub
 from svc.storage import (
+    Conflict,
     Credentials,
+    Misconfigured,
     NotFound,
     Storage,
     Unavailable,
@@ -81,7 +84,11 @@ class PostgresStorage(Storage):
         try:
             await self._open()
         except Unavailable as exc:
-            raise Unavailable(f"{self._url.redacted}: {exc}") from None
+            # libpq may quote the database name, which a malformed URL may have mixed up
+            # with the password: scrubbed whatever the URL looks like.
+            raise Unavailable(scrub(f"{self._url.redacted}: {exc}", self.url)) from None
+        except Misconfigured as exc:
+            raise Misconfigured(scrub(f"{self._url.redacted}: {exc}", self.url)) from None
         log.info(
             "postgres: %s, pool of %d, application_name %s",
             self._url.redacted,
@@ -90,7 +97,7 @@ class PostgresStorage(Storage):
         )
 
     async def _open(self) -> None:
-        with translated():
+        with translated(opening=True):
             if self._pool is None:
                 self._pool = await aiopg.create_pool(
                     self._dsn,
@@ -197,10 +204,16 @@ class PostgresStorage(Storage):
             raise VersionMismatch(current[0])
         return q.user_from_row(row), bool(row[6])
 
-    async def set_password_hash(self, user_id: str, password_hash: str) -> datetime:
-        row = await self._fetchone(q.SET_PASSWORD_HASH, (password_hash, user_id))
+    async def set_password_hash(
+        self, user_id: str, password_hash: str, expected_hash: str | None = None
+    ) -> datetime:
+        params = {"id": user_id, "hash": password_hash, "expected": expected_hash}
+        row = await self._fetchone(q.SET_PASSWORD_HASH, params)
         if row is None:
-            raise NotFound(user_id)
+            # Nothing written: say why (this read is only for the error, not the write).
+            if await self._fetchone(q.GET_VERSION, (user_id,)) is None:
+                raise NotFound(user_id)
+            raise Conflict("the password hash has changed", field=None)
         return row[0]
 
     async def get_credentials(self, user_id: str) -> Credentials:

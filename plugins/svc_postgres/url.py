@@ -3,16 +3,18 @@
 svc takes one parameter of its own from the query, ``pool_size``; everything
 else (``sslmode``, ``options``, ``connect_timeout``...) is libpq's and passes
 through untouched.  The password is never part of a message or a log line:
-:func:`redact` is the only form of the URL that svc prints.
+:func:`redact` is the only form of the URL that svc prints (``?password=`` masked too).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import psycopg2
 import psycopg2.extensions
+
+from svc.redact import redact_url, scrub
 
 SCHEMES = ("postgres", "postgresql")
 DEFAULT_POOL_SIZE = 10
@@ -32,12 +34,11 @@ class PostgresURL:
     @classmethod
     def parse(cls, url: str) -> PostgresURL:
         """Parse and check ``url`` without any I/O; ValueError (password-free) if it cannot work."""
-        parts = urlsplit(url)
-        password = parts.password
         try:
-            return cls._parse(url, parts)
+            return cls._parse(url, urlsplit(url))
         except ValueError as exc:
-            raise ValueError(_scrub(str(exc), password)) from None
+            # Belt and braces: libpq may quote a bad token, which may be the password.
+            raise ValueError(scrub(str(exc), url)) from None
 
     @classmethod
     def _parse(cls, url: str, parts) -> PostgresURL:
@@ -80,18 +81,6 @@ def _pool_size(raw: str | None, shown: str) -> int:
 
 
 def redact(url: str) -> str:
-    """``url`` with its password replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    userinfo, _, hostinfo = parts.netloc.rpartition("@")
-    user = userinfo.partition(":")[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostinfo}"))
-
-
-def _scrub(message: str, password: str | None) -> str:
-    """Belt and braces: libpq may quote a bad token, which may be the password."""
-    if password:
-        for secret in {password, unquote(password)}:
-            message = message.replace(secret, "***")
-    return message
+    """``url`` with its password (in the userinfo or ``?password=``) replaced by ``***``,
+    even when the URL is too malformed for a parser to find it."""
+    return redact_url(url)

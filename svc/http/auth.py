@@ -4,38 +4,59 @@ Auth is on only when ``JWT_SECRET_KEY`` is set.  Then a write to user X needs
 ``Authorization: Bearer <token>`` whose ``sub`` is X (401 without a valid
 token, 403 for another user), and a WebSocket claims its user with
 ``?token=`` (see :mod:`svc.rooms.admission`).  Reads stay open, but only a
-request with the owner's token reads a user's ``email``.  With auth off every check here lets the
-request through, and ``POST /auth/token`` is 404: there is no key to sign with.
+request with the owner's token reads a user's ``email``.  With auth off every
+check here lets the request through, and ``POST /auth/token`` is 404: there is
+no key to sign with.
+
+A token is good only for the account and the password it was issued under.
+A login binds it to the password it verified (the ``pat`` claim: when that
+password was set, to the microsecond), so setting a new password, or deleting
+the account and creating the id again, retires every token issued before.  A
+token without ``pat`` (signed elsewhere with the same key) must be issued
+(``iat``, with sub-second precision) no earlier than the account's creation
+and its last password change.
 """
 
 from __future__ import annotations
 
-import math
 import time
+from datetime import datetime
+from typing import Any
 
 import jwt
 from aiohttp import web
 
-from ..keys import PASSWORDS, SETTINGS, STORAGE
+from ..keys import LOGIN_THROTTLE, PASSWORDS, SETTINGS, STORAGE
 from ..settings import Settings
-from ..storage import Credentials, NotFound
+from ..storage import Conflict, Credentials, NotFound, username_key
 from .bodies import read_json
 from .errors import APIError
 from .operation import Reply, documented
 from .schemas import TokenRequestSchema, token_request_schema
 
 ALGORITHM = "HS256"
-# exp and sub must be there: a token without exp would live forever.
-_REQUIRED_CLAIMS = {"require": ["exp", "sub"]}
+# exp, iat and sub must be there: a token without exp would live forever, and one
+# without iat could not be compared with the account's password changes.
+_DECODE_OPTIONS = {"require": ["exp", "iat", "sub"], "verify_iat": False}
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="svc"'}
-#: Seconds of slack between token clocks and storage clocks (see refuse_stale).
-STALE_LEEWAY = 1
 _INVALID_TOKEN = {"WWW-Authenticate": 'Bearer realm="svc", error="invalid_token"'}
+_WRONG_CREDENTIALS = "wrong username or password"
 
 
-def issue_token(settings: Settings, user_id: str) -> str:
-    now = int(time.time())
-    claims = {"sub": user_id, "iat": now, "exp": now + settings.jwt_lifetime}
+def _stamp(moment: datetime) -> float:
+    """A storage timestamp as seconds since the epoch (microseconds survive JSON)."""
+    return moment.timestamp()
+
+
+def issue_token(settings: Settings, credentials: Credentials) -> str:
+    now = time.time()
+    claims: dict[str, Any] = {
+        "sub": credentials.user_id,
+        "iat": now,
+        "exp": now + settings.jwt_lifetime,
+    }
+    if credentials.password_updated_at is not None:
+        claims["pat"] = _stamp(credentials.password_updated_at)
     return jwt.encode(claims, settings.jwt_secret_key, algorithm=ALGORITHM)
 
 
@@ -43,43 +64,63 @@ class InvalidToken(Exception):
     """A token that is bad, expired or stale; the message is safe to show its bearer."""
 
 
-def token_claims(settings: Settings, token: str) -> dict:
-    """The verified claims of a token (``sub`` a string); InvalidToken if it is bad or expired."""
+def _invalid(message: str) -> APIError:
+    return APIError(401, "unauthorized", message, headers=_INVALID_TOKEN)
+
+
+def decode_token(settings: Settings, token: str) -> dict[str, Any]:
+    """The claims of a good token; InvalidToken when it is bad or expired."""
     try:
         claims = jwt.decode(
-            token, settings.jwt_secret_key, algorithms=[ALGORITHM], options=_REQUIRED_CLAIMS
+            token, settings.jwt_secret_key, algorithms=[ALGORITHM], options=_DECODE_OPTIONS
         )
     except jwt.ExpiredSignatureError:
         raise InvalidToken("the token has expired") from None
     except jwt.InvalidTokenError:
         # No detail: why a forged token failed is of use only to its forger.
         raise InvalidToken("the token is not valid") from None
-    if not isinstance(claims["sub"], str):
+    iat, pat = claims["iat"], claims.get("pat")
+    if (
+        not isinstance(claims["sub"], str)
+        or not _is_number(iat)
+        or (pat is not None and not _is_number(pat))
+    ):
         raise InvalidToken("the token is not valid")
     return claims
 
 
-def refuse_stale(claims: dict, credentials: Credentials) -> None:
-    """InvalidToken if the token was issued before its account was created or its password
-    last set (API.md: a new password ends every older token; so does re-creating an id).
-
-    ``iat`` has whole seconds, and the moments may come from the database's clock: a token
-    issued up to ``STALE_LEEWAY`` seconds before the change still counts, so that a login
-    right after it is never refused for a clock a little ahead.
-    """
-    issued = claims.get("iat")
-    if not isinstance(issued, (int, float)):
-        issued = 0  # issued by us, iat is always there: without one, assume the oldest
-    for moment, what in (
-        (credentials.created_at, "the account was created"),
-        (credentials.password_updated_at, "the password was last set"),
-    ):
-        if moment is not None and issued < math.floor(moment.timestamp()) - STALE_LEEWAY:
-            raise InvalidToken(f"the token was issued before {what}; log in again")
+def token_claims(settings: Settings, token: str) -> dict[str, Any]:
+    """As :func:`decode_token`, for HTTP: 401 when the token is bad or expired."""
+    try:
+        return decode_token(settings, token)
+    except InvalidToken as exc:
+        raise _invalid(str(exc)) from None
 
 
-def _unauthorized(exc: InvalidToken) -> APIError:
-    return APIError(401, "unauthorized", str(exc), headers=_INVALID_TOKEN)
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_current(claims: dict[str, Any], credentials: Credentials) -> bool:
+    """Was this token issued for the account and password as they are now?"""
+    password_set = credentials.password_updated_at
+    if "pat" in claims:  # from a login: bound to the password it verified
+        return password_set is not None and claims["pat"] == _stamp(password_set)
+    iat = claims["iat"]
+    if credentials.created_at is not None and iat < _stamp(credentials.created_at):
+        return False
+    return password_set is None or iat >= _stamp(password_set)
+
+
+_STALE = (
+    "the token was issued before the account was created or its password last set; log in again"
+)
+
+
+def refuse_stale(claims: dict[str, Any], credentials: Credentials) -> None:
+    """InvalidToken unless the token is current for ``credentials`` (:func:`is_current`)."""
+    if not is_current(claims, credentials):
+        raise InvalidToken(_STALE)
 
 
 def bearer_token(request: web.Request) -> str | None:
@@ -90,48 +131,40 @@ def bearer_token(request: web.Request) -> str | None:
     return token.strip()
 
 
-async def fresh_claims(request: web.Request, token: str) -> dict:
-    """The claims of a valid token whose user has not since been re-created or changed
-    password; InvalidToken otherwise."""
-    claims = token_claims(request.app[SETTINGS], token)
-    await refuse_if_stale(request, claims)
-    return claims
-
-
-async def refuse_if_stale(request: web.Request, claims: dict) -> None:
-    """:func:`refuse_stale` against the stored user.  A user that does not exist is no
-    reason (a token for X may create X through ``PUT /users/X/profile``)."""
-    try:
-        credentials = await request.app[STORAGE].get_credentials(claims["sub"])
-    except NotFound:
-        return
-    refuse_stale(claims, credentials)
-
-
-async def authorize_write(request: web.Request, user_id: str) -> None:
-    """Let a write to ``user_id`` through only for a bearer of that user's token.
-
-    Called before the body is read, and storage is asked only once the token is
-    known to be X's, so a stranger learns nothing about whether the user exists.
-    """
-    if not request.app[SETTINGS].auth_enabled:
-        return
+async def _check_bearer(request: web.Request, user_id: str) -> Credentials | None:
+    """Check a bearer token for ``user_id``: 401/403 as the module says.  Returns the
+    account's credentials, or None when there is no such account (yet)."""
     token = bearer_token(request)
     if token is None:
         raise APIError(
             401, "unauthorized", "send Authorization: Bearer <token>", headers=_CHALLENGE
         )
+    claims = token_claims(request.app[SETTINGS], token)
+    if claims["sub"] != user_id:
+        raise APIError(403, "forbidden", "the token belongs to another user")
     try:
-        claims = token_claims(request.app[SETTINGS], token)
-        if claims["sub"] != user_id:
-            raise APIError(403, "forbidden", "the token belongs to another user")
-        await refuse_if_stale(request, claims)
-    except InvalidToken as exc:
-        raise _unauthorized(exc) from None
+        credentials = await request.app[STORAGE].get_credentials(user_id)
+    except NotFound:
+        return None  # nothing to protect: creating it (PUT profile), or a 404 to come
+    if not is_current(claims, credentials):
+        raise _invalid(_STALE)
+    return credentials
+
+
+async def authorize_write(request: web.Request, user_id: str) -> Credentials | None:
+    """Let a write to ``user_id`` through only for a bearer of a current token of that user.
+
+    Called before the body is read, so a stranger learns nothing about whether
+    the user exists.  Returns the credentials it read (None with auth off, or
+    when the user does not exist).
+    """
+    if not request.app[SETTINGS].auth_enabled:
+        return None
+    return await _check_bearer(request, user_id)
 
 
 async def is_owner(request: web.Request, user_id: str) -> bool:
-    """Does the request carry a valid token of ``user_id``?  (Who may read its email.)
+    """Does the request carry a current token of ``user_id``?  (Who may read its email.)
 
     A bad or stale token is not an error here: reads are open, so it reads as anyone.
     """
@@ -139,59 +172,121 @@ async def is_owner(request: web.Request, user_id: str) -> bool:
     if token is None:
         return False
     try:
-        claims = await fresh_claims(request, token)
-    except InvalidToken:
+        claims = decode_token(request.app[SETTINGS], token)
+        if claims["sub"] != user_id:
+            return False
+        credentials = await request.app[STORAGE].get_credentials(user_id)
+    except (InvalidToken, NotFound):
         return False
-    return claims["sub"] == user_id
+    return is_current(claims, credentials)
+
+
+def client_waiting(request: web.Request):
+    """A check, for work that queues, that the client is still there to get the answer."""
+
+    def waiting() -> bool:
+        transport = request.transport
+        return transport is not None and not transport.is_closing()
+
+    return waiting
 
 
 @documented(
     summary="a token for a username and password (auth on only)",
     tag="auth",
     description="Auth on: an HS256 JWT whose `sub` is the user id. A wrong password and an "
-    "unknown username get the same 401, in the same time; a hash of an older scheme is "
-    "re-hashed on success. Auth off (`JWT_SECRET_KEY` not set): 404, there is no key to "
-    "sign with.",
+    "unknown username get the same 401, in the same time; after five failures in a row for "
+    "one username further attempts wait (429 with `Retry-After`, doubling up to 5 minutes). "
+    "A hash of an older scheme is re-hashed on success. The token is good until it "
+    "expires, the password is set again, or the account is deleted. Auth off "
+    "(`JWT_SECRET_KEY` not set): 404, there is no key to sign with.",
     body=TokenRequestSchema,
     body_description="the credentials",
     replies={200: Reply("the token", "Token")},
-    errors=(400, 401, 404, 413, 415, 422, 503),
+    errors=(400, 401, 404, 408, 413, 415, 422, 429, 503),
 )
 async def login(request: web.Request) -> web.Response:
     """``POST /auth/token``: a token for a username and password."""
     settings = request.app[SETTINGS]
     if not settings.auth_enabled:
         raise APIError(404, "not_found", "auth is off on this server (JWT_SECRET_KEY is not set)")
+    request.app[PASSWORDS].check_room()  # a flood is shed before its body is even read
     body = await read_json(request, token_request_schema)
-    storage, passwords = request.app[STORAGE], request.app[PASSWORDS]
-    try:
-        credentials = await storage.find_credentials(body["username"])
-    except NotFound:
-        credentials = None
-    # An unknown user still costs one verify (against a dummy hash), so the
-    # time taken does not tell which usernames exist.
-    ok, new_hash = await passwords.verify(
-        body["password"], credentials.password_hash if credentials else None
+    credentials = await guarded(
+        request,
+        username_key(body["username"]),
+        _check_password(request, body["username"], body["password"]),
+        lambda credentials: credentials is not None,
     )
-    if not ok or credentials is None:
-        raise APIError(401, "unauthorized", "wrong username or password", headers=_CHALLENGE)
-    if new_hash is not None:
-        # An older scheme (plain bcrypt, unsalted SHA-256) verified: upgrade it now,
-        # the only moment the plain password is at hand.
-        try:
-            await storage.set_password_hash(credentials.user_id, new_hash)
-        except NotFound:  # deleted meanwhile: no token for a user that is gone
-            raise APIError(
-                401, "unauthorized", "wrong username or password", headers=_CHALLENGE
-            ) from None
+    if credentials is None:
+        raise APIError(401, "unauthorized", _WRONG_CREDENTIALS, headers=_CHALLENGE)
     return web.json_response(
         {
-            "access_token": issue_token(settings, credentials.user_id),
+            "access_token": issue_token(settings, credentials),
             "token_type": "bearer",
             "expires_in": settings.jwt_lifetime,
         },
         headers={"Cache-Control": "no-store"},
     )
+
+
+async def guarded(request: web.Request, key: str, attempt, succeeded):
+    """Await ``attempt`` (a password check) under the failed-login throttle of ``key``:
+    429 with ``Retry-After`` without running it while ``key`` is shut."""
+    throttle, clock = request.app[LOGIN_THROTTLE], time.monotonic
+    wait = throttle.begin(key, clock())
+    if wait:
+        attempt.close()  # never started
+        error = APIError(
+            429,
+            "too_many_requests",
+            "too many failed password attempts for this account; try again later",
+            headers={"Retry-After": str(max(1, round(wait + 0.5)))},
+        )
+        error.force_close()  # a guesser that does not wait pays a new connection each time
+        raise error
+    ok = None
+    try:
+        result = await attempt
+        ok = bool(succeeded(result))
+    finally:
+        throttle.end(key, clock(), ok)
+    return result
+
+
+async def _check_password(request: web.Request, username: str, password: str):
+    """The credentials of ``username`` if ``password`` is theirs, else None.
+
+    An unknown user still costs one verify, so the time taken does not tell
+    which usernames exist.  A hash of an older scheme is upgraded now, the only
+    moment the plain password is at hand, but only if it is still the hash
+    that was verified: a password change racing this login must win.
+    """
+    storage, passwords = request.app[STORAGE], request.app[PASSWORDS]
+    for _ in range(2):  # a second round only if the hash changed under a re-hash
+        try:
+            credentials = await storage.find_credentials(username)
+        except NotFound:
+            credentials = None
+        ok, new_hash = await passwords.verify(
+            password,
+            credentials.password_hash if credentials else None,
+            wanted=client_waiting(request),
+        )
+        if not ok or credentials is None:
+            return None
+        if new_hash is None:
+            return credentials
+        try:
+            updated_at = await storage.set_password_hash(
+                credentials.user_id, new_hash, expected_hash=credentials.password_hash
+            )
+        except NotFound:  # deleted meanwhile: no token for a user that is gone
+            return None
+        except Conflict:  # the hash changed since it was read: verify what is there now
+            continue
+        return Credentials(credentials.user_id, new_hash, updated_at, credentials.created_at)
+    return None
 
 
 def setup_routes(app: web.Application) -> None:

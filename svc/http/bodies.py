@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import Any
@@ -9,23 +10,34 @@ from typing import Any
 from aiohttp import web
 from marshmallow import Schema
 
+from ..keys import SETTINGS
 from .errors import APIError
 
 
 async def read_json(request: web.Request, schema: Schema) -> dict[str, Any]:
     """The body, loaded through ``schema``.
 
-    415 when it is not declared as JSON, 400 when it does not parse (or nests too
-    deeply to), 413 (from aiohttp) past the size limit, 422 when text is not valid
-    Unicode, and 422 (marshmallow's ValidationError, mapped by the error middleware)
-    when a field breaks a rule.
+    415 when it is not declared as JSON, 400 when it does not parse (nesting too
+    deep for the parser included), 408 when it takes longer than
+    ``BODY_TIMEOUT`` to arrive (a client feeding it a byte at a time holds a
+    connection and a task), 413 (from aiohttp) past the size limit, 422 when
+    text is not valid Unicode, and 422 (marshmallow's ValidationError, mapped by
+    the error middleware) when a field breaks a rule.
     """
     content_type = request.content_type
     if content_type != "application/json" and not content_type.endswith("+json"):
         raise APIError(
             415, "unsupported_media_type", "send the body as JSON (Content-Type: application/json)"
         )
-    raw = await request.read()
+    timeout = request.app[SETTINGS].body_timeout
+    try:
+        raw = await asyncio.wait_for(request.read(), timeout)
+    except asyncio.TimeoutError:
+        error = APIError(
+            408, "request_timeout", f"the request body did not arrive within {timeout:g} s"
+        )
+        error.force_close()  # the rest of the body would be read as the next request
+        raise error from None
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:

@@ -27,7 +27,7 @@ def ecma(pattern: str) -> str:
     return pattern[:-2] + "$" if pattern.endswith(r"\Z") else pattern
 
 
-ID_PATTERN = ecma(USER_ID_PATTERN)  # API.md: a room id follows the user id rule
+ID_PATTERN = ecma(USER_ID_PATTERN)  # docs/api.md: a room id follows the user id rule
 
 
 def ref(name: str, kind: str = "schemas") -> dict:
@@ -46,7 +46,7 @@ def component(name: str, **kwargs) -> fields.Raw:
 def _as_read(field: fields.Field) -> fields.Field:
     field = copy.copy(field)
     field.required = True
-    # API.md: "a field never set is null" (a user created by PUT may have no username yet).
+    # docs/api.md: "a field never set is null" (a user created by PUT may have no username yet).
     field.allow_none = True
     return field
 

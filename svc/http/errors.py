@@ -22,7 +22,9 @@ from typing import Any
 from aiohttp import web
 from marshmallow import ValidationError
 
+from ..passwords import ClientGone, PasswordsBusy
 from ..storage import Conflict, NotFound, Unavailable, VersionMismatch
+from .shedding import hold_refusal
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +82,9 @@ CATALOGUE: tuple[ErrorKind, ...] = (
     ErrorKind(
         401,
         "unauthorized",
-        "auth on: no valid bearer token (missing, malformed, badly signed or expired), a "
-        "WebSocket `?user_id=` without `?token=`, or a wrong username or password at "
-        "`POST /auth/token`",
+        "auth on: no valid bearer token (missing, malformed, badly signed, expired or stale), "
+        "or a wrong username or password at `POST /auth/token` (a WebSocket join is refused "
+        "with close code 4401 instead)",
         ("WWW-Authenticate",),
     ),
     ErrorKind(
@@ -109,8 +111,18 @@ CATALOGUE: tuple[ErrorKind, ...] = (
         "user exists), or `If-Match` for a user that does not exist",
         ("ETag",),
     ),
+    ErrorKind(
+        408,
+        "request_timeout",
+        "the body took longer than `BODY_TIMEOUT` to arrive (the connection is closed)",
+    ),
     ErrorKind(413, "payload_too_large", "the body is larger than `MAX_BODY_BYTES`"),
-    ErrorKind(415, "unsupported_media_type", "the body is not sent as JSON"),
+    ErrorKind(
+        415,
+        "unsupported_media_type",
+        "the body is not sent as JSON, or is compressed (`Content-Encoding`: svc never "
+        "inflates a request body)",
+    ),
     ErrorKind(
         422,
         "validation_failed",
@@ -123,9 +135,27 @@ CATALOGUE: tuple[ErrorKind, ...] = (
         "a plain HTTP request to the WebSocket endpoint",
         ("Upgrade",),
     ),
+    ErrorKind(
+        429,
+        "too_many_requests",
+        "too many failed password attempts for this account (a login or a `current_password`);"
+        " wait `Retry-After` seconds",
+        ("Retry-After",),
+    ),
+    ErrorKind(
+        499,
+        "client_closed_request",
+        "the client went away while its password work waited (nobody reads this answer)",
+    ),
     ErrorKind(500, "internal_error", "a bug: logged with its traceback, never expected"),
     ErrorKind(
         503, "unavailable", "storage or the broker cannot answer right now", ("Retry-After",)
+    ),
+    ErrorKind(
+        503,
+        "busy",
+        "too many password hashes are waiting (`HASH_QUEUE`); try again after `Retry-After`",
+        ("Retry-After",),
     ),
 )
 
@@ -193,7 +223,9 @@ def _from_domain(
 async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except APIError:
+    except APIError as exc:
+        if exc.status == 429:
+            await hold_refusal()
         raise
     except web.HTTPException as exc:
         if exc.status < 400 or exc.content_type == "application/json":
@@ -207,6 +239,20 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         )
     except (NotFound, Conflict, VersionMismatch, Unavailable, ValidationError) as exc:
         return _from_domain(exc, request)
+    except PasswordsBusy as exc:
+        await hold_refusal()
+        busy = error_response(
+            503,
+            "busy",
+            "too many password checks are waiting; try again shortly",
+            headers={"Retry-After": str(exc.retry_after)},
+        )
+        # Shedding load: a client that does not wait pays a new connection each time.
+        busy.force_close()
+        return busy
+    except ClientGone:
+        # Nobody reads this: the client left while its password work was queued.
+        return error_response(499, "client_closed_request", "the client went away")
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return error_response(500, "internal_error", "internal server error")

@@ -41,7 +41,8 @@ def _decode_cursor(cursor: str) -> str:
 def _limit(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_LIMIT
-    if raw.isdigit() and 1 <= int(raw) <= MAX_LIMIT:
+    # isascii: str.isdigit also holds for "²" and other digits int() refuses.
+    if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_LIMIT:
         return int(raw)
     raise APIError(
         422,

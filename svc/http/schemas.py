@@ -1,10 +1,12 @@
-"""marshmallow schemas for every request body, with the field rules of API.md.
+"""marshmallow schemas for every request body, with the field rules of docs/api.md.
 
 Unknown fields are rejected (marshmallow's default ``RAISE``).  The schemas
 are built once, at import, and reused for every request.
 """
 
 from __future__ import annotations
+
+import re
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
@@ -25,6 +27,22 @@ HTTP_URL_PATTERN = (
 user_id_rule = validate.Regexp(USER_ID_PATTERN, error="must be 1 to 64 of A-Z a-z 0-9 _ -")
 # PostgreSQL text and jsonb cannot hold U+0000, so no backend takes it: the same 422 on each.
 no_nul = validate.Regexp(r"^[^\u0000]*\Z", error="must not contain the character U+0000")
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+#: Most email systems refuse longer addresses (RFC 5321: a path is at most 256 octets).
+MAX_EMAIL_LENGTH = 254
+
+
+def no_lone_surrogates(value: str) -> str:
+    """JSON may escape half a UTF-16 pair (``"\\ud800"``); no UTF-8 can carry it, so
+    Postgres would fail on it where memory stored it.  Refused alike everywhere, and
+    before any password is hashed (a 500 at login would tell which users exist)."""
+    if _LONE_SURROGATE.search(value):
+        raise ValidationError("must not contain an unpaired surrogate (U+D800 to U+DFFF)")
+    return value
+
+
+#: Every free-text field: no U+0000, no lone surrogate.
+text = [no_nul, no_lone_surrogates]
 
 
 def _http_url(**kwargs) -> fields.Url:
@@ -42,15 +60,17 @@ def _http_url(**kwargs) -> fields.Url:
 class ProfileSchema(Schema):
     """The profile fields; on an update, a field present is set and ``null`` clears it."""
 
-    display_name = fields.String(allow_none=True, validate=[validate.Length(max=100), no_nul])
+    display_name = fields.String(allow_none=True, validate=[validate.Length(max=100), *text])
     username = fields.String(
         validate=validate.Regexp(USERNAME_PATTERN, error="must be 3 to 32 of A-Z a-z 0-9 _ . -"),
     )
-    bio = fields.String(allow_none=True, validate=[validate.Length(max=1000), no_nul])
-    email = fields.Email(allow_none=True)
+    bio = fields.String(allow_none=True, validate=[validate.Length(max=1000), *text])
+    email = fields.Email(
+        allow_none=True, validate=[validate.Length(max=MAX_EMAIL_LENGTH), no_lone_surrogates]
+    )
     avatar_url = _http_url(allow_none=True)
     avatar_urls = fields.Dict(
-        keys=fields.String(validate=[validate.Length(min=1, max=64), no_nul]),
+        keys=fields.String(validate=[validate.Length(min=1, max=64), *text]),
         values=_http_url(),
         allow_none=True,
         validate=validate.Length(max=16, error="at most 16 entries"),
@@ -69,18 +89,24 @@ class NewUserSchema(ProfileSchema):
     username = fields.String(
         required=True, validate=ProfileSchema._declared_fields["username"].validate
     )
-    password = fields.String(load_only=True, validate=validate.Length(min=8, max=1024))
+    password = fields.String(
+        load_only=True, validate=[validate.Length(min=8, max=1024), no_lone_surrogates]
+    )
     id = fields.String(validate=user_id_rule)
 
 
 class PasswordSchema(Schema):
-    new_password = fields.String(required=True, validate=validate.Length(min=8, max=1024))
-    current_password = fields.String(validate=validate.Length(max=1024))
+    new_password = fields.String(
+        required=True, validate=[validate.Length(min=8, max=1024), no_lone_surrogates]
+    )
+    current_password = fields.String(validate=[validate.Length(max=1024), no_lone_surrogates])
 
 
 class TokenRequestSchema(Schema):
-    username = fields.String(required=True, validate=[validate.Length(min=1, max=32), no_nul])
-    password = fields.String(required=True, validate=validate.Length(min=1, max=1024))
+    username = fields.String(required=True, validate=[validate.Length(min=1, max=32), *text])
+    password = fields.String(
+        required=True, validate=[validate.Length(min=1, max=1024), no_lone_surrogates]
+    )
 
 
 profile_schema = ProfileSchema()

@@ -10,9 +10,9 @@ from aiohttp import web
 
 from ..broker import Change
 from ..keys import BROKER, METRICS, PASSWORDS, SETTINGS, STORAGE
-from ..storage import NotFound, User
+from ..storage import Conflict, NotFound, User
 from ..views import format_timestamp, user_json
-from .auth import authorize_write, is_owner
+from .auth import authorize_write, client_waiting, guarded, is_owner
 from .bodies import read_json
 from .errors import APIError
 from .ids import USER_ID
@@ -59,16 +59,37 @@ def user_response(
     body=NewUserSchema,
     body_description="the profile, with optional `password` and `id`",
     replies={201: _CREATED},
-    errors=(400, 409, 413, 415, 422, 503),
+    errors=(400, 408, 409, 413, 415, 422, 503),
 )
 async def create_user(request: web.Request) -> web.Response:
     body = await read_json(request, new_user_schema)
     user_id = body.pop("id", None) or secrets.token_urlsafe(12)
     password = body.pop("password", None)
-    password_hash = await request.app[PASSWORDS].hash(password) if password is not None else None
-    user = await request.app[STORAGE].create_user(user_id, body, password_hash)
+    storage = request.app[STORAGE]
+    password_hash = None
+    if password is not None:
+        # A bcrypt costs far more than two reads: a clash is answered before hashing
+        # (a create racing this one still gets its 409 from storage).
+        await _refuse_taken(storage, user_id, body["username"])
+        password_hash = await request.app[PASSWORDS].hash(password, client_waiting(request))
+    user = await storage.create_user(user_id, body, password_hash)
     await publish(request, Change(user.id, user.version, user))
     return user_response(user, 201, {"Location": f"/users/{user.id}"})
+
+
+async def _refuse_taken(storage, user_id: str, username: str) -> None:
+    try:
+        await storage.get_user(user_id)
+    except NotFound:
+        pass
+    else:
+        raise Conflict(f"user {user_id!r} already exists", field="id")
+    try:
+        await storage.find_credentials(username)
+    except NotFound:
+        pass
+    else:
+        raise Conflict(f"username {username!r} is taken", field="username")
 
 
 @documented(
@@ -110,7 +131,7 @@ async def get_user(request: web.Request) -> web.Response:
     body=ProfileSchema,
     body_description="the fields to set or clear",
     replies={200: _USER, 201: _CREATED},
-    errors=(400, 404, 409, 412, 413, 415, 422, 503),
+    errors=(400, 404, 408, 409, 412, 413, 415, 422, 503),
     owner_only=True,
 )
 async def update_profile(request: web.Request) -> web.Response:
@@ -150,29 +171,51 @@ def _expected_version(request: web.Request) -> int | None:
 @documented(
     summary="set the password",
     tag="users",
-    description="`current_password`, when given, must match (403); with auth on, changing "
-    "an existing password needs it. Not a profile change: `version` does not move and "
+    description="`current_password`, when given, must match (403; repeated failures are "
+    "throttled like logins: 429); with auth on, changing an existing password needs it "
+    "(422), and every token issued before stops working. Of two changes racing over one "
+    "password, the second gets 409. Not a profile change: `version` does not move and "
     "nothing is broadcast.",
     parameters=("UserId",),
     body=PasswordSchema,
     body_description="the new password",
     replies={200: Reply("the password is set", "PasswordUpdated")},
-    errors=(400, 403, 404, 413, 415, 422, 503),
+    errors=(400, 403, 404, 408, 409, 413, 415, 422, 429, 503),
     owner_only=True,
 )
 async def set_password(request: web.Request) -> web.Response:
     user_id = request.match_info["user_id"]
-    await authorize_write(request, user_id)
+    credentials = await authorize_write(request, user_id)
     body = await read_json(request, password_schema)
     storage, passwords = request.app[STORAGE], request.app[PASSWORDS]
-    credentials = await storage.get_credentials(user_id)  # 404 before any hashing work
+    if credentials is None:
+        credentials = await storage.get_credentials(user_id)  # 404 before any hashing work
     current = body.get("current_password")
+    if current is None and credentials.password_hash is not None:
+        if request.app[SETTINGS].auth_enabled:
+            # A token alone (perhaps copied from a browser) must not take the account over.
+            raise APIError(
+                422,
+                "validation_failed",
+                "changing an existing password needs current_password",
+                {"current_password": ["Missing data for required field."]},
+            )
+    wanted = client_waiting(request)
     if current is not None:
-        ok, _ = await passwords.verify(current, credentials.password_hash)
+        # Guessing current_password with a stolen token is throttled like a login.
+        ok, _ = await guarded(
+            request,
+            f"id:{user_id}",  # ":" is in no username: its own entry in the throttle
+            passwords.verify(current, credentials.password_hash, wanted),
+            lambda verdict: verdict[0],
+        )
         if not ok:
             raise APIError(403, "forbidden", "current_password is wrong")
-    new_hash = await passwords.hash(body["new_password"])
-    updated_at = await storage.set_password_hash(user_id, new_hash)
+    new_hash = await passwords.hash(body["new_password"], wanted)
+    # Only over the hash that was checked: of two changes racing, the second gets 409.
+    updated_at = await storage.set_password_hash(
+        user_id, new_hash, expected_hash=credentials.password_hash
+    )
     return web.json_response(
         {"user_id": user_id, "password_updated_at": format_timestamp(updated_at)}
     )

@@ -1,4 +1,4 @@
-"""The real-time layer: WebSocket rooms, presence, fan-out."""
+"""The real-time layer: WebSocket rooms, presence, fan-out (``docs/api.md``, "WebSocket rooms")."""
 
 from .hub import Hub, RoomSettings
 

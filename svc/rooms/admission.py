@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..http.auth import InvalidToken, refuse_stale, token_claims
+from ..http.auth import InvalidToken, decode_token, refuse_stale
 from ..http.ids import ID_RULE, is_valid_id
 from ..keys import ORIGINS, SETTINGS, STORAGE
 from ..storage import NotFound, Unavailable
@@ -65,7 +65,7 @@ async def member_id(request: web.Request) -> str | None:
     if not token:
         raise Refused(BAD_TOKEN, "with auth on, join with ?token= from POST /auth/token")
     try:
-        claims = token_claims(settings, token)
+        claims = decode_token(settings, token)
         user_id = claims["sub"]
         if not is_valid_id(user_id):
             raise Refused(BAD_ID, f"the token's user id must be {ID_RULE}")

@@ -1,4 +1,5 @@
-"""One WebSocket in one room: its bounded backlog, its frame budget, its closing."""
+"""One WebSocket in one room: its bounded backlog, its frame budget (shared by the
+user's sockets in the room: budget.py), its closing."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING
 from aiohttp import WSCloseCode, web
 
 from . import wire
+from .budget import budget_for
 
 if TYPE_CHECKING:
     from .hub import RoomSettings
@@ -30,8 +32,7 @@ class Connection:
         "_transport",
         "_held",
         "_held_bytes",
-        "_tokens",
-        "_last_refill",
+        "_budget",
         "_strikes",
         "_close_later",
         "_stats",
@@ -55,8 +56,7 @@ class Connection:
         self._transport: asyncio.Transport | None = None
         self._held: list[bytes] | None = []
         self._held_bytes = 0
-        self._tokens = float(limits.frame_burst)
-        self._last_refill = 0.0
+        self._budget = budget_for(limits, room_id, user_id)
         self._strikes = 0
         self._close_later: tuple[int, str] | None = None
         self._stats = stats
@@ -91,18 +91,12 @@ class Connection:
             self.send(frame)
 
     def allow_frame(self, now: float) -> bool:
-        """Token bucket over client frames; False when this one is over the rate."""
-        limits = self._limits
-        self._tokens = min(
-            limits.frame_burst, self._tokens + (now - self._last_refill) * limits.frame_rate
-        )
-        self._last_refill = now
-        if self._tokens >= 1:
-            self._tokens -= 1
+        """The user's budget in this room; False when this frame is over the rate."""
+        if self._budget.take(now):
             self._strikes = 0
             return True
         self._strikes += 1
-        if self._strikes > limits.flood_strikes:
+        if self._strikes > self._limits.flood_strikes:
             self.close(WSCloseCode.POLICY_VIOLATION, "too many frames")
         return False
 

@@ -122,9 +122,17 @@ class Storage(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def set_password_hash(self, user_id: str, password_hash: str) -> datetime:
-        """Replace the hash; returns ``password_updated_at``.  Not a profile change:
-        neither ``version`` nor ``updated_at`` moves.  NotFound if there is no user."""
+    async def set_password_hash(
+        self, user_id: str, password_hash: str, expected_hash: str | None = None
+    ) -> datetime:
+        """Replace the hash; returns the new ``password_updated_at``.  Not a profile
+        change: neither ``version`` nor ``updated_at`` moves.  NotFound if there is no user.
+
+        With ``expected_hash``, a compare-and-set: replace only if the stored hash is
+        still exactly that one, atomically, else Conflict (``field`` None) and
+        nothing changes.  (A login re-hashing an old scheme must not write back a
+        password that was changed meanwhile.)
+        """
 
     @abc.abstractmethod
     async def get_credentials(self, user_id: str) -> Credentials:

@@ -518,6 +518,33 @@ class StorageConformance:
         found = await storage.find_credentials(user_id)
         assert found.password_updated_at == when, f"rule: {rule} (find_credentials)"
 
+    async def test_password_hash_compare_and_set(self, storage: Storage):
+        user = await self._new_user(storage)
+        first = await storage.set_password_hash(user.id, "$hash$a")
+        second = await storage.set_password_hash(user.id, "$hash$b", expected_hash="$hash$a")
+        assert second >= first
+        credentials = await storage.get_credentials(user.id)
+        assert (credentials.password_hash, credentials.password_updated_at) == ("$hash$b", second)
+        with pytest.raises(Conflict):  # "$hash$a" is no longer what is stored
+            await storage.set_password_hash(user.id, "$hash$c", expected_hash="$hash$a")
+        credentials = await storage.get_credentials(user.id)
+        assert (credentials.password_hash, credentials.password_updated_at) == ("$hash$b", second)
+        with pytest.raises(NotFound):
+            await storage.set_password_hash(unique_id(), "$hash$", expected_hash="$hash$b")
+
+    async def test_credentials_carry_their_timestamps(self, storage: Storage):
+        user = await self._new_user(storage)
+        credentials = await storage.get_credentials(user.id)
+        assert credentials.created_at == user.created_at
+        assert credentials.password_updated_at is None
+        when = await storage.set_password_hash(user.id, "$hash$t")
+        for credentials in (
+            await storage.get_credentials(user.id),
+            await storage.find_credentials(user.profile["username"]),
+        ):
+            assert credentials.password_updated_at == when
+            assert credentials.created_at == user.created_at
+
     async def test_password_of_missing_user(self, storage: Storage):
         with raises(NotFound, "set_password_hash of a missing user raises NotFound"):
             await storage.set_password_hash(unique_id(), "$hash$")

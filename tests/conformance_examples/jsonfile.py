@@ -193,8 +193,12 @@ class JsonFileStorage(Storage):
         self._save()
         return self._user(user_id, record), False
 
-    async def set_password_hash(self, user_id: str, password_hash: str) -> datetime:
+    async def set_password_hash(
+        self, user_id: str, password_hash: str, expected_hash: str | None = None
+    ) -> datetime:
         record = self._record(user_id)
+        if expected_hash is not None and record["password_hash"] != expected_hash:
+            raise Conflict(f"the password of {user_id!r} has changed")
         now = self._now()
         record["password_hash"] = password_hash
         record["password_updated_at"] = now.isoformat()

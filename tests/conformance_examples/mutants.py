@@ -53,8 +53,8 @@ class UpdatedAtStuck(JsonFileStorage):
 class PasswordMovesVersion(JsonFileStorage):
     """Counts a password change as a profile change."""
 
-    async def set_password_hash(self, user_id, password_hash):
-        when = await super().set_password_hash(user_id, password_hash)
+    async def set_password_hash(self, user_id, password_hash, expected_hash=None):
+        when = await super().set_password_hash(user_id, password_hash, expected_hash)
         self._record(user_id)["version"] += 1
         self._save()
         return when
@@ -63,8 +63,8 @@ class PasswordMovesVersion(JsonFileStorage):
 class PasswordMovesUpdatedAt(JsonFileStorage):
     """Touches ``updated_at`` when the password changes."""
 
-    async def set_password_hash(self, user_id, password_hash):
-        when = await super().set_password_hash(user_id, password_hash)
+    async def set_password_hash(self, user_id, password_hash, expected_hash=None):
+        when = await super().set_password_hash(user_id, password_hash, expected_hash)
         self._record(user_id)["updated_at"] = when.isoformat()
         self._save()
         return when

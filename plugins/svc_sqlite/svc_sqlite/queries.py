@@ -29,10 +29,13 @@ VALUES (:id, :profile, :username_key, 1, :hash, CASE WHEN :hash IS NULL THEN NUL
 RETURNING {COLUMNS}
 """
 
+# With an expected hash, a compare-and-set in the one statement (a re-hash racing a change).
 SET_PASSWORD_HASH = """
-UPDATE users SET password_hash = ?, password_updated_at = ? WHERE id = ?
+UPDATE users SET password_hash = ?, password_updated_at = ?
+WHERE id = ? AND (? IS NULL OR password_hash = ?)
 RETURNING password_updated_at
 """
+EXISTS = "SELECT 1 FROM users WHERE id = ?"
 CREDENTIALS = "id, password_hash, password_updated_at, created_at"
 GET_CREDENTIALS = f"SELECT {CREDENTIALS} FROM users WHERE id = ?"
 FIND_CREDENTIALS = f"SELECT {CREDENTIALS} FROM users WHERE username_key = ?"

@@ -21,6 +21,7 @@ from typing import Any
 import aiosqlite
 
 from svc.storage import (
+    Conflict,
     Credentials,
     Misconfigured,
     NotFound,
@@ -158,10 +159,18 @@ class SQLiteStorage(Storage):
         user = q.user_from_row(row)
         return user, upsert and user.version == 1
 
-    async def set_password_hash(self, user_id: str, password_hash: str) -> datetime:
-        row = await self._fetchone(q.SET_PASSWORD_HASH, (password_hash, q.now(), user_id))
+    async def set_password_hash(
+        self, user_id: str, password_hash: str, expected_hash: str | None = None
+    ) -> datetime:
+        row = await self._fetchone(
+            q.SET_PASSWORD_HASH,
+            (password_hash, q.now(), user_id, expected_hash, expected_hash),
+        )
         if row is None:
-            raise NotFound(user_id)
+            # Nothing written: say why (this read is only for the error, not the write).
+            if await self._fetchone(q.EXISTS, (user_id,)) is None:
+                raise NotFound(user_id)
+            raise Conflict("the password hash has changed")
         return datetime.fromisoformat(row[0])
 
     async def get_credentials(self, user_id: str) -> Credentials:
