@@ -45,6 +45,12 @@ def start_redis(port: int, directory: str) -> subprocess.Popen:
     sys.exit("redis-server did not start")
 
 
+def start_svc(env: dict) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "svc"], env=env, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+
+
 async def wait_ready(http: aiohttp.ClientSession, base: str) -> None:
     for _ in range(300):
         try:
@@ -61,7 +67,8 @@ async def puts(http: aiohttp.ClientSession, base: str, count: int, label: str) -
     took, statuses = [], {}
     for n in range(count):
         started = time.perf_counter()
-        async with http.put(f"{base}/users/bench-outage/profile", json={"display_name": f"{n}"}) as r:
+        body = {"display_name": f"{n}"}
+        async with http.put(f"{base}/users/bench-outage/profile", json=body) as r:
             await r.read()
             statuses[r.status] = statuses.get(r.status, 0) + 1
         took.append((time.perf_counter() - started) * 1000)
@@ -90,9 +97,7 @@ async def main() -> None:
         "PORT": str(port),
         "HOST": "127.0.0.1",
     }
-    svc = subprocess.Popen(
-        [sys.executable, "-m", "svc"], env=env, stderr=subprocess.DEVNULL, start_new_session=True
-    )
+    svc = start_svc(env)
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as http:
