@@ -79,6 +79,8 @@ class RedisBroker(Broker):
         self._delivered_directly: set[int] = set()
         self._rejoining: asyncio.Task | None = None
         self._publisher: Publisher | None = None
+        #: Whether this node ever registered (so close has presence to remove).
+        self._registered = False
         self._closing = False
 
     @classmethod
@@ -170,13 +172,15 @@ class RedisBroker(Broker):
             future.cancel()
         self._waiting.clear()
         self._held.clear()
+        registered, self._registered = self._registered, False
         try:  # goodbye: our members leave now, not after node_ttl
-            goodbye = self._scripts["GOODBYE"]
-            await asyncio.wait_for(
-                goodbye(args=[self._url.prefix, self._channel, self.node_id], client=client),
-                self._url.timeout,
-            )
-        except (*_ERRORS, KeyError) as exc:  # the others expire us anyway
+            if registered:  # (an open that failed earlier left nothing behind)
+                goodbye = self._scripts["GOODBYE"]
+                await asyncio.wait_for(
+                    goodbye(args=[self._url.prefix, self._channel, self.node_id], client=client),
+                    self._url.timeout,
+                )
+        except _ERRORS as exc:  # the others expire us anyway
             log.warning("redis: could not remove presence node %s (%s)", self.node_id, exc)
         sub_client, self._sub_client = self._sub_client, None
         for each in (client, sub_client):
@@ -369,6 +373,7 @@ class RedisBroker(Broker):
                 client=self._open_client(),
             )
         )
+        self._registered = True
 
     async def _beat(self) -> None:
         alive = await self._bounded(
