@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 
 import pytest
 from hypothesis import given, settings
@@ -351,3 +352,65 @@ async def test_a_presence_state_announced_again_is_not_news_for_clients(aiohttp_
     finally:
         await raw.aclose()
         await ws.close()
+
+
+# -- what travels on the channel ----------------------------------------------------------
+
+_ids = st.text(min_size=1, max_size=64)
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(room=_ids, user=_ids, version=st.integers(1, 2**53), name=st.text(), data=_json)
+def test_every_event_survives_the_channel(room, user, version, name, data):
+    from svc_redis import codec
+
+    record = dataclasses.replace(
+        _user(user, version), profile={**_user(user, 1).profile, "bio": name}
+    )
+    for item in (
+        Change(user, version, record),
+        Change(user, version, None, deleted=True),
+        RoomMessage(room, user, json.dumps(data)),
+    ):
+        encoded = (codec.encode_change if isinstance(item, Change) else codec.encode_message)(
+            "node", item
+        )
+        assert codec.decode(encoded.encode()).item == item
+    change = PresenceChange(room, user, version % 2 == 0)
+    event = codec.decode(codec.encode_presence("node", 7, change))
+    assert (event.item, event.node, event.seq) == (change, "node", 7)
+
+
+_event_like = st.fixed_dictionaries(
+    {"t": st.sampled_from(["c", "m", "p", "x"])},
+    optional={key: _json for key in ("n", "id", "v", "d", "u", "r", "f", "p", "s")},
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    payload=st.binary(max_size=200)
+    | _json.map(lambda v: json.dumps(v).encode())
+    | _event_like.map(lambda v: json.dumps(v).encode())
+)
+def test_anything_else_on_the_channel_is_dropped_or_well_typed(payload):
+    from svc_redis import codec
+
+    try:
+        event = codec.decode(payload)
+    except ValueError:
+        return  # RedisBroker._on_payload logs it and goes on
+    item = event.item
+    ids = (item.user_id,) if isinstance(item, Change) else (item.room_id,)
+    assert all(isinstance(value, str) for value in ids)
+    if isinstance(item, Change):
+        assert isinstance(item.version, int)
+    elif isinstance(item, RoomMessage):
+        assert isinstance(item.sender, str) and isinstance(item.data, str)
+    else:
+        assert isinstance(item.user_id, str) and isinstance(item.present, bool)

@@ -424,7 +424,8 @@ class RedisBroker(Broker):
     def _on_payload(self, payload: bytes) -> None:
         try:
             event = codec.decode(payload)
-        except (ValueError, KeyError, TypeError):
+        except ValueError:
+            # Not ours (another program on the channel) or from an incompatible svc version.
             log.warning("redis: ignoring a malformed event on %s", self._channel)
             return
         item = event.item

@@ -61,24 +61,47 @@ class Event:
 
 
 def decode(payload: str | bytes) -> Event:
-    """One event; ValueError (or KeyError/TypeError) if it is not one of ours."""
-    data = json.loads(payload)
+    """One event; ValueError if it is not one of ours (another program on the channel, or a
+    svc version that speaks differently)."""
+    try:
+        return _decode(json.loads(payload))
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"not an svc event ({exc!r})") from None
+
+
+def _decode(data: dict) -> Event:
     kind = data["t"]
-    node = data.get("n")
+    node = _text(data.get("n", ""))
     if kind == "c":
+        user_id, version = _text(data["id"]), _version(data["v"])
         record = data.get("u")
         user = None
         if record is not None:
+            profile = record["p"]
             user = User(
-                id=data["id"],
-                profile={name: record["p"].get(name) for name in PROFILE_FIELDS},
-                version=int(data["v"]),
-                created_at=datetime.fromisoformat(record["c"]),
-                updated_at=datetime.fromisoformat(record["m"]),
+                id=user_id,
+                profile={name: profile.get(name) for name in PROFILE_FIELDS},
+                version=version,
+                created_at=datetime.fromisoformat(_text(record["c"])),
+                updated_at=datetime.fromisoformat(_text(record["m"])),
             )
-        return Event(node, Change(data["id"], int(data["v"]), user, bool(data.get("d"))))
+        return Event(node, Change(user_id, version, user, bool(data.get("d"))))
     if kind == "m":
-        return Event(node, RoomMessage(data["r"], data["f"], data["d"]))
+        return Event(node, RoomMessage(_text(data["r"]), _text(data["f"]), _text(data["d"])))
     if kind == "p":
-        return Event(node, PresenceChange(data["r"], data["u"], bool(data["p"])), data.get("s"))
+        seq = data.get("s")
+        change = PresenceChange(_text(data["r"]), _text(data["u"]), data["p"] is True)
+        return Event(node, change, seq if isinstance(seq, int) else None)
     raise ValueError(f"unknown event type {kind!r}")
+
+
+def _text(value) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected text, got {type(value).__name__}")
+    return value
+
+
+def _version(value) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise TypeError(f"expected a version, got {value!r}")
+    return value
