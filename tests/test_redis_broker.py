@@ -315,6 +315,10 @@ async def test_redis_restarted_the_broker_reconnects_rejoins_and_reports_a_gap(t
         await one.publish_change(Change(alice, 4, None))
         await wait_until(lambda: Change(alice, 4, None) in heard_two.changes)
         assert heard_one.gaps == 1 and heard_two.gaps == 1
+        stats = one.stats()
+        assert stats["redis_subscribed"] == 1.0 and stats["redis_reconnects"] == 1
+        assert stats["redis_rejoins"] == 1 and stats["redis_held"] == 1
+        assert stats["redis_published"] == 1  # the two refused during the outage not counted
     finally:
         await one.close()
         await two.close()

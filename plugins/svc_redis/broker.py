@@ -81,6 +81,8 @@ class RedisBroker(Broker):
         self._publisher: Publisher | None = None
         #: Whether this node ever registered (so close has presence to remove).
         self._registered = False
+        self._rejoins = 0
+        self._malformed = 0
         self._closing = False
 
     @classmethod
@@ -186,6 +188,19 @@ class RedisBroker(Broker):
         for each in (client, sub_client):
             if each is not None:
                 await each.aclose(close_connection_pool=True)
+
+    def stats(self) -> dict[str, float]:
+        """For /metrics (``svc_broker_<name>``)."""
+        subscriber, publisher = self._subscriber, self._publisher
+        return {
+            "redis_subscribed": float(subscriber is not None and subscriber.connected),
+            "redis_reconnects": subscriber.reconnects if subscriber is not None else 0,
+            "redis_publish_batches": publisher.batches if publisher is not None else 0,
+            "redis_published": publisher.published if publisher is not None else 0,
+            "redis_rejoins": self._rejoins,
+            "redis_malformed_events": self._malformed,
+            "redis_held": len(self._held),
+        }
 
     async def abandon(self) -> None:
         """For tests: stop as a killed process would (no goodbye, no more heartbeat or
@@ -331,6 +346,7 @@ class RedisBroker(Broker):
 
     async def _rejoin(self) -> None:
         log.warning("redis: node %s was not registered; re-joining its members", self.node_id)
+        self._rejoins += 1
         await self._register()
         for room_id, user_id in list(self._held):
             result = await self._join_once(room_id, user_id)
@@ -426,6 +442,7 @@ class RedisBroker(Broker):
             event = codec.decode(payload)
         except ValueError:
             # Not ours (another program on the channel) or from an incompatible svc version.
+            self._malformed += 1
             log.warning("redis: ignoring a malformed event on %s", self._channel)
             return
         item = event.item

@@ -34,6 +34,9 @@ class Publisher:
         self._writer: asyncio.Task | None = None
         #: monotonic time before which publishes fail at once (Redis was just found down)
         self._down_until = 0.0
+        #: for /metrics: pipelines sent, and events they carried
+        self.batches = 0
+        self.published = 0
 
     def redis_is_back(self) -> None:
         self._down_until = 0.0
@@ -77,6 +80,8 @@ class Publisher:
             except BaseException as exc:
                 self._fail(batch, Unavailable(f"redis {self._where}: {exc!r}"))
                 raise
+            self.batches += 1
+            self.published += len(batch)
             for _, done in batch:
                 if not done.done():
                     done.set_result(None)

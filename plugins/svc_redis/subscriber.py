@@ -54,6 +54,8 @@ class Subscriber:
         self._stopping = False
         #: True while subscribed (readiness reads it).
         self.connected = False
+        #: for /metrics: how often the connection was lost and re-opened
+        self.reconnects = 0
 
     async def start(self) -> None:
         """Subscribe (raises RedisError/OSError if Redis does not answer), then listen."""
@@ -138,6 +140,7 @@ class Subscriber:
                 log.debug("redis: pub/sub not back yet (%s)", exc)
                 continue
             log.info("redis: pub/sub connection to %s is back", self._where)
+            self.reconnects += 1
             try:
                 await self._on_back()
             except Exception as exc:  # noqa: BLE001 - the hub's periodic re-read repairs it
