@@ -11,6 +11,7 @@ import dataclasses
 import json
 
 import pytest
+import redis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis_helpers import OwnRedis
@@ -280,6 +281,24 @@ async def test_an_instance_that_stops_beating_is_expired_by_the_others(open_brok
     await dying.abandon()
     await wait_until(lambda: PresenceChange(room, alice, False) in heard.presence, timeout=15)
     assert alice not in await alive.presence_members(room)
+
+
+async def test_a_leave_that_failed_midway_is_completed_by_the_next_heartbeat(open_brokers):
+    (one, _), (two, heard) = await open_brokers(2, query="&heartbeat=0.2&node_ttl=1")
+    room, alice = unique_id("r"), unique_id()
+    await one.presence_join(room, alice)
+    real_leave = one._scripts["LEAVE"]
+
+    async def lost_connection(**kwargs):  # the script never reaches Redis this once
+        one._scripts["LEAVE"] = real_leave
+        raise redis.ConnectionError("connection lost (injected)")
+
+    one._scripts["LEAVE"] = lost_connection
+    with pytest.raises(Unavailable):
+        await one.presence_leave(room, alice)
+    # Not held here any more, so not a ghost while this process lives: the beat leaves it.
+    await wait_until(lambda: PresenceChange(room, alice, False) in heard.presence, timeout=10)
+    assert await two.presence_members(room) == []
 
 
 # -- Redis down, and back -----------------------------------------------------------

@@ -83,6 +83,8 @@ class RedisBroker(Broker):
         self._registered = False
         self._rejoins = 0
         self._malformed = 0
+        #: pairs whose join or leave failed midway: Redis may hold them though we do not
+        self._unsure: set[tuple[str, str]] = set()
         self._closing = False
 
     @classmethod
@@ -247,7 +249,8 @@ class RedisBroker(Broker):
         try:
             await self._join(room_id, user_id)
         except BaseException:
-            self._release(key)
+            if not self._release(key):
+                self._unsure.add(key)  # the script may have run: undone on the next beat
             raise
 
     async def presence_leave(self, room_id: str, user_id: str) -> None:
@@ -256,6 +259,13 @@ class RedisBroker(Broker):
             return
         if self._release(key):
             return  # other connections here still hold them
+        try:
+            await self._leave(room_id, user_id)
+        except BaseException:
+            self._unsure.add(key)  # Redis may still hold it: left again on the next beat
+            raise
+
+    async def _leave(self, room_id: str, user_id: str) -> None:
         change = PresenceChange(room_id, user_id, False)
         seq, payload = self._announcement(change)
         pair = scripts.pair(room_id, user_id)
@@ -269,6 +279,13 @@ class RedisBroker(Broker):
                 client=self._open_client(),
             ),
         )
+
+    async def _settle_unsure(self) -> None:
+        """Leave, in Redis, the pairs a failed join or leave may have left there."""
+        for key in list(self._unsure):
+            if key not in self._held:  # (held again meanwhile: then Redis is right to hold it)
+                await self._leave(*key)  # a no-op in Redis if it is not held there
+            self._unsure.discard(key)
 
     async def presence_members(
         self, room_id: str, after: str | None = None, limit: int = 100
@@ -353,7 +370,7 @@ class RedisBroker(Broker):
             if result == -1:
                 raise Unavailable("expired again while re-joining")
             if (room_id, user_id) not in self._held:  # left while we re-joined it
-                await self._leave_now(room_id, user_id)
+                await self._leave(room_id, user_id)
 
     async def _join_once(self, room_id: str, user_id: str) -> int:
         change = PresenceChange(room_id, user_id, True)
@@ -374,10 +391,6 @@ class RedisBroker(Broker):
                 client=self._open_client(),
             ),
         )
-
-    async def _leave_now(self, room_id: str, user_id: str) -> None:
-        self._held[(room_id, user_id)] = 1
-        await self.presence_leave(room_id, user_id)
 
     # -- background work ------------------------------------------------------
 
@@ -407,6 +420,8 @@ class RedisBroker(Broker):
         )
         if not alive:
             await self._rejoin_all()
+        if self._unsure:
+            await self._settle_unsure()
 
     async def _beat_forever(self) -> None:
         failing = False
