@@ -21,6 +21,7 @@ COPY setup.cfg pyproject.toml README.md ./
 COPY svc ./svc
 COPY plugins/svc_memory ./plugins/svc_memory
 COPY plugins/svc_postgres ./plugins/svc_postgres
+COPY plugins/svc_redis ./plugins/svc_redis
 RUN pip install --no-deps --no-build-isolation . && pip check
 
 # 3. Run as a user that owns nothing it could rewrite.

@@ -5,6 +5,8 @@
 #   bash bench/run.sh setup                      # wrk, a venv with svc and the ceilings' deps
 #   bash bench/run.sh get put connect fanout lag # svc on memory against bare aiohttp
 #   bash bench/run.sh get-pg put-pg connect-pg   # svc on Postgres against aiohttp + aiopg
+#   bash bench/run.sh put-pg-brokers             # PUT on Postgres: Redis broker against Postgres broker
+#   bash bench/run.sh put-pg-redis-vs-memory     # ... and against no broker (memory://)
 #   bash bench/run.sh peer-get peer-put peer-connect peer-fanout peer-lag  # against the replaced
 #                                                # service, when its kit is at $PEER_KIT
 #
@@ -18,6 +20,7 @@ ROUNDS=${ROUNDS:-3}
 PEER_KIT=${PEER_KIT:-}                       # the replaced service's bench kit (peer/ inside)
 BENCH_PG=${BENCH_PG:-postgresql://postgres@127.0.0.1:5432/svc_bench}
 CEILING_PG=${CEILING_PG:-postgresql://postgres@127.0.0.1:5432/ceiling_bench}
+BENCH_REDIS=${BENCH_REDIS:-redis://127.0.0.1:6379/9?prefix=bench}
 VENV=$WORK/venv-svc
 PY=$VENV/bin/python
 RESULTS=$WORK/results
@@ -70,6 +73,14 @@ for section in "$@"; do
         createdb_if_missing "$BENCH_PG"
         pair connect-pg-vs-memory connect "${svc[@]}" --a-env DATABASE_URL=$BENCH_PG \
             --b-name svc-memory --b "$PY -m svc" -- --clients 2000
+        ;;
+    put-pg-brokers|put-pg-redis-vs-memory)  # Postgres storage; Redis broker (A) against the
+        # Postgres broker (the default), or against no broker at all (memory://, one process)
+        createdb_if_missing "$BENCH_PG"
+        other=(--b-name svc-pg-broker --b-env DATABASE_URL=$BENCH_PG)
+        [ "$section" = put-pg-redis-vs-memory ] && other=(--b-name svc-memory-broker --b-env BROKER_URL=memory:// --b-env DATABASE_URL=$BENCH_PG)
+        pair "$section" put "${svc[@]}" --a-name svc-redis-broker --a-env DATABASE_URL=$BENCH_PG \
+            --a-env "BROKER_URL=$BENCH_REDIS" --b "$PY -m svc" --b-env BCRYPT_ROUNDS=12 "${other[@]}" -- --users 1000
         ;;
     lag)            pair lag-svc-vs-bare-note lag "${svc[@]}" --b-name svc-cost-4 --b "$PY -m svc" --b-env BCRYPT_ROUNDS=4 ;;
     peer-get|peer-put|peer-connect|peer-fanout|peer-lag)

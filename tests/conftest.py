@@ -37,6 +37,33 @@ def postgres_url() -> str:
     return POSTGRES_URL
 
 
+REDIS_URL = os.environ.get("SVC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(scope="session")
+def redis_server_url() -> str:
+    """The test Redis's URL; skips when it does not answer, except in CI where that fails."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
+    except (redis.RedisError, OSError) as exc:
+        problem = f"Redis at SVC_TEST_REDIS_URL does not answer: {exc}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(problem)
+        pytest.skip(problem)
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_url(redis_server_url) -> str:
+    """A Redis broker URL with a key prefix of its own: parallel runs never share a key."""
+    from svc.testing import unique_id
+
+    separator = "&" if "?" in redis_server_url else "?"
+    return f"{redis_server_url}{separator}prefix={unique_id('test-')}"
+
+
 @pytest.fixture
 async def postgres_storage(postgres_url):
     """An opened PostgresStorage on the test database."""

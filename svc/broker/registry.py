@@ -27,6 +27,8 @@ BUILTINS = {
     "memory": "svc.broker.memory:MemoryBroker",
     "postgres": "svc_postgres:PostgresBroker",
     "postgresql": "svc_postgres:PostgresBroker",
+    "redis": "svc_redis:RedisBroker",
+    "rediss": "svc_redis:RedisBroker",
 }
 
 broker_plugins = Registry("broker", GROUP, Broker, BUILTINS)

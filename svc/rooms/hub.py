@@ -318,6 +318,10 @@ class Hub:
         if room._early is not None:
             room._early.append(change)
             return
+        if change.present == (change.user_id in room.members):
+            # Already so here: a broker may announce a state again (the Redis broker re-joins
+            # its members after Redis lost them), which must not reach clients as news.
+            return
         self._apply_presence(room, change)
         room.presence.schedule()
 

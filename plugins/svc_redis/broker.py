@@ -1,0 +1,505 @@
+"""``RedisBroker``: changes, room messages and presence between svc processes through Redis.
+
+Everything crosses on one pub/sub channel (see :mod:`.codec`), so every
+process sees every event in one order.  Presence lives in sorted sets and is
+changed only by the Lua scripts of :mod:`.scripts`, which decide "first
+holder anywhere" and "last one" atomically and publish the transition in
+the same step.
+
+Own presence transitions are delivered from the channel too, like everyone
+else's: ``presence_join``/``presence_leave`` wait (at most ``timeout``) until
+theirs has come back, so every event published before it has been delivered
+first and the caller's welcome counts it.  If it does not come back (the
+pub/sub connection is down) it is delivered directly and its late echo is
+dropped.
+
+Every Redis command is bounded by ``timeout`` (2 s by default); an error
+becomes ``Unavailable``.  Changes and messages are published in call order
+by :mod:`.publisher`, which also fails at once while Redis is known to be
+down (the hubs' re-reads repair what was not announced).
+
+Presence of a process that dies without ``close`` is expired by the others:
+each process pushes its own deadline ahead every ``heartbeat`` seconds and,
+in the same script, expires the processes whose deadline has passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Awaitable
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import AuthenticationError, RedisError, ResponseError
+
+from svc.broker import Broker, BrokerListener, Change, PresenceChange, RoomMessage
+from svc.storage import Misconfigured, Unavailable
+
+from . import codec, scripts
+from .publisher import Publisher
+from .subscriber import Subscriber
+from .url import RedisURL
+
+log = logging.getLogger(__name__)
+
+#: Dead processes one heartbeat expires at most (each may hold many members).
+EXPIRE_PER_BEAT = 10
+
+_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
+
+
+class RedisBroker(Broker):
+    def __init__(self, url: str):
+        super().__init__(url)
+        self._url = RedisURL.parse(url)
+        prefix = self._url.prefix
+        self._channel = f"{prefix}:bus"
+        self._nodes_key = f"{prefix}:nodes"
+        #: This process's node id: distinct per instance, readable by an operator.
+        host = socket.gethostname()[:32] or "host"
+        self.node_id = f"{host}-{os.getpid()}-{secrets.token_hex(4)}"
+        self._held_key = f"{prefix}:held:{self.node_id}"
+        self._client: aioredis.Redis | None = None
+        self._sub_client: aioredis.Redis | None = None
+        self._subscriber: Subscriber | None = None
+        self._heartbeat: asyncio.Task | None = None
+        self._listener: BrokerListener | None = None
+        self._scripts: dict[str, object] = {}
+        #: (room, user) → this instance's connections (Redis only knows "held or not").
+        self._held: dict[tuple[str, str], int] = {}
+        #: own presence transitions waiting for their echo: sequence number → future
+        self._seq = 0
+        self._waiting: dict[int, asyncio.Future] = {}
+        #: own transitions delivered directly (no echo in time): their late echo is dropped
+        self._delivered_directly: set[int] = set()
+        self._rejoining: asyncio.Task | None = None
+        self._publisher: Publisher | None = None
+        #: Whether this node ever registered (so close has presence to remove).
+        self._registered = False
+        self._rejoins = 0
+        self._malformed = 0
+        #: pairs whose join or leave failed midway: Redis may hold them though we do not
+        self._unsure: set[tuple[str, str]] = set()
+        self._closing = False
+
+    @classmethod
+    def check_url(cls, url: str) -> None:
+        RedisURL.parse(url)
+
+    def __repr__(self) -> str:
+        return f"<RedisBroker {self._url.redacted} node {self.node_id}>"
+
+    # -- life cycle -------------------------------------------------------
+
+    async def open(self, listener: BrokerListener) -> None:
+        if self._client is not None:
+            return
+        self._closing = False
+        url = self._url
+        common = dict(
+            socket_timeout=url.timeout,
+            socket_connect_timeout=url.timeout,
+            # No retries inside redis-py: a command is bounded by one timeout, and we decide.
+            retry=Retry(NoBackoff(), 0),
+            client_name=f"svc-{self.node_id}",
+            **url.connection_kwargs,
+        )
+        connection_class = aioredis.SSLConnection if url.tls else aioredis.Connection
+        common.pop("ssl", None)
+        pool = aioredis.BlockingConnectionPool(
+            max_connections=url.max_connections,
+            timeout=url.timeout,
+            connection_class=connection_class,
+            **common,
+        )
+        self._client = aioredis.Redis(connection_pool=pool)
+        sub_pool = aioredis.ConnectionPool(
+            max_connections=2, connection_class=connection_class, **common
+        )
+        self._sub_client = aioredis.Redis(connection_pool=sub_pool)
+        self._scripts = {
+            name: self._client.register_script(getattr(scripts, name))
+            for name in ("JOIN", "LEAVE", "REGISTER", "HEARTBEAT", "GOODBYE")
+        }
+        self._listener = listener
+        self._publisher = Publisher(self._client, self._channel, url.timeout, url.address)
+        self._subscriber = Subscriber(
+            self._sub_client,
+            self._channel,
+            self._on_payload,
+            self._back,
+            ping_every=url.heartbeat,
+            silence=url.heartbeat + 2 * url.timeout,
+            where=url.address,
+        )
+        try:
+            await self._bounded(self._client.ping())
+            await self._subscriber.start()
+            await self._register()
+        except AuthenticationError as exc:
+            await self.close()
+            raise Misconfigured(f"redis {url.redacted}: {exc}") from None
+        except ResponseError as exc:  # e.g. a database number the server does not have
+            await self.close()
+            raise Misconfigured(f"redis {url.redacted}: {exc}") from None
+        except _ERRORS as exc:
+            await self.close()
+            raise Unavailable(f"redis {url.redacted}: {_describe(exc)}") from None
+        self._heartbeat = asyncio.create_task(self._beat_forever(), name="svc-redis-heartbeat")
+        log.info("redis: %s, node %s, prefix %s", url.redacted, self.node_id, url.prefix)
+
+    async def close(self) -> None:
+        client = self._client
+        if client is None or self._closing:
+            return  # closed, or being closed by another call
+        self._closing = True
+        tasks = [t for t in (self._heartbeat, self._rejoining) if t is not None]
+        self._heartbeat = self._rejoining = None
+        for task in tasks:
+            task.cancel()
+        if tasks:  # bounded: a cancel that redis-py swallows ends the loop at its next check
+            await asyncio.wait(tasks, timeout=self._url.timeout + 1)
+        self._client = None
+        publisher, self._publisher = self._publisher, None
+        if publisher is not None:
+            await publisher.close()
+        subscriber, self._subscriber = self._subscriber, None
+        if subscriber is not None:
+            await subscriber.stop()
+        self._listener = None
+        for future in self._waiting.values():
+            future.cancel()
+        self._waiting.clear()
+        self._held.clear()
+        registered, self._registered = self._registered, False
+        try:  # goodbye: our members leave now, not after node_ttl
+            if registered:  # (an open that failed earlier left nothing behind)
+                goodbye = self._scripts["GOODBYE"]
+                await asyncio.wait_for(
+                    goodbye(args=[self._url.prefix, self._channel, self.node_id], client=client),
+                    self._url.timeout,
+                )
+        except _ERRORS as exc:  # the others expire us anyway
+            log.warning("redis: could not remove presence node %s (%s)", self.node_id, exc)
+        sub_client, self._sub_client = self._sub_client, None
+        for each in (client, sub_client):
+            if each is not None:
+                await each.aclose(close_connection_pool=True)
+
+    def stats(self) -> dict[str, float]:
+        """For /metrics (``svc_broker_<name>``)."""
+        subscriber, publisher = self._subscriber, self._publisher
+        return {
+            "redis_subscribed": float(subscriber is not None and subscriber.connected),
+            "redis_reconnects": subscriber.reconnects if subscriber is not None else 0,
+            "redis_publish_batches": publisher.batches if publisher is not None else 0,
+            "redis_published": publisher.published if publisher is not None else 0,
+            "redis_rejoins": self._rejoins,
+            "redis_malformed_events": self._malformed,
+            "redis_held": len(self._held),
+        }
+
+    async def abandon(self) -> None:
+        """For tests: stop as a killed process would (no goodbye, no more heartbeat or
+        subscription), so the others must expire this instance."""
+        self._closing = True
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+        if self._subscriber is not None:
+            await self._subscriber.stop()
+        self._listener = None
+
+    async def ping(self) -> dict[str, str]:
+        if self._client is None:
+            raise Unavailable("the broker is not open")
+        try:
+            await self._bounded(self._client.ping())
+        except _ERRORS as exc:
+            raise Unavailable(f"redis {self._url.address} is down ({_describe(exc)})") from None
+        if self._subscriber is None or not self._subscriber.connected:
+            raise Unavailable(f"redis {self._url.address}: pub/sub connection is down")
+        return {"redis": "ok", "pubsub": "ok"}
+
+    # -- news ---------------------------------------------------------------
+
+    async def publish_change(self, change: Change) -> None:
+        await self._publish(codec.encode_change(self.node_id, change))
+
+    async def publish_message(self, message: RoomMessage) -> None:
+        await self._publish(codec.encode_message(self.node_id, message))
+
+    async def _publish(self, payload: str) -> None:
+        if self._publisher is None:
+            raise Unavailable("the broker is not open")
+        await self._publisher.publish(payload)
+
+    # -- presence -------------------------------------------------------------
+
+    async def presence_join(self, room_id: str, user_id: str) -> None:
+        key = (room_id, user_id)
+        count = self._held.get(key, 0)
+        self._held[key] = count + 1
+        if count:
+            return  # held here already: nothing changes service-wide
+        try:
+            await self._join(room_id, user_id)
+        except BaseException:
+            if not self._release(key):
+                self._unsure.add(key)  # the script may have run: undone on the next beat
+            raise
+
+    async def presence_leave(self, room_id: str, user_id: str) -> None:
+        key = (room_id, user_id)
+        if key not in self._held:
+            return
+        if self._release(key):
+            return  # other connections here still hold them
+        try:
+            await self._leave(room_id, user_id)
+        except BaseException:
+            self._unsure.add(key)  # Redis may still hold it: left again on the next beat
+            raise
+
+    async def _leave(self, room_id: str, user_id: str) -> None:
+        change = PresenceChange(room_id, user_id, False)
+        seq, payload = self._announcement(change)
+        pair = scripts.pair(room_id, user_id)
+        p = self._url.prefix
+        await self._run_announcing(
+            seq,
+            change,
+            self._scripts["LEAVE"](
+                keys=[self._held_key, f"{p}:holders:{pair}", f"{p}:room:{room_id}"],
+                args=[self.node_id, pair, user_id, self._channel, payload],
+                client=self._open_client(),
+            ),
+        )
+
+    async def _settle_unsure(self) -> None:
+        """Leave, in Redis, the pairs a failed join or leave may have left there."""
+        for key in list(self._unsure):
+            if key not in self._held:  # (held again meanwhile: then Redis is right to hold it)
+                await self._leave(*key)  # a no-op in Redis if it is not held there
+            self._unsure.discard(key)
+
+    async def presence_members(
+        self, room_id: str, after: str | None = None, limit: int = 100
+    ) -> list[str]:
+        low = f"({after}" if after is not None else "-"  # "(": strictly after
+        try:
+            ids = await self._bounded(
+                self._open_client().zrangebylex(
+                    f"{self._url.prefix}:room:{room_id}", low, "+", start=0, num=limit
+                )
+            )
+        except _ERRORS as exc:
+            raise Unavailable(f"redis {self._url.address}: {_describe(exc)}") from None
+        return [member.decode() for member in ids]
+
+    async def presence_count(self, room_id: str) -> int:
+        try:
+            return await self._bounded(
+                self._open_client().zcard(f"{self._url.prefix}:room:{room_id}")
+            )
+        except _ERRORS as exc:
+            raise Unavailable(f"redis {self._url.address}: {_describe(exc)}") from None
+
+    async def _join(self, room_id: str, user_id: str) -> None:
+        if await self._join_once(room_id, user_id) == -1:
+            # We were expired (a long outage) or Redis lost its state (a restart).
+            await self._rejoin_all()
+
+    def _release(self, key: tuple[str, str]) -> int:
+        """One connection fewer here; how many remain."""
+        left = self._held.get(key, 0) - 1
+        if left > 0:
+            self._held[key] = left
+        else:
+            self._held.pop(key, None)
+        return max(left, 0)
+
+    # -- announcing our own transitions ---------------------------------------
+
+    def _announcement(self, change: PresenceChange) -> tuple[int, str]:
+        self._seq += 1
+        return self._seq, codec.encode_presence(self.node_id, self._seq, change)
+
+    async def _run_announcing(self, seq: int, change: PresenceChange, script: Awaitable) -> int:
+        """Run a presence script; if it published ``change``, wait for its echo."""
+        subscribed = self._subscriber is not None and self._subscriber.connected
+        echo = asyncio.get_running_loop().create_future()
+        if subscribed:
+            self._waiting[seq] = echo
+        try:
+            try:
+                result = await self._bounded(script)
+            except _ERRORS as exc:
+                raise Unavailable(f"redis {self._url.address}: {_describe(exc)}") from None
+            if result != 1:
+                return result
+            if subscribed:
+                try:
+                    await asyncio.wait_for(asyncio.shield(echo), self._url.timeout)
+                    return result
+                except asyncio.TimeoutError:
+                    pass
+            # No echo in time: deliver it ourselves and drop the echo if it comes later.
+            self._delivered_directly.add(seq)
+            self._deliver(lambda listener: listener.on_presence(change))
+            return result
+        finally:
+            self._waiting.pop(seq, None)
+
+    async def _rejoin_all(self) -> None:
+        """Register again and hold, in Redis, every pair this instance holds (one at a time)."""
+        if self._rejoining is None or self._rejoining.done():
+            self._rejoining = asyncio.create_task(self._rejoin(), name="svc-redis-rejoin")
+        await asyncio.shield(self._rejoining)
+
+    async def _rejoin(self) -> None:
+        log.warning("redis: node %s was not registered; re-joining its members", self.node_id)
+        self._rejoins += 1
+        await self._register()
+        for room_id, user_id in list(self._held):
+            result = await self._join_once(room_id, user_id)
+            if result == -1:
+                raise Unavailable("expired again while re-joining")
+            if (room_id, user_id) not in self._held:  # left while we re-joined it
+                await self._leave(room_id, user_id)
+
+    async def _join_once(self, room_id: str, user_id: str) -> int:
+        change = PresenceChange(room_id, user_id, True)
+        seq, payload = self._announcement(change)
+        pair = scripts.pair(room_id, user_id)
+        p = self._url.prefix
+        return await self._run_announcing(
+            seq,
+            change,
+            self._scripts["JOIN"](
+                keys=[
+                    self._nodes_key,
+                    self._held_key,
+                    f"{p}:holders:{pair}",
+                    f"{p}:room:{room_id}",
+                ],
+                args=[self.node_id, pair, user_id, self._channel, payload],
+                client=self._open_client(),
+            ),
+        )
+
+    # -- background work ------------------------------------------------------
+
+    async def _register(self) -> None:
+        await self._bounded(
+            self._scripts["REGISTER"](
+                keys=[self._nodes_key],
+                args=[self.node_id, int(self._url.node_ttl * 1000)],
+                client=self._open_client(),
+            )
+        )
+        self._registered = True
+
+    async def _beat(self) -> None:
+        alive = await self._bounded(
+            self._scripts["HEARTBEAT"](
+                keys=[self._nodes_key],
+                args=[
+                    self.node_id,
+                    int(self._url.node_ttl * 1000),
+                    self._url.prefix,
+                    self._channel,
+                    EXPIRE_PER_BEAT,
+                ],
+                client=self._open_client(),
+            )
+        )
+        if not alive:
+            await self._rejoin_all()
+        if self._unsure:
+            await self._settle_unsure()
+
+    async def _beat_forever(self) -> None:
+        failing = False
+        while not self._closing:
+            await asyncio.sleep(self._url.heartbeat)
+            try:
+                await self._beat()
+            except (*_ERRORS, Unavailable) as exc:
+                # Logged once per outage: a beat every few seconds would flood the log.
+                (log.debug if failing else log.warning)(
+                    "redis: presence heartbeat failed (%s)", _describe(exc)
+                )
+                failing = True
+                continue
+            if failing:
+                log.info("redis: presence heartbeat is back")
+                failing = False
+
+    async def _back(self) -> None:
+        """The pub/sub connection is back after a gap: re-join if needed, then repair."""
+        if self._publisher is not None:
+            self._publisher.redis_is_back()
+        self._delivered_directly.clear()  # their echoes were published into the gap
+        try:
+            await self._beat()
+        finally:
+            self._deliver(lambda listener: listener.on_gap())
+
+    # -- delivery -----------------------------------------------------------------
+
+    def _on_payload(self, payload: bytes) -> None:
+        try:
+            event = codec.decode(payload)
+        except ValueError:
+            # Not ours (another program on the channel) or from an incompatible svc version.
+            self._malformed += 1
+            log.warning("redis: ignoring a malformed event on %s", self._channel)
+            return
+        item = event.item
+        own = event.node == self.node_id
+        if isinstance(item, Change):
+            self._deliver(lambda listener: listener.on_change(item))
+        elif isinstance(item, RoomMessage):
+            if not own:  # the publisher's own process delivered it locally already
+                self._deliver(lambda listener: listener.on_message(item))
+        else:
+            if own and event.seq in self._delivered_directly:
+                self._delivered_directly.discard(event.seq)
+                return
+            self._deliver(lambda listener: listener.on_presence(item))
+            if own:
+                echo = self._waiting.get(event.seq)
+                if echo is not None and not echo.done():
+                    echo.set_result(None)
+
+    def _deliver(self, call) -> None:
+        listener = self._listener
+        if listener is None:
+            return
+        try:
+            call(listener)
+        except Exception as exc:  # noqa: BLE001 - one bad event must not end delivery
+            asyncio.get_running_loop().call_exception_handler(
+                {"message": "broker listener failed", "exception": exc}
+            )
+
+    # -------------------------------------------------------------------------------
+
+    def _open_client(self) -> aioredis.Redis:
+        if self._client is None:
+            raise Unavailable("the broker is not open")
+        return self._client
+
+    def _bounded(self, awaitable: Awaitable):
+        return asyncio.wait_for(awaitable, self._url.timeout)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.TimeoutError) and not str(exc):
+        return "timed out"
+    return str(exc) or type(exc).__name__

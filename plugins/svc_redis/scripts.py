@@ -1,0 +1,135 @@
+"""The Lua scripts that decide presence transitions atomically, and the keys they use.
+
+Each svc process is a *node* (a random id).  With ``P`` the URL's prefix:
+
+- ``P:nodes``: sorted set, node → the server time (ms) after which it is dead;
+  every heartbeat pushes the node's deadline ``node_ttl`` ahead.
+- ``P:held:NODE``: set of the (room, user) pairs NODE holds (its index, so a
+  dead node's members can be found).
+- ``P:holders:PAIR``: set of the nodes holding PAIR.
+- ``P:room:ROOM``: sorted set (all scores 0, so in id order) of the users
+  present in ROOM service-wide: paging is ``ZRANGE ... BYLEX`` after an id.
+- ``P:bus``: the one pub/sub channel.  One channel is one order: every node
+  sees every event in the same order, its own included.
+
+A pair is ``len(room) ":" room user``: unambiguous whatever the ids hold.
+A node holds a pair or does not (its own process counts the connections), so
+joining twice is harmless: that is what lets a node re-join everything it
+holds after Redis lost its state (a restart) or expired it (a long outage).
+
+"First holder anywhere" is ``ZADD NX`` answering 1; "last one" is the
+holders set becoming empty.  Both happen inside a script, as does the
+``PUBLISH`` of the transition, so no other node can interleave.  Time is the
+Redis server's (``TIME``), so clocks of the svc hosts do not matter.
+"""
+
+from __future__ import annotations
+
+
+def pair(room_id: str, user_id: str) -> str:
+    return f"{len(room_id)}:{room_id}{user_id}"
+
+
+# Scripts call TIME then write: allowed with effects replication (the default
+# since Redis 5; the call makes it explicit for Redis 3.2-4).
+_EFFECTS = "if redis.replicate_commands then redis.replicate_commands() end\n"
+
+_NOW_MS = """
+local function now_ms()
+    local t = redis.call('TIME')
+    return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+"""
+
+#: KEYS: nodes, held, holders, room.  ARGV: node, pair, user, channel, payload.
+#: Returns -1 when the node is not registered (expired, or Redis lost its
+#: state): the caller registers again and re-joins all it holds.  Else 1 if
+#: the user just became present (and the payload was published), 0 if not.
+JOIN = """
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return -1 end
+redis.call('SADD', KEYS[2], ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[1])
+if redis.call('ZADD', KEYS[4], 'NX', 0, ARGV[3]) == 1 then
+    redis.call('PUBLISH', ARGV[4], ARGV[5])
+    return 1
+end
+return 0
+"""
+
+#: KEYS: held, holders, room.  ARGV: node, pair, user, channel, payload.
+#: 1 if the user just left (their last holder anywhere; published), else 0.
+#: A pair the node does not hold (expired meanwhile) is 0: its departure was
+#: announced when it was expired.
+LEAVE = """
+if redis.call('SREM', KEYS[1], ARGV[2]) == 0 then return 0 end
+redis.call('SREM', KEYS[2], ARGV[1])
+if redis.call('SCARD', KEYS[2]) > 0 then return 0 end
+redis.call('ZREM', KEYS[3], ARGV[3])
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+return 1
+"""
+
+# Removes NODE and everything it held; announces the users only it held.
+_DROP = """
+local function drop(prefix, channel, node)
+    local held = prefix .. ':held:' .. node
+    for _, p in ipairs(redis.call('SMEMBERS', held)) do
+        local n = tonumber(string.match(p, '^(%d+):'))
+        local start = #tostring(n) + 2
+        local room = string.sub(p, start, start + n - 1)
+        local user = string.sub(p, start + n)
+        local holders = prefix .. ':holders:' .. p
+        redis.call('SREM', holders, node)
+        if redis.call('SCARD', holders) == 0 then
+            if redis.call('ZREM', prefix .. ':room:' .. room, user) == 1 then
+                local left = {t = 'p', r = room, u = user, p = false}
+                redis.call('PUBLISH', channel, cjson.encode(left))
+            end
+        end
+    end
+    redis.call('DEL', held)
+    redis.call('ZREM', prefix .. ':nodes', node)
+end
+"""
+
+#: KEYS: nodes.  ARGV: node, node_ttl (ms).  (Re-)registers the node.
+REGISTER = (
+    _EFFECTS
+    + _NOW_MS
+    + """
+redis.call('ZADD', KEYS[1], now_ms() + tonumber(ARGV[2]), ARGV[1])
+return 1
+"""
+)
+
+#: KEYS: nodes.  ARGV: node, node_ttl (ms), prefix, channel, most nodes to expire.
+#: Pushes the node's deadline ahead, if it is still registered (else returns
+#: 0 and registers nothing: the caller re-joins first), then expires up to
+#: ARGV[5] dead nodes, announcing who left with them.
+HEARTBEAT = (
+    _EFFECTS
+    + _NOW_MS
+    + _DROP
+    + """
+local now = now_ms()
+local alive = 0
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+    redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+    alive = 1
+end
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[5]))
+for _, node in ipairs(dead) do
+    drop(ARGV[3], ARGV[4], node)
+end
+return alive
+"""
+)
+
+#: ARGV: prefix, channel, node.  A clean goodbye: the node's members leave now.
+GOODBYE = (
+    _DROP
+    + """
+drop(ARGV[1], ARGV[2], ARGV[3])
+return 1
+"""
+)
