@@ -125,6 +125,9 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             await ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"storage unavailable")
             return ws
         conn.start(ws, request.transport, welcome)
+        # A crowd's welcome is ~20 KB; this frame lives as long as the socket, so
+        # holding it here would double the memory of an idle connection.
+        del welcome
         loop_time = asyncio.get_running_loop().time
         async for msg in ws:
             if msg.type is WSMsgType.TEXT:
