@@ -45,7 +45,6 @@ def free_port() -> int:
 def build_app(bare: bool):
     if bare:
         from aiohttp import web
-
         from ceilings import bare as ceiling
 
         app = web.Application()

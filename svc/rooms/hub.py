@@ -16,14 +16,14 @@ import asyncio
 import heapq
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from aiohttp import WSCloseCode
 
 from ..broker import Broker, Change, PresenceChange, RoomMessage
 from ..storage import Storage
-from . import frames
+from . import frames, heartbeat
 from .connection import Connection
 from .presence import PresenceBatcher
 from .stats import RoomStats
@@ -38,7 +38,8 @@ class RoomSettings:
 
     #: Bytes a connection may have waiting to be sent before it is closed with 1013.
     max_backlog: int = 256 * 1024
-    #: Seconds between pings; a peer that does not answer is dropped.
+    #: Seconds of silence before a ping; a peer that does not answer within half of it is
+    #: dropped (svc.rooms.heartbeat: one sweep for every socket).
     heartbeat: float = 30.0
     #: Client frames per second, and the burst allowed above it.
     frame_rate: float = 50.0
@@ -109,6 +110,7 @@ class Hub:
         self._outbox = asyncio.Queue()
         self.spawn(self._send_messages())
         self.spawn(self._reconcile_forever())
+        self.spawn(heartbeat.beat_forever(self))
 
     async def close_all(self, code: int = WSCloseCode.GOING_AWAY, reason: str = "server shutdown"):
         """Close every socket (shutdown: before the broker and storage close)."""
@@ -432,6 +434,10 @@ class Hub:
                 )
 
     # -- reads for /metrics and the tests ------------------------------------------------------
+
+    def connections(self) -> Iterator[Connection]:
+        for room in self._rooms.values():
+            yield from room.connections
 
     def connection_count(self) -> int:
         return sum(len(room.connections) for room in self._rooms.values())

@@ -86,7 +86,9 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     room_id = request.match_info["room_id"]
     hub = request.app[HUB]
     ws = web.WebSocketResponse(
-        heartbeat=hub.limits.heartbeat,
+        # Pings and pongs come to the loop below: the hub's one heartbeat
+        # (svc.rooms.heartbeat) replaces aiohttp's timer per socket.
+        autoping=False,
         # Bigger frames are closed with 1009 by aiohttp itself; a message's own
         # limit (8 KiB of data) is checked by the hub, with an error frame.
         max_msg_size=hub.limits.max_frame_bytes,
@@ -130,10 +132,13 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         del welcome
         loop_time = asyncio.get_running_loop().time
         async for msg in ws:
+            conn.seen = now = loop_time()
             if msg.type is WSMsgType.TEXT:
-                hub.receive_text(conn, msg.data, loop_time())
+                hub.receive_text(conn, msg.data, now)
             elif msg.type is WSMsgType.BINARY:
-                hub.receive_binary(conn, loop_time())
+                hub.receive_binary(conn, now)
+            elif msg.type is WSMsgType.PING:
+                await ws.pong(msg.data)
     finally:
         await hub.leave(conn)
         if logged and ws.prepared:
