@@ -13,7 +13,6 @@ once per room and the same bytes are written to every connection's transport
 from __future__ import annotations
 
 import asyncio
-import heapq
 import json
 import logging
 from collections.abc import Iterable, Iterator
@@ -25,6 +24,7 @@ from ..broker import Broker, Change, PresenceChange, RoomMessage
 from ..storage import Storage
 from . import frames, heartbeat
 from .connection import Connection
+from .member_set import MemberSet
 from .presence import PresenceBatcher
 from .stats import RoomStats
 from .versions import VersionBook
@@ -79,7 +79,7 @@ class Room:
         #: this process's connections per user
         self.local_users: dict[str, int] = {}
         #: users present in the room service-wide
-        self.members: set[str] = set()
+        self.members = MemberSet()
         self.presence = presence
         self.ready = asyncio.Event()
         #: presence changes that arrived while members were being read, replayed after
@@ -161,7 +161,7 @@ class Hub:
 
     async def welcome(self, conn: Connection) -> bytes:
         room = self._rooms.get(conn.room_id) or self._new_room(conn.room_id)
-        ids = heapq.nsmallest(self.limits.welcome_members, room.members)
+        ids = room.members.first(self.limits.welcome_members)
         users = await frames.member_records(self.storage, ids)
         return frames.encode_with_users(
             {
