@@ -6,7 +6,8 @@ Starts svc (memory storage, or ``--bare``: bench/ceilings/bare.py) in this proce
 free loopback port, takes a snapshot, has a child process join ``--clients`` WebSockets to
 one room (the client of bench/load.py, so its objects are not in our heap), waits until
 they are idle, and takes another snapshot while they are still open.  Prints the RSS
-growth per socket and the biggest allocation sites (bytes per socket), grouped by
+growth per socket, the server CPU the joins took (steadier than their wall time on a
+shared machine), and the biggest allocation sites (bytes per socket), grouped by
 ``--group`` (lineno, or traceback with ``--frames`` frames).
 
 tracemalloc slows the server down and costs memory of its own: the RSS figure to quote
@@ -21,6 +22,7 @@ import gc
 import os
 import socket
 import sys
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -53,10 +55,13 @@ def build_app(bare: bool):
         app.router.add_put("/users/{user_id}/profile", ceiling.put_profile)
         app.router.add_get("/ws/{room_id}", ceiling.websocket)
         return app
+    from svc.__main__ import freeze_startup_heap
     from svc.app import create_app
     from svc.settings import Settings
 
-    return create_app(Settings(bcrypt_rounds=4))
+    app = create_app(Settings(bcrypt_rounds=4))
+    app.on_startup.append(freeze_startup_heap)  # as python -m svc does
+    return app
 
 
 async def client(port: int, clients: int, room: str) -> None:
@@ -108,7 +113,9 @@ async def serve_and_measure(args) -> None:
             tracemalloc.start(args.frames)
         before_rss = rss()
         before = tracemalloc.take_snapshot() if not args.no_trace else None
+        cpu, wall = time.process_time(), time.perf_counter()
         child = await join_from_child(port, args.clients, "measured")
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         await asyncio.sleep(args.settle)  # presence frames out, buffers settled
         gc.collect()
         after_rss = rss()
@@ -116,7 +123,8 @@ async def serve_and_measure(args) -> None:
         print(
             f"{'bare' if args.bare else 'svc'}: {args.clients} sockets, RSS "
             f"+{(after_rss - before_rss) / 1024:,.0f} KiB = "
-            f"{(after_rss - before_rss) / args.clients:,.0f} B per socket"
+            f"{(after_rss - before_rss) / args.clients:,.0f} B per socket; joins took "
+            f"{wall:.2f} s and {cpu:.2f} s of server CPU"
         )
         if after is not None:
             report(before, after, args)
