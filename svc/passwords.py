@@ -16,9 +16,26 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from passlib.context import CryptContext
+
+#: The hashing threads' nice (Linux).  The event loop's thread then wins a core the
+#: moment it has work, and bcrypt takes whatever is left: with 8 hashes in flight the
+#: loop's p99 lag went 5.5 ms -> 2.7 ms at the same hash rate (bench/README.md).
+HASH_THREAD_NICE = 19
+
+
+def _below_the_loop() -> None:
+    """Pool initializer: lower this worker thread's priority, not the process's."""
+    if sys.platform != "linux":  # elsewhere setpriority() would slow the loop's thread too
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_THREAD_NICE)
+    except OSError:  # a sandbox that forbids it: run at the loop's priority
+        pass
 
 
 class Passwords:
@@ -30,7 +47,9 @@ class Passwords:
             bcrypt_sha256__rounds=rounds,
         )
         workers = max_workers or min(4, os.cpu_count() or 1)
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bcrypt")
+        self._pool = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="bcrypt", initializer=_below_the_loop
+        )
         # A hash we can verify against when the user does not exist, so an unknown
         # username costs the same time as a wrong password.
         self._dummy_hash: str | None = None
