@@ -36,11 +36,13 @@ def _etag(user: User) -> str:
     return f'"{user.version}"'
 
 
-def user_response(user: User, status: int = 200, headers: dict | None = None) -> web.Response:
+def user_response(
+    user: User, status: int = 200, headers: dict | None = None, etag: str | None = None
+) -> web.Response:
     response = web.Response(
         body=user_json(user), status=status, content_type="application/json", headers=headers
     )
-    response.headers["ETag"] = _etag(user)
+    response.headers["ETag"] = etag or _etag(user)
     return response
 
 
@@ -78,9 +80,10 @@ async def create_user(request: web.Request) -> web.Response:
 )
 async def get_user(request: web.Request) -> web.Response:
     user = await request.app[STORAGE].get_user(request.match_info["user_id"])
-    if request.headers.get("If-None-Match") == _etag(user):
-        return web.Response(status=304, headers={"ETag": _etag(user)})
-    return user_response(user)
+    etag = _etag(user)
+    if request.headers.get("If-None-Match") == etag:
+        return web.Response(status=304, headers={"ETag": etag})
+    return user_response(user, etag=etag)
 
 
 @documented(
