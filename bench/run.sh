@@ -50,6 +50,9 @@ createdb_if_missing() {  # createdb_if_missing URL
 }
 
 for section in "$@"; do
+    # Away from the checkout: `python -m svc` must import the snapshot installed by setup,
+    # not the working tree in the current directory.
+    mkdir -p "$WORK" && cd "$WORK"
     case $section in
     setup)
         command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
