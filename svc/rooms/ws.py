@@ -114,7 +114,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
 
     conn = await hub.join(room_id, user_id)
     logged = request.app[SETTINGS].access_log
-    opened = asyncio.get_running_loop().time()
+    loop = asyncio.get_running_loop()
+    opened = loop.time() if logged else 0.0  # locals here live as long as the socket
     try:
         await ws.prepare(request)
         if logged:
@@ -130,9 +131,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         # A crowd's welcome is ~20 KB; this frame lives as long as the socket, so
         # holding it here would double the memory of an idle connection.
         del welcome
-        loop_time = asyncio.get_running_loop().time
         async for msg in ws:
-            conn.seen = now = loop_time()
+            conn.seen = now = loop.time()
             if msg.type is WSMsgType.TEXT:
                 hub.receive_text(conn, msg.data, now)
             elif msg.type is WSMsgType.BINARY:
@@ -142,7 +142,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     finally:
         await hub.leave(conn)
         if logged and ws.prepared:
-            _log_close(room_id, ws.close_code, asyncio.get_running_loop().time() - opened)
+            _log_close(room_id, ws.close_code, loop.time() - opened)
     return ws
 
 
