@@ -6,8 +6,9 @@
   put      PUT /users/u{i}/profile with a changing display_name, same shape
   connect  --clients WebSockets join one room at once: seconds until every welcome is in,
            and the server's RSS growth per connection once they are idle
-  fanout   --clients members in one room, then a PUT of one member: ms until the LAST
-           client has its profile_updated (median of --repeats)
+  fanout   --clients members in one room, reading all they are sent, then a PUT of one
+           member: ms until the LAST client has its profile_updated (median of --repeats),
+           and the server's RSS growth with the room joined
   lag      8 concurrent password changes for --duration s while GET / is probed every
            10 ms: hashes/s and the probe's p99 ms (loop lag)
 
@@ -141,17 +142,39 @@ class MiniWS:
                 return payload
 
     def close(self) -> None:
+        if getattr(self, "_drainer", None) is not None:
+            self._drainer.cancel()
         self.writer.close()
 
+    def drain_watching(self, needle: bytes) -> asyncio.Future:
+        """Read every frame from now on (an idle client still reads what it is sent: a
+        crowd's presence frames would otherwise fill the server's buffers and get it
+        closed as a slow consumer); the future resolves at the first frame holding
+        ``needle``.  Call again for the next needle."""
+        self.watching = (needle, asyncio.get_running_loop().create_future())
+        if getattr(self, "_drainer", None) is None:
+            self._drainer = asyncio.ensure_future(self._drain())
+        return self.watching[1]
 
-async def join_all(base: str, room: str, clients: int) -> list[MiniWS]:
+    async def _drain(self) -> None:
+        while True:
+            payload = await self.frame()
+            needle, found = self.watching
+            if not found.done() and needle in payload:
+                found.set_result(payload)
+
+
+async def join_all(base: str, room: str, clients: int, drain: bool = False) -> list[MiniWS]:
     host, port = urlsplit(base).hostname, urlsplit(base).port
     sem = asyncio.Semaphore(256)  # a burst, but not more sockets in handshake than a backlog holds
 
     async def one(i: int) -> MiniWS:
         async with sem:
             ws = await MiniWS.connect(host, port, f"/ws/{room}?user_id=c{i}")
-        await ws.frame_containing(b'"welcome"')
+        if drain:
+            await ws.drain_watching(b'"welcome"')
+        else:
+            await ws.frame_containing(b'"welcome"')
         return ws
 
     return await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(clients))), 120)
@@ -173,15 +196,17 @@ async def connect(args) -> dict:
 
 async def fanout(args) -> dict:
     room = f"fanout{int(time.time() * 1000)}"
+    before = rss(args.pid)
     async with aiohttp.ClientSession(args.base) as http:
         async with http.put("/users/c0/profile", json={"username": f"fan{room[-8:]}"}) as r:
             assert r.status in (200, 201), await r.text()
-        sockets = await join_all(args.base, room, args.clients)
+        sockets = await join_all(args.base, room, args.clients, drain=True)
         await asyncio.sleep(args.settle)
+        after = rss(args.pid)
         times = []
         for repeat in range(args.repeats):
             name = f"f{repeat}-{time.time_ns()}".encode()
-            waits = [asyncio.ensure_future(ws.frame_containing(name)) for ws in sockets]
+            waits = [ws.drain_watching(name) for ws in sockets]
             started = time.perf_counter()
             async with http.put("/users/c0/profile", json={"display_name": name.decode()}) as r:
                 assert r.status == 200
@@ -190,16 +215,19 @@ async def fanout(args) -> dict:
             await asyncio.sleep(0.2)
         for ws in sockets:
             ws.close()
-    return {"clients": args.clients, "last_delivery_ms": round(statistics.median(times), 2)}
+    grown = (after - before) / 2**20 if before and after else None
+    return {
+        "clients": args.clients,
+        "last_delivery_ms": round(statistics.median(times), 2),
+        "rss_growth_mib": round(grown, 1) if grown is not None else None,
+    }
 
 
 async def lag(args) -> dict:
     async with aiohttp.ClientSession(args.base) as http:
-        for i in range(8):
-            async with http.post(
-                "/users", json={"id": f"pw{i}", "username": f"pw{i}", "password": "x" * 12}
-            ) as r:
-                assert r.status in (201, 409)
+        for i in range(8):  # an upsert every server has (the replaced one ignores POST's id)
+            async with http.put(f"/users/pw{i}/profile", json={"username": f"pw{i}"}) as r:
+                assert r.status in (200, 201), await r.text()
         hashes, probes = 0, []
         deadline = time.monotonic() + args.duration
 

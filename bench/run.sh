@@ -4,6 +4,7 @@
 #
 #   bash bench/run.sh setup                      # wrk, a venv with svc and the ceilings' deps
 #   bash bench/run.sh get put connect fanout lag # svc on memory against bare aiohttp
+#   bash bench/run.sh memory fanout10k           # bytes per idle WebSocket; 10,000 members
 #   bash bench/run.sh get-pg put-pg connect-pg   # svc on Postgres against aiohttp + aiopg
 #   bash bench/run.sh put-pg-brokers             # PUT on Postgres: Redis broker against Postgres broker
 #   bash bench/run.sh put-pg-redis-vs-memory     # ... and against no broker (memory://)
@@ -52,6 +53,9 @@ createdb_if_missing() {  # createdb_if_missing URL
 }
 
 for section in "$@"; do
+    # Away from the checkout: `python -m svc` must import the snapshot installed by setup,
+    # not the working tree in the current directory.
+    mkdir -p "$WORK" && cd "$WORK"
     case $section in
     setup)
         command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
@@ -61,9 +65,18 @@ for section in "$@"; do
         "$VENV/bin/pip" install -q "$WORK/svc-src" uvloop
         ;;
     get|put)        pair "$section-svc-vs-bare" "$section" "${svc[@]}" "${bare[@]}" ;;
-    connect)        pair connect-svc-vs-bare connect "${svc[@]}" "${bare[@]}" -- --clients 2000 ;;
-    fanout)         pair fanout-svc-vs-bare fanout "${svc[@]}" "${bare[@]}" -- --clients 2000 ;;
-    fanout10k)      ulimit -n 30000; pair fanout10k-svc-vs-bare fanout "${svc[@]}" "${bare[@]}" -- --clients 10000 --settle 3 ;;
+    connect)        ulimit -n 20000; pair connect-svc-vs-bare connect "${svc[@]}" "${bare[@]}" -- --clients 2000 ;;
+    fanout)         ulimit -n 20000; pair fanout-svc-vs-bare fanout "${svc[@]}" "${bare[@]}" -- --clients 2000 ;;
+    fanout10k)      ulimit -n 20000; pair fanout10k-svc-vs-bare fanout "${svc[@]}" "${bare[@]}" -- --clients 10000 --settle 3 ;;
+    memory)
+        # RSS per idle WebSocket (2,000 in one room), svc and bare alternated; the server runs
+        # in-process, so run it again without --no-trace to see where the bytes go.
+        ulimit -n 20000; mkdir -p "$RESULTS"; echo "== memory"
+        for round in $(seq "$ROUNDS"); do
+            "$PY" "$HERE/memory_per_socket.py" --no-trace
+            "$PY" "$HERE/memory_per_socket.py" --no-trace --bare
+        done | tee "$RESULTS/memory-svc-vs-bare.txt"
+        ;;
     get-pg|put-pg)
         createdb_if_missing "$BENCH_PG"; createdb_if_missing "$CEILING_PG"
         pair "${section%-pg}-pg-svc-vs-aiopg" "${section%-pg}" "${svc[@]}" --a-env DATABASE_URL=$BENCH_PG "${pgceil[@]}" \
@@ -85,6 +98,7 @@ for section in "$@"; do
     lag)            pair lag-svc-vs-bare-note lag "${svc[@]}" --b-name svc-cost-4 --b "$PY -m svc" --b-env BCRYPT_ROUNDS=4 ;;
     peer-get|peer-put|peer-connect|peer-fanout|peer-lag)
         need_peer
+        ulimit -n 20000
         extra=(); [ "$section" = peer-connect ] || [ "$section" = peer-fanout ] && extra=(-- --clients 2000)
         pair "${section#peer-}-svc-vs-peer" "${section#peer-}" "${svc[@]}" "${peer[@]}" "${extra[@]}"
         ;;

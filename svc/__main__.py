@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 
@@ -13,6 +14,9 @@ from .settings import Settings, SettingsError
 from .storage.registry import scheme_of, storage_plugins
 
 log = logging.getLogger("svc")
+
+#: Connections the kernel holds for us before we accept them (see _run).
+LISTEN_BACKLOG = 2048
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,6 +82,15 @@ def serve() -> int:
     return 0
 
 
+async def freeze_startup_heap(app) -> None:
+    """What start-up built (modules, schemas, the OpenAPI document, plugins) lives as long as
+    the process: moved out of the collector's sight, a full collection under load scans only
+    what requests and sockets made.  (2,000 joins: 0.69 s -> 0.52 s of server CPU, a third
+    of which was full collections; bench/memory_per_socket.py.)"""
+    gc.collect()
+    gc.freeze()
+
+
 def _wants_json() -> bool:
     """LOG_FORMAT before the settings are read, so even their error can be JSON."""
     import os
@@ -105,11 +118,16 @@ def _run(settings: Settings) -> None:
     )
     app = create_app(settings)
     log.info("%s", app[ORIGINS].describe())
+    app.on_startup.append(freeze_startup_heap)  # after cleanup_ctx: storage, broker, hub are up
     web.run_app(
         app,
         host=settings.host,
         port=settings.port,
         access_log=None,  # svc's own (ACCESS_LOG) is written by svc.http.observe
+        # aiohttp's default of 128 overflows when a room's clients reconnect at once (a
+        # deploy): the kernel drops the SYNs and each client retries a second later.
+        # 2,048 is uvicorn's default; Linux caps it at net.core.somaxconn.
+        backlog=LISTEN_BACKLOG,
         # SIGTERM: stop accepting, close sockets with 1001 (on_shutdown), let in-flight
         # requests finish for this long, then close the broker and storage; exit 0.
         shutdown_timeout=settings.shutdown_timeout,

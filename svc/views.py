@@ -73,17 +73,30 @@ class ProfilelessMember:
 
     def __init__(self, user_id: str):
         self.id = user_id
-        self.body = json.dumps(self.to_dict(), separators=(",", ":")).encode()
+        # A crowd of ids without a profile is a big room's common case: the body is a
+        # template around the id (json.dumps per member was ~40 % of a join's CPU).
+        quoted = _quote(user_id).encode()
+        self.body = _PROFILELESS_BODY % (quoted, quoted)
 
     def to_dict(self) -> dict:
-        return {
-            "id": self.id,
-            "user_id": self.id,
-            "profile": dict.fromkeys(PROFILE_FIELDS),
-            "version": 0,
-            "created_at": None,
-            "updated_at": None,
-        }
+        return _profileless_dict(self.id)
+
+
+def _profileless_dict(user_id: str) -> dict:
+    return {
+        "id": user_id,
+        "user_id": user_id,
+        "profile": dict.fromkeys(PROFILE_FIELDS),
+        "version": 0,
+        "created_at": None,
+        "updated_at": None,
+    }
+
+
+_quote = json.encoder.encode_basestring_ascii  # what json.dumps does to a str, in C
+_PROFILELESS_BODY = (
+    json.dumps(_profileless_dict("@ID@"), separators=(",", ":")).replace('"@ID@"', "%s").encode()
+)
 
 
 Member = User | ProfilelessMember

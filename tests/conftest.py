@@ -12,7 +12,6 @@ import os
 
 import psycopg2
 import pytest
-from broker_fallback import with_a_working_broker
 
 from svc.app import create_app
 from svc.settings import Settings
@@ -96,8 +95,7 @@ def storage_url(request) -> str:
 
 @pytest.fixture
 def settings(storage_url) -> Settings:
-    # with_a_working_broker: a no-op once the Postgres broker is installed.
-    return with_a_working_broker(dataclasses.replace(TEST_SETTINGS, database_url=storage_url))
+    return dataclasses.replace(TEST_SETTINGS, database_url=storage_url)
 
 
 @pytest.fixture

@@ -27,8 +27,8 @@ class _Bus:
 
     def __init__(self) -> None:
         self.members: list[MemoryBroker] = []
-        #: room → user → instance → connections held
-        self.presence: dict[str, dict[str, dict[MemoryBroker, int]]] = {}
+        #: room → user → who holds them: see _Holders
+        self.presence: dict[str, dict[str, _Holders]] = {}
 
     def each(self, call: Callable[[BrokerListener], None], skip: MemoryBroker | None = None):
         for broker in tuple(self.members):
@@ -42,6 +42,18 @@ class _Bus:
 
 
 _named_buses: WeakValueDictionary[str, _Bus] = WeakValueDictionary()
+
+
+def _unpack(held: _Holders | None) -> dict[MemoryBroker, int]:
+    if held is None:
+        return {}
+    if isinstance(held, tuple):
+        return {held[0]: held[1]}
+    return dict(held)
+
+
+def _pack(holders: dict[MemoryBroker, int]) -> _Holders:
+    return next(iter(holders.items())) if len(holders) == 1 else holders
 
 
 class MemoryBroker(Broker):
@@ -82,8 +94,13 @@ class MemoryBroker(Broker):
             return
         # Goodbye: whoever only this instance held leaves now, as a process would.
         for room_id, users in list(bus.presence.items()):
-            for user_id, holders in list(users.items()):
-                if holders.pop(self, None) is not None and not holders:
+            for user_id, held in list(users.items()):
+                holders = _unpack(held)
+                if holders.pop(self, None) is None:
+                    continue
+                if holders:
+                    users[user_id] = _pack(holders)
+                else:
                     self._drop(bus, room_id, user_id)
         bus.members.remove(self)
         self._listener = None
@@ -103,21 +120,26 @@ class MemoryBroker(Broker):
 
     async def presence_join(self, room_id: str, user_id: str) -> None:
         bus = self._open_bus()
-        holders = bus.presence.setdefault(room_id, {}).setdefault(user_id, {})
+        users = bus.presence.setdefault(room_id, {})
+        holders = _unpack(users.get(user_id))
         holders[self] = holders.get(self, 0) + 1
+        users[user_id] = _pack(holders)
         if sum(holders.values()) == 1:
             change = PresenceChange(room_id, user_id, True)
             bus.each(lambda listener: listener.on_presence(change))
 
     async def presence_leave(self, room_id: str, user_id: str) -> None:
         bus = self._open_bus()
-        holders = bus.presence.get(room_id, {}).get(user_id)
-        if not holders or self not in holders:
+        users = bus.presence.get(room_id, {})
+        holders = _unpack(users.get(user_id))
+        if self not in holders:
             return
         holders[self] -= 1
         if holders[self] <= 0:
             del holders[self]
-        if not holders:
+        if holders:
+            users[user_id] = _pack(holders)
+        else:
             self._drop(bus, room_id, user_id)
 
     async def presence_members(
@@ -145,3 +167,8 @@ class MemoryBroker(Broker):
             del bus.presence[room_id]
         change = PresenceChange(room_id, user_id, False)
         bus.each(lambda listener: listener.on_presence(change))
+
+
+#: instance → connections held; a user held by one instance (nearly every user) is stored
+#: as the pair (instance, connections): 56 B per member instead of a dict's ~230 B.
+_Holders = tuple[MemoryBroker, int] | dict[MemoryBroker, int]

@@ -38,7 +38,11 @@ def _etag(user: User) -> str:
 
 
 def user_response(
-    user: User, status: int = 200, headers: dict | None = None, with_email: bool = True
+    user: User,
+    status: int = 200,
+    headers: dict | None = None,
+    with_email: bool = True,
+    etag: str | None = None,
 ) -> web.Response:
     """The user; ``with_email=False`` shows its ``email`` as null (auth on, not its owner)."""
     response = web.Response(
@@ -47,7 +51,7 @@ def user_response(
         content_type="application/json",
         headers=headers,
     )
-    response.headers["ETag"] = _etag(user)
+    response.headers["ETag"] = etag or _etag(user)
     return response
 
 
@@ -107,13 +111,14 @@ async def _refuse_taken(storage, user_id: str, username: str) -> None:
 async def get_user(request: web.Request) -> web.Response:
     user = await request.app[STORAGE].get_user(request.match_info["user_id"])
     auth = request.app[SETTINGS].auth_enabled
-    if request.headers.get("If-None-Match") == _etag(user):
-        response = web.Response(status=304, headers={"ETag": _etag(user)})
+    etag = _etag(user)
+    if request.headers.get("If-None-Match") == etag:
+        response = web.Response(status=304, headers={"ETag": etag})
     elif not auth:
-        return user_response(user)
+        return user_response(user, etag=etag)
     else:
         # Auth on: the email is shown to its owner only.
-        response = user_response(user, with_email=await is_owner(request, user.id))
+        response = user_response(user, with_email=await is_owner(request, user.id), etag=etag)
     if auth:  # the body depends on the token, for any cache on the way
         add_vary(response.headers, "Authorization")
     return response

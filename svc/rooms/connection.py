@@ -37,6 +37,8 @@ class Connection:
         "_strikes",
         "_close_later",
         "_stats",
+        "seen",
+        "_pinged",
     )
 
     def __init__(
@@ -63,6 +65,10 @@ class Connection:
         self._strikes = 0
         self._close_later: tuple[int, str] | None = None
         self._stats = stats
+        #: loop time of the last frame from the client (any frame proves it alive)
+        self.seen = 0.0
+        #: loop time of the last ping the heartbeat sent, 0.0 before the first
+        self._pinged = 0.0
 
     def send(self, frame: bytes) -> None:
         """Write ``frame`` now, without waiting; close with 1013 if the backlog is full."""
@@ -85,6 +91,7 @@ class Connection:
     def start(self, ws: web.WebSocketResponse, transport: asyncio.Transport, welcome: bytes):
         """Send the welcome, then whatever arrived while it was being prepared."""
         self.ws, self._transport = ws, transport
+        self.seen = asyncio.get_running_loop().time()
         if self._close_later is not None:  # closed (overflow, shutdown) before it could start
             self._spawn(self.aclose(*self._close_later))
             return
@@ -102,6 +109,19 @@ class Connection:
         if self._strikes > self._limits.flood_strikes:
             self.close(WSCloseCode.POLICY_VIOLATION, "too many frames")
         return False
+
+    def check_alive(self, now: float, interval: float) -> None:
+        """The heartbeat's visit: ping a client quiet for ``interval`` s; drop one that
+        has not answered a ping for half of that (a peer gone without a FIN)."""
+        if self.closed or self._transport is None:
+            return
+        if self._pinged > self.seen:  # a ping is waiting for its pong
+            if now - self._pinged >= interval / 2:
+                self.closed = True
+                self._transport.abort()  # dead: no Close frame, nothing to flush
+        elif now - self.seen >= interval:
+            if wire.write(self._transport, wire.PING, self._limits.max_backlog):
+                self._pinged = now
 
     def close(self, code: int, reason: str) -> None:
         """Stop sending and close in the background (the caller may be mid fan-out)."""

@@ -8,9 +8,10 @@ transport, without awaiting.  That is safe only while three rules hold:
 1. **No compression** on these sockets (``WebSocketResponse(compress=False)``):
    with permessage-deflate the peer would inflate bytes we never deflated.
 2. **Nothing else writes frames** to these sockets: no ``ws.send_*`` calls.
-   aiohttp's own writer only sends control frames (pong, ping, close), which
-   RFC 6455 allows between whole data frames, and our frames are always
-   whole: one ``transport.write`` each, never interleaved.
+   aiohttp's own writer only sends control frames (pong, close), and the
+   heartbeat writes :data:`PING` here; RFC 6455 allows control frames between
+   whole data frames, and our frames are always whole: one ``transport.write``
+   each, never interleaved.
 3. **aiohttp answers a client's Close and closes the transport itself**, so a
    socket that is closing is seen here as ``transport.is_closing()`` and is
    skipped, never written half a frame after its Close.
@@ -32,6 +33,10 @@ def text_frame(payload: bytes) -> bytes:
     if size < 65536:
         return struct.pack("!BBH", 0x81, 126, size) + payload
     return struct.pack("!BBQ", 0x81, 127, size) + payload
+
+
+#: An empty server ping (FIN, opcode 9, no mask), for the hub's heartbeat.
+PING = b"\x89\x00"
 
 
 def write(transport: asyncio.Transport, frame: bytes, max_backlog: int) -> bool | None:

@@ -92,7 +92,9 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     room_id = request.match_info["room_id"]
     hub = request.app[HUB]
     ws = web.WebSocketResponse(
-        heartbeat=hub.limits.heartbeat,
+        # Pings and pongs come to the loop below: the hub's one heartbeat
+        # (svc.rooms.heartbeat) replaces aiohttp's timer per socket.
+        autoping=False,
         # Bigger frames are closed with 1009 by aiohttp itself; a message's own
         # limit (8 KiB of data) is checked by the hub, with an error frame.
         max_msg_size=hub.limits.max_frame_bytes,
@@ -120,7 +122,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         return await refuse(request, ws, refusal, hub.limits.close_timeout)
 
     logged = request.app[SETTINGS].access_log
-    opened = asyncio.get_running_loop().time()
+    loop = asyncio.get_running_loop()
+    opened = loop.time() if logged else 0.0  # locals here live as long as the socket
     try:
         await ws.prepare(request)
         if logged:
@@ -133,16 +136,21 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             await ws.close(code=UNAVAILABLE, message=b"storage is unavailable, try again shortly")
             return ws
         conn.start(ws, request.transport, welcome)
-        loop_time = asyncio.get_running_loop().time
+        # A crowd's welcome is ~20 KB; this frame lives as long as the socket, so
+        # holding it here would double the memory of an idle connection.
+        del welcome
         async for msg in ws:
+            conn.seen = now = loop.time()
             if msg.type is WSMsgType.TEXT:
-                hub.receive_text(conn, msg.data, loop_time())
+                hub.receive_text(conn, msg.data, now)
             elif msg.type is WSMsgType.BINARY:
-                hub.receive_binary(conn, loop_time())
+                hub.receive_binary(conn, now)
+            elif msg.type is WSMsgType.PING:
+                await ws.pong(msg.data)
     finally:
         await hub.leave(conn)
         if logged and ws.prepared:
-            _log_close(room_id, ws.close_code, asyncio.get_running_loop().time() - opened)
+            _log_close(room_id, ws.close_code, loop.time() - opened)
     return ws
 
 

@@ -1,0 +1,175 @@
+"""Where a server's memory per idle WebSocket goes: tracemalloc and RSS around N joins.
+
+    python bench/memory_per_socket.py [--clients 2000] [--top 25] [--bare] [--no-trace]
+
+Starts svc (memory storage, or ``--bare``: bench/ceilings/bare.py) in this process on a
+free loopback port, takes a snapshot, has a child process join ``--clients`` WebSockets to
+one room (the client of bench/load.py, so its objects are not in our heap), waits until
+they are idle, and takes another snapshot while they are still open.  Prints the RSS
+growth per socket, the server CPU the joins took (steadier than their wall time on a
+shared machine), and the biggest allocation sites (bytes per socket), grouped by
+``--group`` (lineno, or traceback with ``--frames`` frames).
+
+tracemalloc slows the server down and costs memory of its own: the RSS figure to quote
+comes from a run with ``--no-trace`` (or bench/load.py's connect scenario).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import socket
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # load.py and ceilings/ as modules
+
+
+def rss() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def build_app(bare: bool):
+    if bare:
+        from aiohttp import web
+        from ceilings import bare as ceiling
+
+        app = web.Application()
+        app.router.add_get("/", lambda request: web.json_response({"status": "ok"}))
+        app.router.add_get("/users/{user_id}", ceiling.get_user)
+        app.router.add_put("/users/{user_id}/profile", ceiling.put_profile)
+        app.router.add_get("/ws/{room_id}", ceiling.websocket)
+        return app
+    from svc.__main__ import freeze_startup_heap
+    from svc.app import create_app
+    from svc.settings import Settings
+
+    app = create_app(Settings(bcrypt_rounds=4))
+    app.on_startup.append(freeze_startup_heap)  # as python -m svc does
+    return app
+
+
+async def client(port: int, clients: int, room: str) -> None:
+    """The child: join, say so, hold the sockets until stdin closes."""
+    import load
+
+    sockets = await load.join_all(f"http://127.0.0.1:{port}", room, clients)
+    print("joined", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    for ws in sockets:
+        ws.close()
+
+
+async def join_from_child(port: int, clients: int, room: str) -> asyncio.subprocess.Process:
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--client",
+        "--port",
+        str(port),
+        "--clients",
+        str(clients),
+        "--room",
+        room,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    line = await asyncio.wait_for(child.stdout.readline(), 180)
+    if line.strip() != b"joined":
+        raise RuntimeError(f"client failed: {line!r}")
+    return child
+
+
+async def serve_and_measure(args) -> None:
+    from aiohttp import web
+
+    port = free_port()
+    runner = web.AppRunner(build_app(args.bare), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        # Warm up: the first sockets pay for imports, caches and the room itself.
+        warm = await join_from_child(port, 20, "warm")
+        warm.stdin.close()
+        await warm.wait()
+        await asyncio.sleep(0.5)
+        gc.collect()
+        if not args.no_trace:
+            tracemalloc.start(args.frames)
+        before_rss = rss()
+        before = tracemalloc.take_snapshot() if not args.no_trace else None
+        cpu, wall = time.process_time(), time.perf_counter()
+        child = await join_from_child(port, args.clients, "measured")
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        await asyncio.sleep(args.settle)  # presence frames out, buffers settled
+        gc.collect()
+        after_rss = rss()
+        after = tracemalloc.take_snapshot() if not args.no_trace else None
+        print(
+            f"{'bare' if args.bare else 'svc'}: {args.clients} sockets, RSS "
+            f"+{(after_rss - before_rss) / 1024:,.0f} KiB = "
+            f"{(after_rss - before_rss) / args.clients:,.0f} B per socket; joins took "
+            f"{wall:.2f} s and {cpu:.2f} s of server CPU"
+        )
+        if after is not None:
+            report(before, after, args)
+        child.stdin.close()
+        await child.wait()
+    finally:
+        await runner.cleanup()
+
+
+def report(before, after, args) -> None:
+    ignore = [tracemalloc.Filter(False, tracemalloc.__file__)]
+    before, after = before.filter_traces(ignore), after.filter_traces(ignore)
+    stats = after.compare_to(before, args.group)
+    total = sum(s.size_diff for s in stats)
+    print(f"tracemalloc: +{total / 1024:,.0f} KiB = {total / args.clients:,.0f} B per socket")
+    for stat in stats[: args.top]:
+        if stat.size_diff <= 0:
+            continue
+        per = stat.size_diff / args.clients
+        count = stat.count_diff / args.clients
+        where = stat.traceback.format(limit=args.frames)
+        print(f"{per:8,.0f} B {count:6.2f} blocks  {where[0].strip()}")
+        for line in where[1:]:
+            print(f"{'':27}{line.strip()}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--clients", type=int, default=2000)
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--bare", action="store_true")
+    parser.add_argument("--no-trace", action="store_true")
+    parser.add_argument("--group", choices=["lineno", "traceback", "filename"], default="lineno")
+    parser.add_argument("--frames", type=int, default=1)
+    parser.add_argument("--settle", type=float, default=1.0)
+    parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--room", default="measured", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.client:
+        asyncio.run(client(args.port, args.clients, args.room))
+        return
+    os.environ.setdefault("SVC_QUIET", "1")
+    asyncio.run(serve_and_measure(args))
+
+
+if __name__ == "__main__":
+    main()

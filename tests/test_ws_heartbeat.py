@@ -1,0 +1,65 @@
+"""The hub's one heartbeat (svc.rooms.heartbeat): quiet clients are pinged, live ones stay,
+dead ones are dropped; a client's own WebSocket ping is answered."""
+
+from __future__ import annotations
+
+from aiohttp import WSMsgType
+from ws_helpers import TIMEOUT, frame_where, frames_until_pong, join, new_user
+
+from svc.app import create_app
+from svc.keys import HUB
+from svc.testing import deadline, unique_id
+
+
+async def next_control(ws, kind: WSMsgType):
+    """The next message of type ``kind``, skipping the JSON frames before it."""
+    async with deadline(TIMEOUT):
+        while True:
+            msg = await ws.receive()
+            if msg.type is kind:
+                return msg
+            assert msg.type is WSMsgType.TEXT, (msg.type, msg.data)
+
+
+async def test_a_quiet_client_that_answers_pings_stays(aiohttp_client, settings):
+    app = create_app(settings)
+    app[HUB].limits.heartbeat = 0.2
+    client = await aiohttp_client(app)
+    alice, bob = await new_user(client), await new_user(client)
+    room = unique_id("r")
+    ws_b, _ = await join(client, room, bob, autoping=False)
+    for _ in range(3):  # three pings answered: each would have dropped a silent peer
+        ping = await next_control(ws_b, WSMsgType.PING)
+        await ws_b.pong(ping.data)
+    # Still there: a newcomer sees bob, and bob's socket still answers.
+    ws_a, welcome = await join(client, room, alice)
+    assert bob in [member["id"] for member in welcome["members"]]
+    await frames_until_pong(ws_b)
+    assert app[HUB].connection_count() == 2
+    await ws_a.close()
+    await ws_b.close()
+
+
+async def test_a_client_that_stops_answering_is_dropped_after_its_ping(aiohttp_client, settings):
+    app = create_app(settings)
+    app[HUB].limits.heartbeat = 0.2
+    client = await aiohttp_client(app)
+    alice, bob = await new_user(client), await new_user(client)
+    room = unique_id("r")
+    ws_a, _ = await join(client, room, alice)
+    ws_b, _ = await join(client, room, bob, autoping=False)
+    await next_control(ws_b, WSMsgType.PING)  # pinged, and never answered
+    left = await frame_where(ws_a, lambda f: f["type"] == "presence" and bob in f["left"])
+    assert left["member_count"] == 1
+    closed = await next_control(ws_b, WSMsgType.CLOSED)
+    assert closed.type is WSMsgType.CLOSED
+    await ws_a.close()
+
+
+async def test_a_clients_websocket_ping_is_answered_with_its_data(aiohttp_client, settings):
+    client = await aiohttp_client(create_app(settings))
+    ws, _ = await join(client, unique_id("r"), await new_user(client), autoping=False)
+    await ws.ping(b"are you there")
+    pong = await next_control(ws, WSMsgType.PONG)
+    assert pong.data == b"are you there"
+    await ws.close()
