@@ -22,9 +22,12 @@ from svc.testing import deadline, unique_id
 @pytest.fixture
 async def two(aiohttp_client, settings, storage_url):
     """Two clients, each on its own app, sharing storage and broker."""
-    if storage_url.startswith("memory"):
-        shared = MemoryStorage()
+    if settings.resolved_broker_url == "memory://":
+        # An in-process default broker is private to its app: share a named bus instead,
+        # as processes would share a real broker (memory storage, SQLite, a third party's).
         settings = dataclasses.replace(settings, broker_url=f"memory://{unique_id('bus')}")
+    if storage_url.startswith("memory"):
+        shared = MemoryStorage()  # memory://, unlike a file or a server, is one per instance
         apps = [create_app(settings, storage=shared) for _ in range(2)]
     else:
         apps = [create_app(settings) for _ in range(2)]
