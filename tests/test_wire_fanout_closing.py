@@ -21,6 +21,7 @@ import aiohttp
 import pytest
 from svc_process import SvcProcess
 
+from svc.rooms import wire
 from svc.testing import deadline, unique_id
 
 MEMBERS = 200
@@ -292,3 +293,35 @@ async def test_sockets_closed_mid_fanout_leave_the_server_and_the_room_sound(ser
             for member in members.values():
                 member.stop()
     assert log_problems(server) == []
+
+
+async def test_a_closing_transport_with_a_backlog_gets_nothing_after_its_close():
+    """Rule 3 itself, on a real TCP socket: asyncio's transport still *appends* writes made
+    after ``close()`` while its buffer drains, so without the ``is_closing()`` check a
+    frame would reach the peer after the Close frame.  (End to end, aiohttp closes the
+    transport and the hub drops the socket with no await in between, so the fan-out test
+    above cannot reach that window; this test does.)"""
+    loop = asyncio.get_running_loop()
+    accepted: asyncio.Future = loop.create_future()
+
+    class Keep(asyncio.Protocol):
+        def connection_made(self, transport):
+            accepted.set_result(transport)
+
+    server = await loop.create_server(Keep, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 24)
+    transport = await accepted
+    try:
+        backlog = wire.text_frame(b'"' + b"x" * (4 << 20) + b'"')  # more than the kernel takes
+        close = b"\x88\x02\x03\xe8"
+        assert wire.write(transport, backlog, max_backlog=1 << 30) is True
+        assert transport.get_write_buffer_size() > 0  # still draining: the risky window
+        transport.write(close)  # as aiohttp writes its Close
+        transport.close()
+        assert wire.write(transport, wire.text_frame(b'"late"'), max_backlog=1 << 30) is None
+        received = await asyncio.wait_for(reader.read(), WAIT)  # everything, to the end
+        assert received == backlog + close
+    finally:
+        writer.close()
+        server.close()
