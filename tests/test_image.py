@@ -106,6 +106,10 @@ def image(tmp_path_factory):
     """(workdir, env): the Dockerfile's build done in a fresh venv."""
     if os.environ.get("CI", "").lower() != "true" and os.environ.get("SVC_TEST_IMAGE") != "1":
         pytest.skip("the image replay installs from PyPI: set SVC_TEST_IMAGE=1 (CI=true does)")
+    image_python = re.fullmatch(r"python:(\d+\.\d+)[-.\w]*", _all("FROM")[0]).group(1)
+    if f"{sys.version_info[0]}.{sys.version_info[1]}" != image_python:
+        # The lock pins wheels for the image's Python; the run on that Python replays it.
+        pytest.skip(f"the image runs Python {image_python}; replayed by the run on that Python")
     base = tmp_path_factory.mktemp("image")
     venv = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
