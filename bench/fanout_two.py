@@ -13,9 +13,10 @@ The clients (one asyncio process, this one: the same client cost for A and B) jo
 and read everything they are sent; once the room has been quiet for --quiet s, ``c0`` (on
 the first process) changes its profile by a PUT to the first process, --repeats times. The
 figure is the ms from sending the PUT until the LAST client has its ``profile_updated``
-(median of the repeats); for A also the last client on the PUT's own process and on the
-other one. Prints each round, then median [min-max] of each side and the median of the
-per-round ratios A/B.
+(median of the repeats), and the first; for A also the last client on the PUT's own process
+and on the other one; and the CPU this client process spent per update (it shares the
+cores with the servers, Postgres and Redis). Prints each round, then median [min-max] of
+each side and the median of the per-round ratios A/B.
 
 Before measuring, waits until the 1-minute load average (``uptime``) is below --max-load,
 polling every 20 s, at most --load-wait s (then measures anyway and says so).
@@ -182,21 +183,27 @@ async def measure(ports: list[int], pids: list[int], args) -> dict:
         # Settled: every presence frame of the burst delivered, on every process.
         await settled(args.quiet)
         after = [rss(pid) for pid in pids]
-        last, last_first, last_other = [], [], []
+        first, last, last_first, last_other = [], [], [], []
+        client_cpu = time.process_time()
         for repeat in range(args.repeats):
             name = f"f{repeat}-{time.time_ns()}".encode()
             arrivals = await one_update(http, groups, name)
+            first.append(min(map(min, arrivals)))
             last.append(max(map(max, arrivals)))
             last_first.append(max(arrivals[0]))
             if len(arrivals) > 1:
                 last_other.append(max(arrivals[1]))
             await asyncio.sleep(0.2)
+        client_cpu = time.process_time() - client_cpu  # the sleeps cost nothing
         for sockets in groups:
             for ws in sockets:
                 ws.close()
     result = {
         "clients": per_process * len(ports),
         "last_delivery_ms": round(statistics.median(last), 2),
+        "first_delivery_ms": round(statistics.median(first), 2),
+        # what reading the update costs the one client process: it shares the cores
+        "client_cpu_ms_per_update": round(client_cpu * 1000 / args.repeats, 1),
     }
     if last_other:  # A: the PUT's own process, and the one that only heard it from Redis
         result["last_on_put_process_ms"] = round(statistics.median(last_first), 2)
