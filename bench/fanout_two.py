@@ -117,14 +117,20 @@ def cpu_seconds(pid: int) -> float:
 
 async def join(port: int, room: str, ids: range) -> list[TimedWS]:
     sem = asyncio.Semaphore(256)  # a burst, but no more handshakes at once than a backlog holds
+    welcomed = 0
 
     async def one(i: int) -> TimedWS:
+        nonlocal welcomed
         async with sem:
             ws = await TimedWS.connect("127.0.0.1", port, f"/ws/{room}?user_id=c{i}")
         await ws.drain_watching(b'"welcome"')
+        welcomed += 1
         return ws
 
-    return await asyncio.gather(*(one(i) for i in ids))
+    try:
+        return await asyncio.wait_for(asyncio.gather(*(one(i) for i in ids)), 120)
+    except Exception as exc:  # say how far it got: one line, not 2,000 tracebacks
+        sys.exit(f"port {port}: {welcomed} of {len(ids)} clients welcomed, then {exc!r}")
 
 
 async def settled(quiet: float) -> None:
@@ -170,14 +176,11 @@ async def measure(ports: list[int], pids: list[int], args) -> dict:
         ) as r:
             assert r.status in (200, 201), await r.text()
         started = time.perf_counter()
-        groups = await asyncio.wait_for(
-            asyncio.gather(
-                *(
-                    join(port, room, range(n * per_process, (n + 1) * per_process))
-                    for n, port in enumerate(ports)
-                )
-            ),
-            120,
+        groups = await asyncio.gather(
+            *(
+                join(port, room, range(n * per_process, (n + 1) * per_process))
+                for n, port in enumerate(ports)
+            )
         )
         connect_s = time.perf_counter() - started
         # Settled: every presence frame of the burst delivered, on every process.
