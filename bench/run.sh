@@ -8,6 +8,7 @@
 #   bash bench/run.sh get-pg put-pg connect-pg   # svc on Postgres against aiohttp + aiopg
 #   bash bench/run.sh put-pg-brokers             # PUT on Postgres: Redis broker against Postgres broker
 #   bash bench/run.sh put-pg-redis-vs-memory     # ... and against no broker (memory://)
+#   bash bench/run.sh fanout-two                 # 2,000 members over two processes (Redis) vs one
 #   bash bench/run.sh peer-get peer-put peer-connect peer-fanout peer-lag  # against the replaced
 #                                                # service, when its kit is at $PEER_KIT
 #
@@ -94,6 +95,15 @@ for section in "$@"; do
         [ "$section" = put-pg-redis-vs-memory ] && other=(--b-name svc-memory-broker --b-env BROKER_URL=memory:// --b-env DATABASE_URL=$BENCH_PG)
         pair "$section" put "${svc[@]}" --a-name svc-redis-broker --a-env DATABASE_URL=$BENCH_PG \
             --a-env "BROKER_URL=$BENCH_REDIS" --b "$PY -m svc" --b-env BCRYPT_ROUNDS=12 "${other[@]}" -- --users 1000
+        ;;
+    fanout-two)
+        # One update to 2,000 members: two processes sharing Postgres and Redis (1,000 each)
+        # against one process with all 2,000, both on that storage and broker.  Not pair.py:
+        # side A is two servers.  Waits for a 1-minute load average below 1.5 (at most 15 min).
+        ulimit -n 20000; createdb_if_missing "$BENCH_PG"; mkdir -p "$RESULTS"; echo "== fanout-two"
+        "$PY" "$HERE/fanout_two.py" --rounds "$ROUNDS" --database-url "$BENCH_PG" \
+            --redis-url "${BENCH_REDIS%%\?*}" --server "$PY -m svc" --out "$RESULTS/fanout-two.jsonl" \
+            | tee "$RESULTS/fanout-two.txt"
         ;;
     lag)            pair lag-svc-vs-bare-note lag "${svc[@]}" --b-name svc-cost-4 --b "$PY -m svc" --b-env BCRYPT_ROUNDS=4 ;;
     peer-get|peer-put|peer-connect|peer-fanout|peer-lag)
