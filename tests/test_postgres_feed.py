@@ -144,14 +144,18 @@ async def test_stored_changes_travel_exactly(aiohttp_client, postgres_url):
 
 async def test_metrics_show_the_broker(aiohttp_client, postgres_url):
     client = await aiohttp_client(create_app(Settings(database_url=postgres_url, bcrypt_rounds=4)))
-    alice = await new_user(client)
+    alice, bob = await new_user(client), await new_user(client)
+    ws, _ = await join(client, unique_id("r"), alice)  # alice's changes are news now
     await client.put(f"/users/{alice}/profile", json={"bio": "counted"})
+    await client.put(f"/users/{bob}/profile", json={"bio": "connected nowhere: no NOTIFY"})
     text = await (await client.get("/metrics")).text()
+    await ws.close()
     figures = {
         line.split()[0]: float(line.split()[1])
         for line in text.splitlines()
         if line.startswith("svc_broker_")
     }
     assert figures["svc_broker_listener_up"] == 1
-    assert figures["svc_broker_notifications_sent"] >= 2  # the create and the update
+    assert figures["svc_broker_notifications_sent"] >= 1  # alice's update
+    assert figures["svc_broker_changes_unsent"] >= 3  # the two creates, bob's update
     assert 1 <= figures["svc_broker_notify_statements"] <= figures["svc_broker_notifications_sent"]

@@ -29,7 +29,7 @@ from svc.broker import Broker, BrokerListener, Change, PresenceChange, RoomMessa
 from svc.redact import scrub
 from svc.storage import Misconfigured, Unavailable
 
-from . import messages, payloads
+from . import interest, messages, payloads
 from .errors import translated
 from .listener import Listener
 from .migrations import migrate
@@ -75,6 +75,10 @@ class PostgresBroker(Broker):
         )
         self._housekeeping: asyncio.Task | None = None
         self._seq = itertools.count()
+        #: Who is present anywhere: a change of anyone else is notified to nobody.
+        self._present = interest.PresentUsers()
+        self._reload: asyncio.Future | None = None
+        self.changes_unsent = 0
 
     @classmethod
     def check_url(cls, url: str) -> None:
@@ -112,12 +116,15 @@ class PostgresBroker(Broker):
             await migrate(conn)
         await self._listener.start()  # LISTEN first: nothing said after the register is missed
         await self._presence.register()
+        await self._load_present()
         if self._housekeeping is None:
             self._housekeeping = asyncio.create_task(
                 self._keep_house(), name="svc-postgres-housekeeping"
             )
 
     async def close(self) -> None:
+        if self._reload is not None:
+            self._reload.cancel()
         task, self._housekeeping = self._housekeeping, None
         if task is not None:
             task.cancel()
@@ -155,6 +162,7 @@ class PostgresBroker(Broker):
             "listener_reconnects": self._listener.reconnects,
             "notify_statements": self._publisher.statements,
             "notifications_sent": self._publisher.notifications,
+            "changes_unsent": self.changes_unsent,
         }
 
     # -- news ---------------------------------------------------------------
@@ -162,6 +170,9 @@ class PostgresBroker(Broker):
     async def publish_change(self, change: Change) -> None:
         hub = self._open_hub()
         self._call(hub.on_change, change)  # ours: at once, no round trip
+        if not self._present.wants(change.user_id):
+            self.changes_unsent += 1  # connected nowhere: no room anywhere shows it
+            return
         await self._publisher.send(payloads.CHANGES, payloads.change_payload(self.node_id, change))
 
     async def publish_message(self, message: RoomMessage) -> None:
@@ -220,7 +231,10 @@ class PostgresBroker(Broker):
         """(the listener's method, what to hand it), or None for our own news."""
         if channel == PRESENCE:
             change = self._presence.parse(payload)
-            return None if change is None else ("on_presence", change)
+            if change is None:
+                return None
+            self._present.apply(change)
+            return ("on_presence", change)
         if channel == payloads.CHANGES:
             node, change = payloads.parse_change(payload)
             return None if node == self.node_id else ("on_change", change)
@@ -248,10 +262,13 @@ class PostgresBroker(Broker):
         return found
 
     def _announce_presence(self, change: PresenceChange) -> None:
+        self._present.apply(change)
         if self._hub is not None:
             self._call(self._hub.on_presence, change)
 
     def _gap(self) -> None:
+        self._present.forget()
+        self._reload = asyncio.ensure_future(self._load_present())
         if self._hub is not None:
             self._call(self._hub.on_gap)
 
@@ -264,6 +281,17 @@ class PostgresBroker(Broker):
                 {"message": "broker listener failed", "exception": exc}
             )
 
+    async def _load_present(self) -> None:
+        """Who is present anywhere (see interest.py); on failure, everyone stays news
+        (the housekeeping tries again)."""
+        generation = self._present.generation
+        try:
+            rows = await self._fetch(interest.SNAPSHOT, (), one=False)
+        except Unavailable as exc:
+            log.warning("postgres broker: could not read who is present (%s)", exc)
+            return
+        self._present.add_snapshot(rows, generation)
+
     # -- background work ------------------------------------------------------------
 
     async def _keep_house(self) -> None:
@@ -275,6 +303,8 @@ class PostgresBroker(Broker):
                 if await self._presence.beat():
                     self._gap()  # expired meanwhile: others' news may have passed us by
                 await self._fetch(messages.CLEAN, (messages.KEEP,), one=None)
+                if not self._present.known:
+                    await self._load_present()
             except Unavailable as exc:
                 if not failing:  # one line per outage
                     log.warning("postgres broker: heartbeat failed (%s); retrying", exc)

@@ -10,7 +10,10 @@ How delivery works: svc opens the broker with a :class:`BrokerListener` (the
 rooms hub) and the broker calls it on the event loop, never concurrently:
 
 - ``on_change``: every change published by any instance, this one included,
-  exactly as published.  A change may arrive twice or late; the listener drops
+  exactly as published, of every user present in some room (a ``presence_join``
+  holds them anywhere).  A change of a user present nowhere is news to no room:
+  the publisher's own listener gets it, the others may not (the Postgres broker
+  sends those no NOTIFY).  A change may arrive twice or late; the listener drops
   versions it has already seen.
 - ``on_message``: every room message published by any *other* instance (the
   publisher's own process delivered it locally already), in the order each

@@ -114,6 +114,20 @@ async def eventually(predicate: Callable[[], bool], rule: str, timeout=DELIVERY_
         raise AssertionError(f"rule broken: {rule} (nothing after {timeout:g} s)") from None
 
 
+async def make_present(joiner: Broker, listeners: list, user_id: str) -> None:
+    """Changes need reach only the users present somewhere (a broker may skip the others'):
+    join ``user_id`` to a room through ``joiner`` and wait until every listener heard it."""
+    room = unique_id("r")
+    await joiner.presence_join(room, user_id)
+    await eventually(
+        lambda: all(
+            any(change.user_id == user_id for change in heard.presence_in(room))
+            for heard in listeners
+        ),
+        "a join reaches every instance",
+    )
+
+
 class BrokerConformance:
     """Override the ``broker_url`` fixture (or ``make_broker``); every ``test_*`` then runs
     on your broker."""
@@ -168,8 +182,12 @@ class BrokerConformance:
     # -- changes --------------------------------------------------------------------
 
     async def test_changes_reach_every_instance_including_the_publisher_in_order(self, open_broker):
-        (one, heard_by_one), (_, heard_by_two) = await open_broker("one"), await open_broker("two")
+        (one, heard_by_one), (two, heard_by_two) = (
+            await open_broker("one"),
+            await open_broker("two"),
+        )
         user_id = unique_id()
+        await make_present(two, [heard_by_one, heard_by_two], user_id)  # present on the other
         published = [Change(user_id, v, a_user(user_id, v, bio=f"b{v}")) for v in range(1, 21)]
         for change in published:
             await one.publish_change(change)
@@ -189,8 +207,12 @@ class BrokerConformance:
                 assert not change.deleted, "rule broken: only a deletion is `deleted`"
 
     async def test_concurrent_changes_arrive_in_the_order_published(self, open_broker):
-        (one, heard_by_one), (_, heard_by_two) = await open_broker("one"), await open_broker("two")
+        (one, heard_by_one), (two, heard_by_two) = (
+            await open_broker("one"),
+            await open_broker("two"),
+        )
         user_id = unique_id()
+        await make_present(two, [heard_by_one, heard_by_two], user_id)
         await asyncio.gather(
             *(one.publish_change(Change(user_id, v, a_user(user_id, v))) for v in range(1, 51))
         )
@@ -204,8 +226,9 @@ class BrokerConformance:
             )
 
     async def test_a_deletion_stays_a_deletion(self, open_broker):
-        (one, _), (_, heard) = await open_broker("one"), await open_broker("two")
+        (one, heard_by_one), (two, heard) = await open_broker("one"), await open_broker("two")
         user_id = unique_id()
+        await make_present(two, [heard_by_one, heard], user_id)
         await one.publish_change(Change(user_id, 1, a_user(user_id, 1)))
         await one.publish_change(Change(user_id, 2, None, deleted=True))
         await eventually(lambda: len(first_seen(heard.changes_of(user_id))) == 2, "changes arrive")
@@ -336,8 +359,9 @@ class BrokerConformance:
 
     async def test_a_listener_that_raises_does_not_stop_delivery(self, open_broker):
         (one, failing), (two, fine) = await open_broker("failing"), await open_broker("fine")
-        failing.failing = True
         room, user = unique_id("r"), unique_id()
+        await make_present(two, [failing, fine], user)
+        failing.failing = True
         for version in (1, 2):
             await one.publish_change(Change(user, version, a_user(user, version)))
         await two.publish_message(RoomMessage(room, "bob", '"one"'))
