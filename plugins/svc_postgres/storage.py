@@ -175,12 +175,15 @@ class PostgresStorage(Storage):
             "sets_username": "username" in changes,
             "key": _key(changes.get("username")),
         }
-        if create and expected_version is None:
-            sql = q.UPSERT_PROFILE
+        context = {"user_id": user_id, "username": changes.get("username")}
+        sql = q.UPDATE_PROFILE if expected_version is None else q.UPDATE_PROFILE_AT_VERSION
+        # The plain UPDATE first: the common case, and cheaper for the server than an
+        # upsert.  Only a user that is missing costs the second statement, whose
+        # ON CONFLICT makes a create racing another create (or a delete) still atomic.
+        row = await self._fetchone(sql, params, **context)
+        if row is None and create and expected_version is None:
             params["profile"] = Json(q.full_profile(changes))
-        else:
-            sql = q.UPDATE_PROFILE if expected_version is None else q.UPDATE_PROFILE_AT_VERSION
-        row = await self._fetchone(sql, params, user_id=user_id, username=changes.get("username"))
+            row = await self._fetchone(q.UPSERT_PROFILE, params, **context)
         if row is None:
             if expected_version is None:
                 # No re-read: a user created since this statement would turn "not found"
