@@ -92,7 +92,9 @@ async def freeze_startup_heap(app) -> None:
 
 
 def _wants_json() -> bool:
-    """LOG_FORMAT before the settings are read, so even their error can be JSON."""
+    """LOG_FORMAT before the settings are read, so what is logged while reading them
+    (warnings about lookalike variables) is already in that format.  A settings error
+    itself is always the one plain ``svc: error:`` line on stderr."""
     import os
 
     return os.environ.get("LOG_FORMAT", "").strip().lower() == "json"

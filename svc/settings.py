@@ -79,11 +79,16 @@ class Settings:
             # Whatever the plugin wrote, the URL's secrets stay out of the message.
             raise SettingsError("DATABASE_URL", scrub(str(exc), database_url)) from None
         broker_url = get.str("BROKER_URL", None)
-        if broker_url is not None:
-            try:
-                broker_registry.get_plugin(broker_url).check_url(broker_url)
-            except (broker_registry.PluginError, TypeError, ValueError) as exc:
-                raise SettingsError("BROKER_URL", scrub(str(exc), broker_url)) from None
+        # Unset, the storage's own broker is checked the same way: a plugin it names
+        # that is not installed is one line at start, not a traceback when the app is built.
+        chosen = broker_url or (
+            registry.get_plugin(database_url).default_broker_url(database_url) or "memory://"
+        )
+        try:
+            broker_registry.get_plugin(chosen).check_url(chosen)
+        except (broker_registry.PluginError, TypeError, ValueError) as exc:
+            where = "" if broker_url else " (unset: the storage's own broker)"
+            raise SettingsError("BROKER_URL", scrub(str(exc), chosen) + where) from None
         regex = get.str("CORS_ORIGIN_REGEX", None)
         if regex is not None:
             try:

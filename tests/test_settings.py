@@ -92,3 +92,30 @@ def test_plugins_command_lists_the_builtins():
     assert result.returncode == 0
     schemes = {line.split()[0]: line.split()[-1] for line in result.stdout.splitlines()}
     assert schemes["memory"] == schemes["postgres"] == schemes["postgresql"] == "builtin"
+
+
+def test_a_storage_whose_own_broker_is_not_installed_stops_start_up_with_one_line():
+    from svc_memory import MemoryStorage
+
+    from svc.storage import registry
+
+    class NeedsABroker(MemoryStorage):
+        @classmethod
+        def default_broker_url(cls, url: str) -> str | None:
+            return "nosuchbroker://somewhere"
+
+    registry.register("needsbroker", NeedsABroker)
+    try:
+        with pytest.raises(SettingsError) as refused:
+            Settings.from_env({"DATABASE_URL": "needsbroker://"})
+        assert refused.value.variable == "BROKER_URL"
+        assert "nosuchbroker" in str(refused.value) and "storage's own broker" in str(refused.value)
+        # Named explicitly, an installed broker serves that storage.
+        assert (
+            Settings.from_env(
+                {"DATABASE_URL": "needsbroker://", "BROKER_URL": "memory://"}
+            ).resolved_broker_url
+            == "memory://"
+        )
+    finally:
+        registry.unregister("needsbroker")
