@@ -8,6 +8,7 @@
 #   bash bench/run.sh get-pg put-pg connect-pg   # svc on Postgres against aiohttp + aiopg
 #   bash bench/run.sh put-pg-brokers             # PUT on Postgres: Redis broker against Postgres broker
 #   bash bench/run.sh put-pg-redis-vs-memory     # ... and against no broker (memory://)
+#   bash bench/run.sh put-pg-redis-vs-aiopg      # ... and against the aiohttp + aiopg ceiling
 #   bash bench/run.sh fanout-two                 # 2,000 members over two processes (Redis) vs one
 #   bash bench/run.sh peer-get peer-put peer-connect peer-fanout peer-lag  # against the replaced
 #                                                # service, when its kit is at $PEER_KIT
@@ -95,6 +96,11 @@ for section in "$@"; do
         [ "$section" = put-pg-redis-vs-memory ] && other=(--b-name svc-memory-broker --b-env BROKER_URL=memory:// --b-env DATABASE_URL=$BENCH_PG)
         pair "$section" put "${svc[@]}" --a-name svc-redis-broker --a-env DATABASE_URL=$BENCH_PG \
             --a-env "BROKER_URL=$BENCH_REDIS" --b "$PY -m svc" --b-env BCRYPT_ROUNDS=12 "${other[@]}" -- --users 1000
+        ;;
+    put-pg-redis-vs-aiopg)  # Postgres storage with the Redis broker against the aiohttp + aiopg ceiling
+        createdb_if_missing "$BENCH_PG"; createdb_if_missing "$CEILING_PG"
+        pair put-pg-redis-vs-aiopg put "${svc[@]}" --a-name svc-redis-broker --a-env DATABASE_URL=$BENCH_PG \
+            --a-env "BROKER_URL=$BENCH_REDIS" "${pgceil[@]}" -- --users 1000
         ;;
     fanout-two)
         # One update to 2,000 members: two processes sharing Postgres and Redis (1,000 each)
