@@ -30,10 +30,10 @@ from svc.redact import scrub
 from svc.storage import Misconfigured, Unavailable
 
 from . import interest, messages, payloads
+from . import pool as pg
 from .errors import translated
 from .listener import Listener
-from .migrations import migrate
-from .pool import connection
+from .pool import TIMEOUT
 from .presence import CHANNEL as PRESENCE
 from .presence import HEARTBEAT, Presence
 from .publisher import Publisher
@@ -41,11 +41,8 @@ from .url import PostgresURL
 
 log = logging.getLogger(__name__)
 
-#: Seconds to take a pooled connection, and for one statement (as storage).
-TIMEOUT = 5.0
 #: The broker's pool is small: presence statements and one NOTIFY at a time.
 MAX_POOL_SIZE = 4
-CONNECTION_OPTIONS = {"enable_hstore": False, "enable_uuid": False}
 #: TCP keepalives on every connection, unless the URL sets its own: a path that
 #: vanished without a reset is found in about 20 s by the kernel alone.
 KEEPALIVES = {
@@ -102,18 +99,8 @@ class PostgresBroker(Broker):
 
     async def _open(self) -> None:
         if self._pool is None:
-            self._pool = await aiopg.create_pool(
-                self._dsn,
-                minsize=1,
-                maxsize=min(self._url.pool_size, MAX_POOL_SIZE),
-                timeout=TIMEOUT,
-                **CONNECTION_OPTIONS,
-            )
-        # Its own connection: waiting for another process's migration may take a while.
-        async with aiopg.connect(self._dsn, timeout=TIMEOUT, **CONNECTION_OPTIONS) as conn:
-            async with conn.cursor() as cur:
-                await cur.execute("SET statement_timeout = 0")
-            await migrate(conn)
+            self._pool = await pg.create(self._dsn, min(self._url.pool_size, MAX_POOL_SIZE))
+        await pg.migrate_schema(self._dsn)
         await self._listener.start()  # LISTEN first: nothing said after the register is missed
         await self._presence.register()
         await self._load_present()
@@ -138,9 +125,7 @@ class PostgresBroker(Broker):
             except Exception as exc:  # noqa: BLE001 - the others expire us anyway
                 log.warning("postgres broker: could not say goodbye (%s)", exc)
         pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.terminate()
-            await pool.wait_closed()
+        await pg.terminate(pool)
 
     async def ping(self) -> dict[str, str]:
         down = []
@@ -321,20 +306,11 @@ class PostgresBroker(Broker):
     # -- the pool -----------------------------------------------------------------
 
     async def _connect(self) -> aiopg.Connection:
-        return await aiopg.connect(self._dsn, timeout=TIMEOUT, **CONNECTION_OPTIONS)
+        return await pg.connect(self._dsn)
 
     async def _fetch(self, sql: str, params, one: bool | None = True):
-        """One statement on the pool: its first row (``one``), every row (False), or
-        nothing (None: a statement without results)."""
-        if self._pool is None:
-            raise Unavailable("the broker is not open")
-        with translated():
-            async with connection(self._pool) as conn:
-                async with conn.cursor() as cur:
-                    await cur.execute(sql, params)
-                    if one is None:
-                        return None
-                    return await (cur.fetchone() if one else cur.fetchall())
+        """One statement on the pool (pool.run)."""
+        return await pg.run(self._pool, sql, params, one)
 
     async def _execute(self, sql: str, params) -> None:
         await self._fetch(sql, params)

@@ -1,4 +1,8 @@
-"""Borrowing a connection from the aiopg pool when connections may die at any moment."""
+"""The aiopg pool both the storage and the broker use: made, migrated, borrowed from, closed.
+
+Requests never wait long on a database in trouble: taking a connection (connecting
+included) and every statement are bounded by ``TIMEOUT`` seconds.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,56 @@ from contextlib import asynccontextmanager
 
 import aiopg
 import psycopg2
+
+from svc.storage import Unavailable
+
+from .errors import translated
+from .migrations import migrate
+
+#: Seconds to wait for a pooled connection, and for one statement.
+TIMEOUT = 5.0
+#: hstore would cost a query per new connection, and we store jsonb.
+CONNECTION_OPTIONS = {"enable_hstore": False, "enable_uuid": False}
+
+
+async def create(dsn: str, maxsize: int) -> aiopg.Pool:
+    return await aiopg.create_pool(
+        dsn, minsize=1, maxsize=maxsize, timeout=TIMEOUT, **CONNECTION_OPTIONS
+    )
+
+
+async def connect(dsn: str) -> aiopg.Connection:
+    """A connection of its own, outside the pool."""
+    return await aiopg.connect(dsn, timeout=TIMEOUT, **CONNECTION_OPTIONS)
+
+
+async def migrate_schema(dsn: str) -> None:
+    """Apply the migrations on a connection of their own: waiting for another process's
+    migration may take a while, longer than a statement may."""
+    async with aiopg.connect(dsn, timeout=TIMEOUT, **CONNECTION_OPTIONS) as conn:
+        async with conn.cursor() as cur:
+            await cur.execute("SET statement_timeout = 0")
+        await migrate(conn)
+
+
+async def terminate(pool: aiopg.Pool | None) -> None:
+    if pool is not None:
+        pool.terminate()
+        await pool.wait_closed()
+
+
+async def run(pool: aiopg.Pool | None, sql: str, params, one: bool | None = True, **context):
+    """One statement: its first row (``one``), every row (False), or nothing (None: a
+    statement without results).  Database trouble is ``Unavailable`` (errors.py)."""
+    if pool is None:
+        raise Unavailable("not open")
+    with translated(**context):
+        async with connection(pool) as conn:
+            async with conn.cursor() as cur:
+                await cur.execute(sql, params)
+                if one is None:
+                    return None
+                return await (cur.fetchone() if one else cur.fetchall())
 
 
 @asynccontextmanager

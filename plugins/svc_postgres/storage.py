@@ -30,18 +30,13 @@ from svc.storage import (
     username_key,
 )
 
+from . import pool as pg
 from . import queries as q
 from .errors import translated
-from .migrations import migrate
-from .pool import connection
+from .pool import TIMEOUT
 from .url import PostgresURL
 
 log = logging.getLogger(__name__)
-
-#: Seconds a request may wait for a pooled connection, and for one statement.
-TIMEOUT = 5.0
-#: hstore would cost a query per new connection, and we store jsonb.
-CONNECTION_OPTIONS = {"enable_hstore": False, "enable_uuid": False}
 
 
 class PostgresStorage(Storage):
@@ -88,43 +83,22 @@ class PostgresStorage(Storage):
     async def _open(self) -> None:
         with translated(opening=True):
             if self._pool is None:
-                self._pool = await aiopg.create_pool(
-                    self._dsn,
-                    minsize=1,
-                    maxsize=self._url.pool_size,
-                    timeout=TIMEOUT,
-                    **CONNECTION_OPTIONS,
-                )
-            # Its own connection: waiting for another process's migration may take a while.
-            async with aiopg.connect(self._dsn, timeout=TIMEOUT, **CONNECTION_OPTIONS) as conn:
-                async with conn.cursor() as cur:
-                    await cur.execute("SET statement_timeout = 0")
-                await migrate(conn)
+                self._pool = await pg.create(self._dsn, self._url.pool_size)
+            await pg.migrate_schema(self._dsn)
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.terminate()
-            await pool.wait_closed()
+        await pg.terminate(pool)
 
     async def ping(self) -> dict[str, str]:
-        down = []
         try:
             await self._fetchone("SELECT 1", ())
         except Unavailable as exc:
-            down.append(f"pool is down ({exc})")
-        if down:
-            raise Unavailable("; ".join(down))
+            raise Unavailable(f"pool is down ({exc})") from None
         return {"pool": "ok"}
 
     async def _fetch(self, sql: str, params, one: bool = True, **context):
-        if self._pool is None:
-            raise Unavailable("storage is not open")
-        with translated(**context):
-            async with connection(self._pool) as conn:
-                async with conn.cursor() as cur:
-                    await cur.execute(sql, params)
-                    return await (cur.fetchone() if one else cur.fetchall())
+        return await pg.run(self._pool, sql, params, one, **context)
 
     async def _fetchone(self, sql: str, params, **context) -> tuple | None:
         return await self._fetch(sql, params, **context)
