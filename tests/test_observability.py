@@ -129,6 +129,41 @@ async def test_no_access_log_by_default_and_text_format(log_path):
     assert not text.lstrip().startswith("{")
 
 
+async def test_json_logs_alone_write_no_access_lines(log_path):
+    svc = await SvcProcess({"LOG_FORMAT": "json"}, log_path).start()
+    try:
+        async with aiohttp.ClientSession(svc.base) as http:
+            async with http.get("/users/nobody", headers={"X-Request-ID": "alone-1"}) as response:
+                assert response.status == 404
+                assert response.headers["X-Request-ID"] == "alone-1"
+    finally:
+        assert await svc.stop() == 0
+    lines = [json.loads(line) for line in svc.log().splitlines() if line.strip()]
+    assert lines and all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+    assert not [line for line in lines if line["logger"] == "svc.access"]
+
+
+async def test_access_log_alone_is_text_lines(log_path):
+    svc = await SvcProcess({"ACCESS_LOG": "true"}, log_path).start()
+    room = unique_id("r")
+    try:
+        async with aiohttp.ClientSession(svc.base) as http:
+            async with http.get("/users/nobody", headers={"X-Request-ID": "text-1"}) as response:
+                assert response.status == 404
+            async with http.ws_connect(f"/ws/{room}?user_id={unique_id()}") as ws:
+                await ws.receive_json()
+                await ws.close()
+        await asyncio.sleep(0.3)
+    finally:
+        assert await svc.stop() == 0
+    text = svc.log()
+    assert not text.lstrip().startswith("{")
+    access = [line for line in text.splitlines() if " svc.access " in line]
+    assert any("[text-1]" in line and "GET /users/nobody 404" in line for line in access), access
+    assert any(f"websocket {room} opened" in line for line in access), access
+    assert any(f"websocket {room} closed with 1000" in line for line in access), access
+
+
 async def test_sigterm_lets_requests_finish_closes_sockets_and_exits_0(log_path):
     # A password hash at cost 14 takes about a second: the request in flight at SIGTERM.
     svc = await SvcProcess({"BCRYPT_ROUNDS": "14", "SHUTDOWN_TIMEOUT": "20"}, log_path).start()
