@@ -34,6 +34,7 @@ from . import pool as pg
 from . import queries as q
 from .errors import translated
 from .pool import TIMEOUT
+from .prepared import Statement, preparer
 from .url import PostgresURL
 
 log = logging.getLogger(__name__)
@@ -82,9 +83,11 @@ class PostgresStorage(Storage):
 
     async def _open(self) -> None:
         with translated(opening=True):
-            if self._pool is None:
-                self._pool = await pg.create(self._dsn, self._url.pool_size)
+            # The schema first: each pooled connection prepares statements on its tables.
             await pg.migrate_schema(self._dsn)
+            if self._pool is None:
+                prepare = preparer(q.PREPARED) if self._url.prepared_statements else None
+                self._pool = await pg.create(self._dsn, self._url.pool_size, prepare)
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
@@ -97,10 +100,12 @@ class PostgresStorage(Storage):
             raise Unavailable(f"pool is down ({exc})") from None
         return {"pool": "ok"}
 
-    async def _fetch(self, sql: str, params, one: bool = True, **context):
+    async def _fetch(self, sql: str | Statement, params, one: bool = True, **context):
+        if isinstance(sql, Statement):
+            sql = sql.text(self._url.prepared_statements)
         return await pg.run(self._pool, sql, params, one, **context)
 
-    async def _fetchone(self, sql: str, params, **context) -> tuple | None:
+    async def _fetchone(self, sql: str | Statement, params, **context) -> tuple | None:
         return await self._fetch(sql, params, **context)
 
     # -- users -------------------------------------------------------------
@@ -122,7 +127,7 @@ class PostgresStorage(Storage):
         return q.user_from_row(row)
 
     async def get_user(self, user_id: str) -> User:
-        row = await self._fetchone(q.GET_USER, (user_id,))
+        row = await self._fetchone(q.GET_USER, {"id": user_id})
         if row is None:
             raise NotFound(user_id)
         return q.user_from_row(row)
@@ -131,7 +136,7 @@ class PostgresStorage(Storage):
         wanted = list(user_ids)
         if not wanted:
             return []
-        rows = await self._fetch(q.GET_USERS, (wanted,), one=False)
+        rows = await self._fetch(q.GET_USERS, {"ids": wanted}, one=False)
         by_id = {row[0]: q.user_from_row(row) for row in rows}
         return [by_id[i] for i in wanted if i in by_id]
 

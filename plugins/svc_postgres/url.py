@@ -1,9 +1,10 @@
 """``postgres://`` URLs: what svc reads from them, and what it hands to libpq.
 
-svc takes one parameter of its own from the query, ``pool_size``; everything
-else (``sslmode``, ``options``, ``connect_timeout``...) is libpq's and passes
-through untouched.  The password is never part of a message or a log line:
-:func:`redact` is the only form of the URL that svc prints (``?password=`` masked too).
+svc takes two parameters of its own from the query, ``pool_size`` and
+``prepared_statements`` (prepared.py); everything else (``sslmode``, ``options``,
+``connect_timeout``...) is libpq's and passes through untouched.  The password is never
+part of a message or a log line: :func:`redact` is the only form of the URL that svc
+prints (``?password=`` masked too).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ SCHEMES = ("postgres", "postgresql")
 DEFAULT_POOL_SIZE = 10
 MAX_POOL_SIZE = 1000
 #: svc's own query parameters, removed before the URL reaches libpq (which rejects unknown ones).
-SVC_PARAMS = ("pool_size",)
+SVC_PARAMS = ("pool_size", "prepared_statements")
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class PostgresURL:
     #: libpq connection parameters (password included: never print this).
     params: dict
     pool_size: int
+    #: Prepare the hot statements on each pooled connection (off behind a transaction pooler).
+    prepared_statements: bool
     #: The URL with the password masked, for messages.
     redacted: str
 
@@ -61,13 +64,14 @@ class PostgresURL:
             (ours if name in SVC_PARAMS else theirs).append(piece)
         svc = dict(parse_qsl("&".join(ours)))
         pool_size = _pool_size(svc.get("pool_size"), shown)
+        prepared = _flag(svc.get("prepared_statements", "true"), "prepared_statements", shown)
         libpq_url = f"{base}?{'&'.join(theirs)}" if theirs else base
         try:
             params = psycopg2.extensions.parse_dsn(libpq_url)
         except psycopg2.ProgrammingError as exc:
             problem = str(exc).strip().removeprefix("invalid dsn: ")
             raise ValueError(f"{shown}: {problem}") from None
-        return cls(params=params, pool_size=pool_size, redacted=shown)
+        return cls(params=params, pool_size=pool_size, prepared_statements=prepared, redacted=shown)
 
     def dsn(self, application_name: str, statement_timeout: float, **extra) -> str:
         """The libpq DSN of one svc component: its own ``application_name`` (so an operator,
@@ -97,6 +101,13 @@ def _pool_size(raw: str | None, shown: str) -> int:
     if not 1 <= size <= MAX_POOL_SIZE:
         raise ValueError(f"{shown}: pool_size must be a whole number from 1 to {MAX_POOL_SIZE}")
     return size
+
+
+def _flag(raw: str, name: str, shown: str) -> bool:
+    value = raw.strip().lower()
+    if value not in ("true", "false"):
+        raise ValueError(f"{shown}: {name} must be true or false")
+    return value == "true"
 
 
 def redact(url: str) -> str:
