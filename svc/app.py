@@ -19,12 +19,11 @@ from . import log_secrets
 from .broker import Broker
 from .broker.registry import get_plugin as get_broker_plugin
 from .http import auth, cors, demo, health, members, metrics, openapi, users
-from .http.errors import error_middleware
 from .http.login_throttle import LoginThrottle
 from .http.metrics import Metrics
-from .http.observe import observe_middleware
+from .http.middleware import middleware
 from .http.origins import OriginPolicy
-from .http.request_limits import HANDLER_ARGS, refuse_compressed_bodies
+from .http.request_limits import HANDLER_ARGS
 from .keys import BROKER, HUB, LOGIN_THROTTLE, METRICS, ORIGINS, PASSWORDS, SETTINGS, STORAGE
 from .passwords import Passwords
 from .redact import scrub
@@ -46,7 +45,7 @@ def create_app(
     settings = settings or Settings()
     log_secrets.install()  # before any request can be logged
     app = web.Application(
-        middlewares=[observe_middleware, error_middleware, refuse_compressed_bodies],
+        middlewares=[middleware],  # request id, 415, JSON errors, metrics (http/middleware.py)
         client_max_size=settings.max_body_bytes,
         handler_args=HANDLER_ARGS,  # never inflate a request body (request_limits.py)
     )

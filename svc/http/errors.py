@@ -1,9 +1,9 @@
-"""The one JSON error shape, the catalogue of its codes, and the middleware that gives it to
-every error.
+"""The one JSON error shape, the catalogue of its codes, and :func:`answer`, which gives it
+to every error (svc's middleware calls it for whatever a handler raises).
 
 ``{"error": {"code": "...", "message": "...", "fields": {...}}}`` — ``fields``
 only for validation errors and conflicts.  :data:`CATALOGUE` is the one table of
-status → code → meaning: this middleware takes its codes from it, the OpenAPI
+status → code → meaning: :func:`answer` takes its codes from it, the OpenAPI
 document describes each operation's error answers from it, and
 ``docs/api-errors.md`` is generated from it (``python -m svc.http.errors``).
 Domain errors from storage are mapped to HTTP here and nowhere else.  Nothing
@@ -219,17 +219,16 @@ def _from_domain(
     return error_response(422, "validation_failed", "the body is not valid", exc.messages)
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except APIError as exc:
+async def answer(request: web.Request, exc: Exception) -> web.StreamResponse:
+    """The contract's answer to what a handler raised: an error response, or ``exc`` raised
+    again when it already is one (an :class:`APIError`, a redirect, a JSON HTTP error)."""
+    if isinstance(exc, APIError):
         if exc.status == 429:
             await hold_refusal()
-        raise
-    except web.HTTPException as exc:
+        raise exc
+    if isinstance(exc, web.HTTPException):
         if exc.status < 400 or exc.content_type == "application/json":
-            raise
+            raise exc
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
         message = exc.reason if exc.status != 405 else f"{request.method} is not allowed here"
         if exc.status == 413:
@@ -237,9 +236,9 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         return error_response(
             exc.status, _HTTP_CODES.get(exc.status, "error"), message, headers=headers
         )
-    except (NotFound, Conflict, VersionMismatch, Unavailable, ValidationError) as exc:
+    if isinstance(exc, (NotFound, Conflict, VersionMismatch, Unavailable, ValidationError)):
         return _from_domain(exc, request)
-    except PasswordsBusy as exc:
+    if isinstance(exc, PasswordsBusy):
         await hold_refusal()
         busy = error_response(
             503,
@@ -250,12 +249,11 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         # Shedding load: a client that does not wait pays a new connection each time.
         busy.force_close()
         return busy
-    except ClientGone:
+    if isinstance(exc, ClientGone):
         # Nobody reads this: the client left while its password work was queued.
         return error_response(499, "client_closed_request", "the client went away")
-    except Exception:
-        log.exception("unhandled error in %s %s", request.method, request.path)
-        return error_response(500, "internal_error", "internal server error")
+    log.error("unhandled error in %s %s", request.method, request.path, exc_info=exc)
+    return error_response(500, "internal_error", "internal server error")
 
 
 if __name__ == "__main__":
