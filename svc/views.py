@@ -54,10 +54,12 @@ def user_json(user: User, with_email: bool = True) -> bytes:
     key = "json" if with_email or user.profile.get("email") is None else "json_no_email"
     body = user.memo.get(key)
     if body is None:
-        body = user.memo[key] = json.dumps(
-            user_to_dict(user, with_email), separators=(",", ":")
-        ).encode()
+        body = user.memo[key] = _compact(user_to_dict(user, with_email)).encode()
     return body
+
+
+# One encoder for every body: json.dumps with separators builds a new one per call.
+_compact = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class ProfilelessMember:
