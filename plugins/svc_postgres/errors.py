@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import NoReturn
 
 import psycopg2
 import psycopg2.errors
@@ -66,21 +67,42 @@ def is_permanent(exc: BaseException) -> bool:
     return any(words in text for words in PERMANENT_MESSAGES)
 
 
+#: What :func:`domain_error` translates.
+DATABASE_ERRORS = (*CONNECTION_ERRORS, psycopg2.Error)
+
+
+def domain_error(
+    exc: BaseException,
+    user_id: str | None = None,
+    username: str | None = None,
+    opening: bool = False,
+) -> BaseException:
+    """The domain error for a psycopg2 or connection error (``exc`` itself if it has none).
+    ``opening``: also tell a configuration that can never work (Misconfigured: svc stops
+    at once) from a database not up yet."""
+    if isinstance(exc, psycopg2.errors.UniqueViolation):
+        if exc.diag.constraint_name == USERNAME_KEY:
+            return Conflict(f"username {username!r} is taken", field="username")
+        return Conflict(f"user {user_id!r} already exists", field="id")
+    if opening and is_permanent(exc):
+        return Misconfigured(describe(exc))
+    if isinstance(exc, CONNECTION_ERRORS):
+        return Unavailable(f"database unavailable: {describe(exc)}")
+    return exc
+
+
+def raise_translated(exc: BaseException, **context) -> NoReturn:
+    """Raise :func:`domain_error` of ``exc`` (``context``: its keyword arguments)."""
+    error = domain_error(exc, **context)
+    if error is exc:
+        raise exc
+    raise error from None
+
+
 @contextmanager
-def translated(
-    user_id: str | None = None, username: str | None = None, opening: bool = False
-) -> Iterator[None]:
-    """Domain errors for psycopg2's.  ``opening``: also tell a configuration that can
-    never work (Misconfigured: svc stops at once) from a database not up yet."""
+def translated(**context) -> Iterator[None]:
+    """:func:`raise_translated` around a block."""
     try:
         yield
-    except psycopg2.errors.UniqueViolation as exc:
-        if exc.diag.constraint_name == USERNAME_KEY:
-            raise Conflict(f"username {username!r} is taken", field="username") from None
-        raise Conflict(f"user {user_id!r} already exists", field="id") from None
-    except (*CONNECTION_ERRORS, psycopg2.Error) as exc:
-        if opening and is_permanent(exc):
-            raise Misconfigured(describe(exc)) from None
-        if isinstance(exc, CONNECTION_ERRORS):
-            raise Unavailable(f"database unavailable: {describe(exc)}") from None
-        raise
+    except DATABASE_ERRORS as exc:
+        raise_translated(exc, **context)

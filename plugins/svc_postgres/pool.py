@@ -13,7 +13,7 @@ import psycopg2
 
 from svc.storage import Unavailable
 
-from .errors import translated
+from .errors import DATABASE_ERRORS, raise_translated
 from .migrations import migrate
 
 #: Seconds to wait for a pooled connection, and for one statement.
@@ -63,9 +63,9 @@ async def run(pool: aiopg.Pool | None, sql: str, params, one: bool | None = True
     statement without results).  Database trouble is ``Unavailable`` (errors.py)."""
     if pool is None:
         raise Unavailable("not open")
-    # Plain try/finally rather than context managers: this is every request's path, and
-    # contextlib's and aiopg's wrappers were ~5 % of svc's CPU on GET (py-spy, get-pg).
-    with translated(**context):
+    # Plain try/except/finally rather than context managers: this is every request's path,
+    # and contextlib's and aiopg's wrappers were ~5 % of svc's CPU on GET (py-spy, get-pg).
+    try:
         conn = await _acquire(pool)
         try:
             cur = await conn.cursor()
@@ -78,6 +78,8 @@ async def run(pool: aiopg.Pool | None, sql: str, params, one: bool | None = True
                 cur.close()
         finally:
             await pool.release(conn)
+    except DATABASE_ERRORS as exc:
+        raise_translated(exc, **context)
 
 
 async def _acquire(pool: aiopg.Pool) -> aiopg.Connection:
