@@ -6,6 +6,8 @@
 #   bash bench/run.sh get put connect fanout lag # svc on memory against bare aiohttp
 #   bash bench/run.sh memory fanout10k           # bytes per idle WebSocket; 10,000 members
 #   bash bench/run.sh get-pg put-pg connect-pg   # svc on Postgres against aiohttp + aiopg
+#   bash bench/run.sh interleaved-get interleaved-get-pg interleaved-put-pg  # the same ratios,
+#                                                # both servers up, alternating 2 s bursts
 #   bash bench/run.sh put-pg-brokers             # PUT on Postgres: Redis broker against Postgres broker
 #   bash bench/run.sh put-pg-redis-vs-memory     # ... and against no broker (memory://)
 #   bash bench/run.sh put-pg-redis-vs-aiopg      # ... and against the aiohttp + aiopg ceiling
@@ -20,6 +22,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$HERE")
 WORK=${BENCH_WORK:-/tmp/bench}
 ROUNDS=${ROUNDS:-3}
+BURSTS=${BURSTS:-10}                         # interleaved-*: 2 s bursts per side
 PEER_KIT=${PEER_KIT:-}                       # the replaced service's bench kit (peer/ inside)
 BENCH_PG=${BENCH_PG:-postgresql://postgres@127.0.0.1:5432/svc_bench}
 CEILING_PG=${CEILING_PG:-postgresql://postgres@127.0.0.1:5432/ceiling_bench}
@@ -38,6 +41,14 @@ pair() {  # pair NAME SCENARIO ARGS... [-- LOAD ARGS]
     mkdir -p "$RESULTS"
     echo "== $name"
     "$PY" "$HERE/pair.py" --scenario "$scenario" --rounds "$ROUNDS" --out "$RESULTS/$name.jsonl" "$@" \
+        | tee "$RESULTS/$name.txt"
+}
+
+interleave() {  # interleave NAME SCENARIO ARGS...: both servers up, bursts alternated
+    local name=$1 scenario=$2; shift 2
+    mkdir -p "$RESULTS"
+    echo "== $name"
+    "$PY" "$HERE/interleave.py" --scenario "$scenario" --bursts "$BURSTS" --out "$RESULTS/$name.jsonl" "$@" \
         | tee "$RESULTS/$name.txt"
 }
 
@@ -83,6 +94,13 @@ for section in "$@"; do
         createdb_if_missing "$BENCH_PG"; createdb_if_missing "$CEILING_PG"
         pair "${section%-pg}-pg-svc-vs-aiopg" "${section%-pg}" "${svc[@]}" --a-env DATABASE_URL=$BENCH_PG "${pgceil[@]}" \
             -- --users 1000
+        ;;
+    interleaved-get|interleaved-put)  # svc on memory against bare aiohttp, bursts alternated
+        interleave "$section-svc-vs-bare" "${section#interleaved-}" "${svc[@]}" "${bare[@]}" ;;
+    interleaved-get-pg|interleaved-put-pg)  # svc on Postgres against aiohttp + aiopg, the same way
+        createdb_if_missing "$BENCH_PG"; createdb_if_missing "$CEILING_PG"
+        scenario=${section#interleaved-}; scenario=${scenario%-pg}
+        interleave "$section-svc-vs-aiopg" "$scenario" "${svc[@]}" --a-env DATABASE_URL=$BENCH_PG "${pgceil[@]}"
         ;;
     connect-pg)
         createdb_if_missing "$BENCH_PG"

@@ -31,6 +31,7 @@ SECRET = "hunter2-Sekr3t"
         (f"postgresql://postgres:{SECRET}@127.0.0.1:70000/test", "port"),
         (f"postgres://postgres:{SECRET}@h/test?pool_size=0", "pool_size"),
         (f"postgres://postgres:{SECRET}@h/test?pool_size=many", "pool_size"),
+        (f"postgres://postgres:{SECRET}@h/test?prepared_statements=maybe", "prepared_statements"),
         (f"postgres://postgres:{SECRET}@h/test?no_such_option=1", "no_such_option"),
         (f"postgres://postgres:{SECRET}%zz@h/test", "percent"),
     ],
@@ -54,6 +55,9 @@ def test_url_parameters():
     assert "pool_size" not in url.params
     assert url.redacted == "postgres://ada:***@db.example:6543/app?sslmode=require&pool_size=3"
     assert PostgresURL.parse("postgresql:///test?host=/var/run/postgresql").pool_size == 10
+    assert url.prepared_statements  # the default
+    unprepared = PostgresURL.parse("postgres://h/db?prepared_statements=false&pool_size=2")
+    assert not unprepared.prepared_statements and "prepared_statements" not in unprepared.params
     storage = PostgresStorage(f"postgres://ada:{SECRET}@h/db?application_name=api")
     assert storage.application_name.startswith(f"api-{os.getpid()}-")
     assert SECRET not in repr(storage)

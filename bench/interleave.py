@@ -1,0 +1,102 @@
+"""Two servers up at once, loaded in short alternating bursts: a ratio that a noisy machine
+cannot move much.
+
+    python bench/interleave.py --scenario get --bursts 20 --seconds 2 \
+        --a 'python -m svc' --a-env DATABASE_URL=postgresql://… \
+        --b 'python bench/ceilings/pg.py --port {port} --dsn postgresql://…' [--out FILE]
+
+``pair.py`` runs each side on fresh processes for a 10 s round; on a shared machine whose
+speed drifts by 2× over tens of seconds (seen here), three such rounds can disagree more
+than the two servers do.  Here both sides stay up (A on 18080, B on 18081), each is seeded
+once, and wrk (the same script as ``load.py``'s) loads them in bursts of ``--seconds``,
+ordered A B B A A B … so a drift favours neither.  Per figure, it prints the median of the
+per-burst values and the median of the ratios of each neighbouring A/B pair of bursts;
+``cpu_us`` is the server's own CPU time per request over a burst (from ``/proc``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+from load import WRK_GET, WRK_PUT, seed, wrk
+from pair import start, stop
+
+PORTS = {"a": 18080, "b": 18081}
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks
+
+
+def burst(side: str, pid: int, script: str, args) -> dict:
+    before = cpu_seconds(pid)
+    started = time.monotonic()
+    result = wrk(f"http://127.0.0.1:{PORTS[side]}", script, args)
+    elapsed = time.monotonic() - started
+    requests = result["rps"] * args.duration
+    result["cpu_us"] = round((cpu_seconds(pid) - before) * 1e6 / requests, 1) if requests else None
+    result["elapsed_s"] = round(elapsed, 2)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scenario", choices=("get", "put"), required=True)
+    parser.add_argument("--bursts", type=int, default=20, help="bursts per side")
+    parser.add_argument("--seconds", type=int, default=2)
+    parser.add_argument("--users", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--a", required=True)
+    parser.add_argument("--b", required=True)
+    parser.add_argument("--a-name", default="A")
+    parser.add_argument("--b-name", default="B")
+    parser.add_argument("--a-env", action="append", default=[])
+    parser.add_argument("--b-env", action="append", default=[])
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    load_args = SimpleNamespace(
+        users=args.users, concurrency=args.concurrency, duration=args.seconds, warmup=0
+    )
+    script = WRK_GET if args.scenario == "get" else WRK_PUT
+    procs = {
+        "a": start(args.a, args.a_env, PORTS["a"]),
+        "b": start(args.b, args.b_env, PORTS["b"]),
+    }
+    names = {"a": args.a_name, "b": args.b_name}
+    try:
+        for side in procs:
+            asyncio.run(seed(f"http://127.0.0.1:{PORTS[side]}", args.users))
+            burst(side, procs[side].pid, script, load_args)  # warm-up, not counted
+        pairs = []
+        for number in range(args.bursts):
+            order = ("a", "b") if number % 2 == 0 else ("b", "a")
+            got = {side: burst(side, procs[side].pid, script, load_args) for side in order}
+            pairs.append((got["a"], got["b"]))
+            print(f"burst {number + 1}: {names['a']} {json.dumps(got['a'])}")
+            print(f"{'':>{len(str(number + 1)) + 7}} {names['b']} {json.dumps(got['b'])}")
+    finally:
+        for proc in procs.values():
+            stop(proc)
+    if args.out:
+        with open(args.out, "a") as out:
+            for a, b in pairs:
+                out.write(json.dumps({"a_name": args.a_name, "b_name": args.b_name, "a": a, "b": b}))
+                out.write("\n")
+    print(f"\n{'figure':<10} {args.a_name + ' median':>16} {args.b_name + ' median':>16}   A/B")
+    for key in ("rps", "p50_ms", "p99_ms", "cpu_us", "errors"):
+        av = [a[key] for a, _ in pairs if a.get(key) is not None]
+        bv = [b[key] for _, b in pairs if b.get(key) is not None]
+        ratios = [a[key] / b[key] for a, b in pairs if a.get(key) and b.get(key)]
+        ratio = f"{statistics.median(ratios):.3f}" if ratios else "-"
+        print(f"{key:<10} {statistics.median(av):>16,.1f} {statistics.median(bv):>16,.1f}   {ratio}")
+
+
+if __name__ == "__main__":
+    main()
