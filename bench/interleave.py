@@ -87,15 +87,16 @@ def main() -> None:
     if args.out:
         with open(args.out, "a") as out:
             for a, b in pairs:
-                out.write(json.dumps({"a_name": args.a_name, "b_name": args.b_name, "a": a, "b": b}))
-                out.write("\n")
+                line = {"a_name": args.a_name, "b_name": args.b_name, "a": a, "b": b}
+                out.write(json.dumps(line) + "\n")
     print(f"\n{'figure':<10} {args.a_name + ' median':>16} {args.b_name + ' median':>16}   A/B")
     for key in ("rps", "p50_ms", "p99_ms", "cpu_us", "errors"):
         av = [a[key] for a, _ in pairs if a.get(key) is not None]
         bv = [b[key] for _, b in pairs if b.get(key) is not None]
         ratios = [a[key] / b[key] for a, b in pairs if a.get(key) and b.get(key)]
         ratio = f"{statistics.median(ratios):.3f}" if ratios else "-"
-        print(f"{key:<10} {statistics.median(av):>16,.1f} {statistics.median(bv):>16,.1f}   {ratio}")
+        a_median, b_median = statistics.median(av), statistics.median(bv)
+        print(f"{key:<10} {a_median:>16,.1f} {b_median:>16,.1f}   {ratio}")
 
 
 if __name__ == "__main__":
