@@ -65,6 +65,35 @@ class RoomSettings:
     close_timeout: float = 5.0
 
 
+class WelcomeCache:
+    """A room's welcome member list, serialised once for every joiner while it holds.
+
+    A join burst asks for the same first 100 members thousands of times: reading their
+    records and joining their bodies per welcome was most of what a welcome cost.  The
+    entry is keyed on the very list :meth:`MemberSet.first` returned (a new list whenever
+    the first ids change) and dropped whenever a member's record changes (the hub shows
+    the change); a read that a change overtook is not kept (``generation``).
+    """
+
+    __slots__ = ("ids", "members", "generation")
+
+    def __init__(self) -> None:
+        self.ids: list[str] | None = None
+        self.members = b""
+        self.generation = 0
+
+    def get(self, ids: list[str]) -> bytes | None:
+        return self.members if ids is self.ids else None
+
+    def put(self, ids: list[str], members: bytes, generation: int) -> None:
+        if generation == self.generation:
+            self.ids, self.members = ids, members
+
+    def forget(self) -> None:
+        self.ids, self.members = None, b""
+        self.generation += 1
+
+
 class Room:
     __slots__ = (
         "id",
@@ -74,6 +103,7 @@ class Room:
         "presence",
         "ready",
         "stats",
+        "welcome_cache",
         "_early",
     )
 
@@ -87,6 +117,8 @@ class Room:
         self.members = MemberSet()
         self.presence = presence
         self.ready = asyncio.Event()
+        #: the welcome's member list: (the ``members.first`` list it shows, its bytes)
+        self.welcome_cache = WelcomeCache()
         #: presence changes that arrived while members were being read, replayed after
         self._early: list[PresenceChange] | None = []
 
@@ -184,19 +216,20 @@ class Hub:
         room = self._rooms.get(conn.room_id) or self._new_room(conn.room_id)
         ids = room.members.first(self.limits.welcome_members)
         conn.presence_mark = room.presence.mark()  # presence frames carry only what follows
-        users = await frames.member_records(self.storage, ids)
-        self._shown(users)
-        return frames.encode_with_users(
-            {
-                "type": "welcome",
-                "room": room.id,
-                "connection_id": conn.id,
-                "member_count": len(room.members),
-            },
-            "members",
-            users,
-            self.with_email,
-        )
+        head = {
+            "type": "welcome",
+            "room": room.id,
+            "connection_id": conn.id,
+            "member_count": len(room.members),
+        }
+        members = room.welcome_cache.get(ids)
+        if members is None:
+            generation = room.welcome_cache.generation
+            users = await frames.member_records(self.storage, ids)
+            self._shown(users)
+            members = frames.users_json(users, self.with_email)
+            room.welcome_cache.put(ids, members, generation)
+        return frames.encode_with_list(head, "members", members)
 
     async def leave(self, conn: Connection, presence_joined: bool = True) -> None:
         conn.closed = True
@@ -361,6 +394,8 @@ class Hub:
         room_ids = self._rooms_of_user.get(user_id)
         if not room_ids:
             return
+        for room_id in room_ids:
+            self._rooms[room_id].welcome_cache.forget()  # it may show the old record
         if change.deleted:
             self._close_sockets_of(user_id)  # their leave then follows, through the broker
             return
