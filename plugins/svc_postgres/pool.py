@@ -64,7 +64,7 @@ async def run(pool: aiopg.Pool | None, sql: str, params, one: bool | None = True
     if pool is None:
         raise Unavailable("not open")
     # Plain try/except/finally rather than context managers: this is every request's path,
-    # and contextlib's and aiopg's wrappers were ~5 % of svc's CPU on GET (py-spy, get-pg).
+    # and contextlib's wrappers were ~2-3 % of svc's samples on GET (py-spy, get-pg).
     try:
         conn = await _acquire(pool)
         try:
