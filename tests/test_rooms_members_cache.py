@@ -24,6 +24,8 @@ operations = st.lists(
 def test_first_ids_follow_every_change_of_the_set(k, ops):
     members, model = MemberSet(), set()
     for op, user_id in ops:
+        before = members.first(k)
+        shown = list(before)
         if op == "add":
             members.add(user_id)
             model.add(user_id)
@@ -49,6 +51,11 @@ def test_first_ids_follow_every_change_of_the_set(k, ops):
             model |= {user_id}
         assert members.first(k) == sorted(model)[:k]
         assert members == model
+        # svc.rooms.welcome_cache keys on the list itself: a changed one must be a new list,
+        # and a list handed out is never edited.
+        assert before == shown
+        if members.first(k) != shown:
+            assert members.first(k) is not before
 
 
 @given(st.text(min_size=1, max_size=80))

@@ -30,6 +30,7 @@ from .ordering import ChangeOrder
 from .presence import PresenceBatcher
 from .stats import RoomStats
 from .versions import VersionBook
+from .welcome_cache import WelcomeCache
 
 log = logging.getLogger(__name__)
 
@@ -65,35 +66,6 @@ class RoomSettings:
     close_timeout: float = 5.0
 
 
-class WelcomeCache:
-    """A room's welcome member list, serialised once for every joiner while it holds.
-
-    A join burst asks for the same first 100 members thousands of times: reading their
-    records and joining their bodies per welcome was most of what a welcome cost.  The
-    entry is keyed on the very list :meth:`MemberSet.first` returned (a new list whenever
-    the first ids change) and dropped whenever a member's record changes (the hub shows
-    the change); a read that a change overtook is not kept (``generation``).
-    """
-
-    __slots__ = ("ids", "members", "generation")
-
-    def __init__(self) -> None:
-        self.ids: list[str] | None = None
-        self.members = b""
-        self.generation = 0
-
-    def get(self, ids: list[str]) -> bytes | None:
-        return self.members if ids is self.ids else None
-
-    def put(self, ids: list[str], members: bytes, generation: int) -> None:
-        if generation == self.generation:
-            self.ids, self.members = ids, members
-
-    def forget(self) -> None:
-        self.ids, self.members = None, b""
-        self.generation += 1
-
-
 class Room:
     __slots__ = (
         "id",
@@ -117,7 +89,6 @@ class Room:
         self.members = MemberSet()
         self.presence = presence
         self.ready = asyncio.Event()
-        #: the welcome's member list: (the ``members.first`` list it shows, its bytes)
         self.welcome_cache = WelcomeCache()
         #: presence changes that arrived while members were being read, replayed after
         self._early: list[PresenceChange] | None = []
@@ -222,14 +193,13 @@ class Hub:
             "connection_id": conn.id,
             "member_count": len(room.members),
         }
-        members = room.welcome_cache.get(ids)
-        if members is None:
-            generation = room.welcome_cache.generation
-            users = await frames.member_records(self.storage, ids)
-            self._shown(users)
-            members = frames.users_json(users, self.with_email)
-            room.welcome_cache.put(ids, members, generation)
+        members = await room.welcome_cache.members(ids, self._read_members_shown, self.with_email)
         return frames.encode_with_list(head, "members", members)
+
+    async def _read_members_shown(self, ids: list[str]) -> list[Member]:
+        records = await frames.member_records(self.storage, ids)
+        self._shown(records)
+        return records
 
     async def leave(self, conn: Connection, presence_joined: bool = True) -> None:
         conn.closed = True

@@ -7,13 +7,15 @@ and leaves do not touch the first ``k`` ids, so they are kept until one does.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from collections.abc import Iterable
 
 
 class MemberSet(set):
-    """``set[str]``; :meth:`first` is cached.  ``add`` and ``discard`` keep the cache
-    when they cannot change it; every other change to the set forgets it."""
+    """``set[str]``; :meth:`first` is cached.  ``add`` keeps it up to date (a joiner
+    among the first ids is inserted), ``discard`` keeps it when it cannot change it; every
+    other change to the set forgets it.  A changed first list is always a new list."""
 
     __slots__ = ("_first", "_k")
 
@@ -32,7 +34,11 @@ class MemberSet(set):
         first = self._first
         if first is not None and item not in self:
             if len(first) < self._k or item < first[-1]:
-                self._first = None
+                # A new list, not an edit: whoever holds the old one (WelcomeCache) can tell.
+                first = first.copy()
+                bisect.insort(first, item)
+                del first[self._k :]
+                self._first = first
         super().add(item)
 
     def discard(self, item: str) -> None:
