@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from .messages import SCHEMA as MESSAGES
+from .presence import JOIN_MANY_SCHEMA as PRESENCE_JOIN_MANY
 from .presence import SCHEMA as PRESENCE
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     (3, USERNAME_CASEFOLD),
     (4, NO_USERS_TRIGGER),
     (5, MESSAGES),  # room messages too big for a NOTIFY payload (messages.py)
+    (6, PRESENCE_JOIN_MANY),  # joins written together (presence.py, joins.py)
 ]
 
 

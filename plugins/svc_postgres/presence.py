@@ -9,6 +9,11 @@ the functions below (migration 2) take an advisory lock per (room, user), so
 announcing their members' departure, so a process that died leaves no ghost
 for longer than ``NODE_TTL + HEARTBEAT`` (25 s).
 
+Joins that arrive while one is being written are written together, in one transaction
+(``svc_presence_join_many``, :mod:`.joins`): each join costs a commit and a ``NOTIFY``,
+and a ``NOTIFY`` holds a lock from its commit until the commit is on disk, so a crowd
+joining at once would otherwise commit one join after another.
+
 The node that made a change announces it to its own listener at once (a
 joiner's welcome must count them); its own notification is then skipped.  A
 node found expired while alive (a long database outage) registers again and
@@ -22,6 +27,8 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from svc.broker import PresenceChange
+
+from .joins import JoinBatcher
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +118,25 @@ END
 $$;
 """
 
+#: Migration 6: joins in one transaction, each as svc_presence_join decides it (true: the
+#: first holder anywhere).  Locks are taken in (room, user) order, as svc_presence_drop_nodes
+#: takes them, so two batches (or a batch and an expiry) cannot deadlock.
+JOIN_MANY_SCHEMA = """
+CREATE FUNCTION svc_presence_join_many(rooms text[], members text[], node text)
+RETURNS boolean[] LANGUAGE plpgsql AS $$
+DECLARE
+    joined boolean[] := array_fill(false, ARRAY[cardinality(rooms)]);
+    i integer;
+BEGIN
+    FOR i IN SELECT s.i FROM generate_subscripts(rooms, 1) AS s(i)
+             ORDER BY rooms[s.i], members[s.i] LOOP
+        joined[i] := svc_presence_join(rooms[i], members[i], node, 1);
+    END LOOP;
+    RETURN joined;
+END
+$$;
+"""
+
 _REGISTER = (
     "INSERT INTO svc_nodes (id) VALUES (%s)"
     " ON CONFLICT (id) DO UPDATE SET seen_at = now() RETURNING id"
@@ -122,6 +148,7 @@ _EXPIRE = (
 )
 _GOODBYE = "SELECT svc_presence_drop_nodes(%s)"
 _JOIN = "SELECT svc_presence_join(%s, %s, %s, %s)"
+_JOIN_MANY = "SELECT svc_presence_join_many(%s::text[], %s::text[], %s)"
 _LEAVE = "SELECT svc_presence_leave(%s, %s, %s)"
 _MEMBERS = (
     "SELECT DISTINCT user_id FROM svc_presence WHERE room_id = %s AND user_id > %s"
@@ -142,6 +169,7 @@ class Presence:
         self._announce = announce
         #: room → user → connections this node holds (to re-join after being expired)
         self._held: dict[str, dict[str, int]] = {}
+        self._joins = JoinBatcher(self._join_many)
 
     async def register(self) -> None:
         await self._fetch(_REGISTER, (self.node_id,))
@@ -167,12 +195,16 @@ class Presence:
         holders = self._held.setdefault(room_id, {})
         holders[user_id] = holders.get(user_id, 0) + 1
         try:
-            row = await self._fetch(_JOIN, (room_id, user_id, self.node_id, 1))
+            first = await self._joins.join(room_id, user_id)
         except BaseException:
             self._forget(room_id, user_id)
             raise
-        if row[0]:
+        if first:
             self._announce(PresenceChange(room_id, user_id, True))
+
+    async def _join_many(self, rooms: list[str], users: list[str]) -> list[bool]:
+        row = await self._fetch(_JOIN_MANY, (rooms, users, self.node_id))
+        return row[0]
 
     async def leave(self, room_id: str, user_id: str) -> None:
         self._forget(room_id, user_id)

@@ -307,6 +307,32 @@ class BrokerConformance:
         assert await one.presence_count(room) == 0
         assert await one.presence_members(room) == []
 
+    async def test_concurrent_joins_are_each_answered_as_if_alone(self, open_broker):
+        (one, heard_by_one), (two, _) = await open_broker("one"), await open_broker("two")
+        room, elsewhere = unique_id("r"), unique_id("r")
+        users = sorted(unique_id() for _ in range(20))
+        await two.presence_join(room, users[0])  # already present through another instance
+        await eventually(lambda: heard_by_one.presence_in(room), "presence reaches every instance")
+        await asyncio.gather(
+            *(one.presence_join(room, user) for user in users),
+            one.presence_join(room, users[1]),  # a second connection, at the same moment
+            *(one.presence_join(elsewhere, user) for user in users[:5]),
+        )
+        joined = [c.user_id for c in heard_by_one.presence_in(room) if c.present]
+        assert sorted(joined) == users, (
+            f"rule broken: one announcement per transition, however the joins interleave "
+            f"({len(joined)} joins announced for {len(users)} users)"
+        )
+        assert await two.presence_members(room) == users
+        assert await two.presence_members(elsewhere) == users[:5]
+        await one.presence_leave(room, users[1])
+        assert await two.presence_count(room) == 20, "rule broken: present while anyone holds them"
+        for user in users:
+            await one.presence_leave(room, user)
+        assert await two.presence_members(room) == [users[0]], (
+            "rule broken: a user another instance holds stays present"
+        )
+
     async def test_members_page_in_id_order(self, open_broker):
         (one, _), (two, _) = await open_broker("one"), await open_broker("two")
         room = unique_id("r")
