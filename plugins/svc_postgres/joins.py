@@ -8,6 +8,7 @@ present); when the statement fails, every join of its batch fails with the same 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 from svc.storage import Unavailable
@@ -26,16 +27,18 @@ class _Batch:
 
 
 class JoinBatcher:
-    def __init__(self, write: WriteJoins):
+    def __init__(self, write: WriteJoins, most: int = 4):
         self._write = write
-        self._next: _Batch | None = None
+        #: joins per statement, at most
+        self._most = most
+        self._waiting: deque[_Batch] = deque()
         self._writing: asyncio.Task | None = None
 
     async def join(self, room_id: str, user_id: str) -> bool:
         """Write one join; True when ``user_id`` just became present in ``room_id``."""
-        batch = self._next
-        if batch is None:
-            batch = self._next = _Batch()
+        if not self._waiting or len(self._waiting[-1].rooms) >= self._most:
+            self._waiting.append(_Batch())
+        batch = self._waiting[-1]
         index = len(batch.rooms)
         batch.rooms.append(room_id)
         batch.users.append(user_id)
@@ -47,8 +50,8 @@ class JoinBatcher:
     async def _write_all(self) -> None:
         batch = None
         try:
-            while self._next is not None:
-                batch, self._next = self._next, None
+            while self._waiting:
+                batch = self._waiting.popleft()
                 try:
                     joined = await self._write(batch.rooms, batch.users)
                 except Exception as exc:  # noqa: BLE001 - every joiner of the batch hears it
@@ -57,10 +60,10 @@ class JoinBatcher:
                     batch.done.set_result(joined)
         finally:
             self._writing = None
-            for unwritten in (batch, self._next):  # cancelled: nobody may wait forever
+            for unwritten in (batch, *self._waiting):  # cancelled: nobody may wait forever
                 if unwritten is not None and not unwritten.done.done():
                     _fail(unwritten, Unavailable("the broker closed before writing the join"))
-            self._next = None
+            self._waiting.clear()
 
 
 def _fail(batch: _Batch, exc: BaseException) -> None:
