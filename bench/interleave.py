@@ -25,7 +25,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from load import WRK_GET, WRK_PUT, seed, wrk
-from pair import start, stop
+from pair import add_server_options, start, stop
 
 PORTS = {"a": 18080, "b": 18081}
 
@@ -53,13 +53,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=2)
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--a", required=True)
-    parser.add_argument("--b", required=True)
-    parser.add_argument("--a-name", default="A")
-    parser.add_argument("--b-name", default="B")
-    parser.add_argument("--a-env", action="append", default=[])
-    parser.add_argument("--b-env", action="append", default=[])
-    parser.add_argument("--out")
+    add_server_options(parser)
     args = parser.parse_args()
     load_args = SimpleNamespace(
         users=args.users, concurrency=args.concurrency, duration=args.seconds, warmup=0

@@ -88,6 +88,16 @@ def num(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
 
 
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    """The two servers (command, name, environment) and the results file: pair.py's and
+    interleave.py's."""
+    for side in ("a", "b"):
+        parser.add_argument(f"--{side}", required=True, help="command; {port} is its port")
+        parser.add_argument(f"--{side}-name", default=side.upper())
+        parser.add_argument(f"--{side}-env", action="append", default=[], help="NAME=VALUE")
+    parser.add_argument("--out")
+
+
 def main() -> None:
     argv = sys.argv[1:]
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
@@ -95,13 +105,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scenario", required=True)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--a", required=True)
-    parser.add_argument("--b", required=True)
-    parser.add_argument("--a-name", default="A")
-    parser.add_argument("--b-name", default="B")
-    parser.add_argument("--a-env", action="append", default=[])
-    parser.add_argument("--b-env", action="append", default=[])
-    parser.add_argument("--out")
+    add_server_options(parser)
     args = parser.parse_args(argv)
     rounds = []
     for number in range(1, args.rounds + 1):
