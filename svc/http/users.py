@@ -45,14 +45,11 @@ def user_response(
     etag: str | None = None,
 ) -> web.Response:
     """The user; ``with_email=False`` shows its ``email`` as null (auth on, not its owner)."""
-    response = web.Response(
-        body=user_json(user, with_email),
-        status=status,
-        content_type="application/json",
-        headers=headers,
-    )
-    response.headers["ETag"] = etag or _etag(user)
-    return response
+    # Every header in one dict: cheaper than aiohttp's content_type= and a header set later.
+    fields = {"Content-Type": "application/json", "ETag": etag or _etag(user)}
+    if headers:
+        fields.update(headers)
+    return web.Response(body=user_json(user, with_email), status=status, headers=fields)
 
 
 @documented(
