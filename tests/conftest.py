@@ -111,3 +111,26 @@ def make_client(aiohttp_client, settings):
 @pytest.fixture
 async def client(make_client):
     return await make_client()
+
+
+@pytest.fixture
+async def two(aiohttp_client, settings, storage_url):
+    """Two clients, each on its own app, sharing storage and broker, as two processes would.
+
+    Memory: one storage instance and a ``memory://NAME`` bus shared by both apps.
+    Postgres: two complete apps on the test database (each its own pool and broker).
+    """
+    from svc_memory import MemoryStorage
+
+    from svc.testing import unique_id
+
+    if settings.resolved_broker_url == "memory://":
+        # An in-process default broker is private to its app: share a named bus instead,
+        # as processes would share a real broker (memory storage, SQLite, a third party's).
+        settings = dataclasses.replace(settings, broker_url=f"memory://{unique_id('bus')}")
+    if storage_url.startswith("memory"):
+        shared = MemoryStorage()  # memory://, unlike a file or a server, is one per instance
+        apps = [create_app(settings, storage=shared) for _ in range(2)]
+    else:
+        apps = [create_app(settings) for _ in range(2)]
+    return [await aiohttp_client(app) for app in apps]

@@ -1,34 +1,16 @@
-"""A room serialises its welcome's member list once for every joiner (svc.rooms.hub.WelcomeCache):
+"""A room serialises its welcome's member list once for every joiner (svc.rooms.welcome_cache):
 whatever it caches, each welcome lists every member's latest record, on every backend, when
 the change is made through this app or through another one sharing the backend."""
 
 from __future__ import annotations
 
-import dataclasses
-
-import pytest
-from svc_memory import MemoryStorage
 from ws_helpers import frame_where, join, new_user, presence_where
 
-from svc.app import create_app
 from svc.testing import unique_id
 
 
 def listed(welcome: dict) -> dict[str, tuple]:
     return {m["id"]: (m["version"], m["profile"]["display_name"]) for m in welcome["members"]}
-
-
-@pytest.fixture
-async def two(aiohttp_client, settings, storage_url):
-    """Two clients, each on its own app, sharing storage and broker (as two processes)."""
-    if settings.resolved_broker_url == "memory://":
-        settings = dataclasses.replace(settings, broker_url=f"memory://{unique_id('bus')}")
-    if storage_url.startswith("memory"):
-        shared = MemoryStorage()
-        apps = [create_app(settings, storage=shared) for _ in range(2)]
-    else:
-        apps = [create_app(settings) for _ in range(2)]
-    return [await aiohttp_client(app) for app in apps]
 
 
 async def test_each_welcome_lists_the_latest_records(client):

@@ -8,30 +8,10 @@ Postgres: two complete apps on the test database (each its own pool and broker).
 
 from __future__ import annotations
 
-import dataclasses
-
 import aiohttp
-import pytest
-from svc_memory import MemoryStorage
 from ws_helpers import frame_where, frames_until_pong, join, new_user, presence_where
 
-from svc.app import create_app
 from svc.testing import deadline, unique_id
-
-
-@pytest.fixture
-async def two(aiohttp_client, settings, storage_url):
-    """Two clients, each on its own app, sharing storage and broker."""
-    if settings.resolved_broker_url == "memory://":
-        # An in-process default broker is private to its app: share a named bus instead,
-        # as processes would share a real broker (memory storage, SQLite, a third party's).
-        settings = dataclasses.replace(settings, broker_url=f"memory://{unique_id('bus')}")
-    if storage_url.startswith("memory"):
-        shared = MemoryStorage()  # memory://, unlike a file or a server, is one per instance
-        apps = [create_app(settings, storage=shared) for _ in range(2)]
-    else:
-        apps = [create_app(settings) for _ in range(2)]
-    return [await aiohttp_client(app) for app in apps]
 
 
 def joins_of(frames: list[dict], user_id: str) -> int:

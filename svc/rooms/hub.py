@@ -193,10 +193,10 @@ class Hub:
             "connection_id": conn.id,
             "member_count": len(room.members),
         }
-        members = await room.welcome_cache.members(ids, self._read_members_shown, self.with_email)
+        members = await room.welcome_cache.members(ids, self._read_records_shown, self.with_email)
         return frames.encode_with_list(head, "members", members)
 
-    async def _read_members_shown(self, ids: list[str]) -> list[Member]:
+    async def _read_records_shown(self, ids: list[str]) -> list[Member]:
         records = await frames.member_records(self.storage, ids)
         self._shown(records)
         return records
