@@ -96,7 +96,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     (3, USERNAME_CASEFOLD),
     (4, NO_USERS_TRIGGER),
     (5, MESSAGES),  # room messages too big for a NOTIFY payload (messages.py)
-    (6, PRESENCE_JOIN_MANY),  # joins written together (presence.py, joins.py)
+    (6, PRESENCE_JOIN_MANY),  # joins written together (presence.py, batches.py)
 ]
 
 

@@ -10,7 +10,7 @@ announcing their members' departure, so a process that died leaves no ghost
 for longer than ``NODE_TTL + HEARTBEAT`` (25 s).
 
 Joins that arrive while one is being written are written together, in one transaction
-(``svc_presence_join_many``, :mod:`.joins`): each join costs a commit and a ``NOTIFY``,
+(``svc_presence_join_many``, :mod:`.batches`): each join costs a commit and a ``NOTIFY``,
 and a ``NOTIFY`` holds a lock from its commit until the commit is on disk, so a crowd
 joining at once would otherwise commit one join after another.
 
@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 
 from svc.broker import PresenceChange
 
-from .joins import JoinBatcher
+from .batches import OneInFlight
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +159,13 @@ _COUNT = "SELECT count(DISTINCT user_id) FROM svc_presence WHERE room_id = %s"
 #: Runs one statement on the broker's pool: (sql, params, one) → a row, or every row.
 Fetch = Callable[..., Awaitable]
 
+#: Joins asked for while a batch is being written go in the next, at most this many per
+#: statement.  Bigger batches wrote a crowd faster but let it in all at once: welcomes and
+#: presence frames for dozens of joiners left together, faster than clients read them, and
+#: the server's memory after 2,000 joins grew from 18 KB to 170 KB per socket with batches
+#: of 32 (bench/README.md, "Joining a room").
+JOINS_PER_BATCH = 4
+
 
 class Presence:
     """One node's presence: what it holds, its heartbeat, its goodbye."""
@@ -169,7 +176,7 @@ class Presence:
         self._announce = announce
         #: room → user → connections this node holds (to re-join after being expired)
         self._held: dict[str, dict[str, int]] = {}
-        self._joins = JoinBatcher(self._join_many)
+        self._joins = OneInFlight(self._join_many, "svc-postgres-joins", most=JOINS_PER_BATCH)
 
     async def register(self) -> None:
         await self._fetch(_REGISTER, (self.node_id,))
@@ -195,14 +202,17 @@ class Presence:
         holders = self._held.setdefault(room_id, {})
         holders[user_id] = holders.get(user_id, 0) + 1
         try:
-            first = await self._joins.join(room_id, user_id)
+            first = await self._joins.add((room_id, user_id))
         except BaseException:
             self._forget(room_id, user_id)
             raise
         if first:
             self._announce(PresenceChange(room_id, user_id, True))
 
-    async def _join_many(self, rooms: list[str], users: list[str]) -> list[bool]:
+    async def _join_many(self, joins: list[tuple[str, str]]) -> list[bool]:
+        """One batch of joins, one statement: for each, whether its user just became present."""
+        rooms = [room_id for room_id, _ in joins]
+        users = [user_id for _, user_id in joins]
         row = await self._fetch(_JOIN_MANY, (rooms, users, self.node_id))
         return row[0]
 
