@@ -7,6 +7,12 @@ Budgets are found through a weak table: one lives exactly as long as a
 connection uses it, so a user who leaves and comes back starts with a full
 burst, and nothing accumulates.  Per process: a user's sockets spread over N
 processes get N budgets.
+
+A connection finds its budget at the first frame its client sends: an idle socket
+holds none (the table's entry, its key and the bucket were ~250 B of each idle
+socket, bench/memory_per_socket.py).  So a budget lives as long as a connection
+that has sent a frame: a user whose sending sockets have all gone starts again
+with a full burst, as one who leaves and comes back does.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from aiohttp import WSCloseCode, web
 
 from . import wire
-from .budget import budget_for
+from .budget import FrameBudget, budget_for
 
 if TYPE_CHECKING:
     from .hub import RoomSettings
@@ -61,7 +61,8 @@ class Connection:
         self._transport: asyncio.Transport | None = None
         self._held: list[bytes] | None = []
         self._held_bytes = 0
-        self._budget = budget_for(limits, room_id, user_id)
+        #: found at the first frame the client sends: an idle socket never needs one
+        self._budget: FrameBudget | None = None
         self._strikes = 0
         self._close_later: tuple[int, str] | None = None
         self._stats = stats
@@ -102,7 +103,10 @@ class Connection:
 
     def allow_frame(self, now: float) -> bool:
         """The user's budget in this room; False when this frame is over the rate."""
-        if self._budget.take(now):
+        budget = self._budget
+        if budget is None:
+            budget = self._budget = budget_for(self._limits, self.room_id, self.user_id)
+        if budget.take(now):
             self._strikes = 0
             return True
         self._strikes += 1
