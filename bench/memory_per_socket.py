@@ -57,10 +57,12 @@ def build_app(bare: bool):
         return app
     from svc.__main__ import freeze_startup_heap
     from svc.app import create_app
+    from svc.heap_trim import heap_trim_ctx
     from svc.settings import Settings
 
     app = create_app(Settings(bcrypt_rounds=4))
     app.on_startup.append(freeze_startup_heap)  # as python -m svc does
+    app.cleanup_ctx.append(heap_trim_ctx)
     return app
 
 
@@ -116,7 +118,7 @@ async def serve_and_measure(args) -> None:
         cpu, wall = time.process_time(), time.perf_counter()
         child = await join_from_child(port, args.clients, "measured")
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-        await asyncio.sleep(args.settle)  # presence frames out, buffers settled
+        await asyncio.sleep(args.settle)  # presence frames out, buffers settled, heap trimmed
         gc.collect()
         after_rss = rss()
         after = tracemalloc.take_snapshot() if not args.no_trace else None
@@ -159,7 +161,7 @@ def main() -> None:
     parser.add_argument("--no-trace", action="store_true")
     parser.add_argument("--group", choices=["lineno", "traceback", "filename"], default="lineno")
     parser.add_argument("--frames", type=int, default=1)
-    parser.add_argument("--settle", type=float, default=1.0)
+    parser.add_argument("--settle", type=float, default=3.0)
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--room", default="measured", help=argparse.SUPPRESS)

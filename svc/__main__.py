@@ -104,6 +104,7 @@ def _run(settings: Settings) -> None:
     from aiohttp import web
 
     from .app import create_app
+    from .heap_trim import heap_trim_ctx
     from .keys import ORIGINS
 
     # Not uvloop, though it gave +10% GET here: aiopg re-registers a recycled fd after a
@@ -121,6 +122,7 @@ def _run(settings: Settings) -> None:
     app = create_app(settings)
     log.info("%s", app[ORIGINS].describe())
     app.on_startup.append(freeze_startup_heap)  # after cleanup_ctx: storage, broker, hub are up
+    app.cleanup_ctx.append(heap_trim_ctx)  # after a burst of sockets, freed heap goes back
     web.run_app(
         app,
         host=settings.host,

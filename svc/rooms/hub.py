@@ -173,6 +173,7 @@ class Hub:
                 break  # else its loading failed: start over, and fail (or not) on our own
         conn = Connection(room_id, user_id, self.limits, self.spawn, self.stats)
         room.connections.append(conn)
+        self.stats.churn += 1
         if user_id is not None:
             room.local_users[user_id] = room.local_users.get(user_id, 0) + 1
             if room.local_users[user_id] == 1:
@@ -207,6 +208,7 @@ class Hub:
         if room is None or conn not in room.connections:
             return
         room.connections.remove(conn)
+        self.stats.churn += 1
         user_id = conn.user_id
         last_here = False
         if user_id is not None:

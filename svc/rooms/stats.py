@@ -16,3 +16,5 @@ class RoomStats:
     presence_batches: int = 0
     #: messages the broker could not take
     broker_errors: int = 0
+    #: sockets that joined plus sockets that left, ever (svc.heap_trim: is a burst over?)
+    churn: int = 0

@@ -1,0 +1,75 @@
+"""Give back to the operating system the heap that a burst of joins or leaves freed.
+
+A burst of sockets (every client of a deploy reconnecting at once) allocates far more
+than stays: request objects, welcomes, presence frames, write buffers.  glibc's malloc
+keeps what is freed, and by itself returns only the top of its heap: what was freed
+between the sockets that stay is still counted in the process's RSS, for as long as the
+process lives.  Once a burst is over, svc asks malloc to return its free pages
+(``malloc_trim(0)``), in a thread: ctypes releases the GIL, so the event loop goes on.
+
+Measured (bench/README.md, "Memory per idle socket"): after 2,000 joins, RSS per idle
+socket 18.6 KB before the trim, 17.2 KB after; for bare aiohttp it changes nothing.
+
+A burst is over when no socket has opened or closed for ``QUIET`` seconds, after at
+least ``BURST`` did since the last trim.  Where the C library has no ``malloc_trim``
+(musl, macOS), this does nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from .keys import HUB
+
+log = logging.getLogger(__name__)
+
+#: Seconds without a socket opening or closing: the burst is over.
+QUIET = 1.0
+#: Sockets opened or closed since the last trim, at least, for a trim to be worth it.
+BURST = 200
+
+
+def _find_malloc_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):  # no such library, or no malloc_trim in it
+        return None
+
+
+async def trim_after_bursts(churn: Callable[[], int], trim: Callable[[int], int]) -> None:
+    """Trim once each burst of ``churn()`` (sockets opened plus closed, ever) is over."""
+    loop = asyncio.get_running_loop()
+    trimmed_at = seen = churn()
+    while True:
+        await asyncio.sleep(QUIET)
+        now = churn()
+        if now != seen:  # still moving
+            seen = now
+            continue
+        if now - trimmed_at >= BURST:
+            trimmed_at = now
+            await loop.run_in_executor(None, trim, 0)
+
+
+async def heap_trim_ctx(app: web.Application) -> AsyncIterator[None]:
+    """``python -m svc``'s (not the tests' apps: one heap, one trimmer per process)."""
+    trim = _find_malloc_trim()
+    task = None
+    if trim is None:
+        log.debug("no malloc_trim in the C library: freed heap is not given back")
+    else:
+        stats = app[HUB].stats
+        task = asyncio.create_task(
+            trim_after_bursts(lambda: stats.churn, trim), name="svc-heap-trim"
+        )
+    yield
+    if task is not None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -1,0 +1,91 @@
+"""After a burst of sockets, svc gives the freed heap back (svc/heap_trim.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from ws_helpers import frame_where, join, new_user, presence_where
+
+from svc import heap_trim
+from svc.keys import HUB
+from svc.testing import deadline, unique_id
+
+
+@pytest.fixture
+def quick(monkeypatch):
+    monkeypatch.setattr(heap_trim, "QUIET", 0.02)
+    monkeypatch.setattr(heap_trim, "BURST", 10)
+
+
+class Trims:
+    """A stand-in for malloc_trim that records each call and the thread it ran in."""
+
+    def __init__(self):
+        self.threads: list[threading.Thread] = []
+        self.called = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+
+    def __call__(self, pad: int) -> int:
+        assert pad == 0
+        self.threads.append(threading.current_thread())
+        self._loop.call_soon_threadsafe(self.called.set)
+        return 1
+
+
+async def test_a_burst_is_trimmed_once_when_it_is_over_and_off_the_loop(quick):
+    churn = 0
+    trims = Trims()
+    task = asyncio.create_task(heap_trim.trim_after_bursts(lambda: churn, trims))
+    await asyncio.sleep(0)  # started: it counts from 0
+    try:
+        for _ in range(10):  # still moving: no trim while sockets come and go
+            churn += 3
+            await asyncio.sleep(0.01)
+        assert trims.threads == []
+        async with deadline(5):
+            await trims.called.wait()  # quiet now, and 30 >= BURST
+        assert trims.threads[0] is not threading.main_thread()
+        await asyncio.sleep(0.1)  # quiet, but nothing new since the trim
+        assert len(trims.threads) == 1
+    finally:
+        task.cancel()
+
+
+async def test_a_few_sockets_are_not_worth_a_trim(quick):
+    churn = 0
+    trims = Trims()
+    task = asyncio.create_task(heap_trim.trim_after_bursts(lambda: churn, trims))
+    await asyncio.sleep(0)  # started: it counts from 0
+    try:
+        churn = 9  # under BURST
+        await asyncio.sleep(0.1)
+        assert trims.threads == []
+        churn = 10  # ... and now at it
+        async with deadline(5):
+            await trims.called.wait()
+    finally:
+        task.cancel()
+
+
+def test_this_c_library_has_malloc_trim():
+    # glibc (Linux, the image): the trim is real here, not a no-op.
+    trim = heap_trim._find_malloc_trim()
+    assert trim is not None
+    assert trim(0) in (0, 1)
+
+
+async def test_the_hub_counts_each_join_and_leave(make_client):
+    client = await make_client()
+    stats = client.app[HUB].stats
+    before = stats.churn
+    room = unique_id("r")
+    alice, bob = await new_user(client), await new_user(client)
+    ws_alice, _ = await join(client, room, alice)
+    ws_bob, _ = await join(client, room, bob)
+    assert stats.churn == before + 2
+    await ws_bob.close()
+    await frame_where(ws_alice, presence_where(room, left=bob))
+    assert stats.churn == before + 3
+    await ws_alice.close()
