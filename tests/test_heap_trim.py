@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 
 import pytest
@@ -34,14 +35,28 @@ class Trims:
         return 1
 
 
-async def test_a_burst_is_trimmed_once_when_it_is_over_and_off_the_loop(quick):
-    churn = 0
-    trims = Trims()
-    task = asyncio.create_task(heap_trim.trim_after_bursts(lambda: churn, trims))
-    await asyncio.sleep(0)  # started: it counts from 0
+class Sockets:
+    """What the hub counts: sockets opened plus closed, ever."""
+
+    def __init__(self):
+        self.churn = 0
+
+
+@contextlib.asynccontextmanager
+async def trimmer(sockets: Sockets, trims: Trims):
+    task = asyncio.create_task(heap_trim.trim_after_bursts(lambda: sockets.churn, trims))
+    await asyncio.sleep(0)  # started: it counts from the churn of now
     try:
+        yield
+    finally:
+        task.cancel()
+
+
+async def test_a_burst_is_trimmed_once_when_it_is_over_and_off_the_loop(quick):
+    sockets, trims = Sockets(), Trims()
+    async with trimmer(sockets, trims):
         for _ in range(10):  # still moving: no trim while sockets come and go
-            churn += 3
+            sockets.churn += 3
             await asyncio.sleep(0.01)
         assert trims.threads == []
         async with deadline(5):
@@ -49,24 +64,17 @@ async def test_a_burst_is_trimmed_once_when_it_is_over_and_off_the_loop(quick):
         assert trims.threads[0] is not threading.main_thread()
         await asyncio.sleep(0.1)  # quiet, but nothing new since the trim
         assert len(trims.threads) == 1
-    finally:
-        task.cancel()
 
 
 async def test_a_few_sockets_are_not_worth_a_trim(quick):
-    churn = 0
-    trims = Trims()
-    task = asyncio.create_task(heap_trim.trim_after_bursts(lambda: churn, trims))
-    await asyncio.sleep(0)  # started: it counts from 0
-    try:
-        churn = 9  # under BURST
+    sockets, trims = Sockets(), Trims()
+    async with trimmer(sockets, trims):
+        sockets.churn = 9  # under BURST
         await asyncio.sleep(0.1)
         assert trims.threads == []
-        churn = 10  # ... and now at it
+        sockets.churn = 10  # ... and now at it
         async with deadline(5):
             await trims.called.wait()
-    finally:
-        task.cancel()
 
 
 def test_this_c_library_has_malloc_trim():
