@@ -93,8 +93,26 @@ class SvcProcess:
             self.env.pop("JWT_SECRET_KEY", None)
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
+        self._served = False  # answered once: a restart keeps its port
 
     def start(self, timeout: float = 30.0) -> None:
+        """Start it and wait until it answers ``GET /`` itself (its pid prefixes its
+        request ids): a port picked free may be taken before the child binds it, and
+        another server would answer in its place.  Before its first answer the process
+        moves to another port when its own is taken; a restart keeps the port pages know."""
+        for _ in range(3):
+            if self._start_once(timeout):
+                self._served = True
+                return
+            if self._served:
+                break
+            self.port = free_port()
+            self.base = f"http://127.0.0.1:{self.port}"
+            self.env["PORT"] = str(self.port)
+        raise AssertionError(f"svc did not start on port {self.port}:\n{self.log()}")
+
+    def _start_once(self, timeout: float) -> bool:
+        """True once this child answers; False when it exited (its port taken)."""
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "svc"],
@@ -103,15 +121,20 @@ class SvcProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        ours = f"{self.proc.pid:x}-"
         deadline = time.monotonic() + timeout
         while True:
             try:
                 with urllib.request.urlopen(self.base + "/", timeout=2) as response:
-                    if response.status == 200:
-                        return
+                    if response.status == 200 and response.headers.get(
+                        "X-Request-ID", ""
+                    ).startswith(ours):
+                        return True
             except (urllib.error.URLError, OSError):
                 pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
+            if self.proc.poll() is not None:
+                return False
+            if time.monotonic() > deadline:
                 self.stop()
                 raise AssertionError(f"svc did not start on port {self.port}:\n{self.log()}")
             time.sleep(0.1)

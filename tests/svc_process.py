@@ -33,7 +33,28 @@ class SvcProcess:
         }
         self.proc: asyncio.subprocess.Process | None = None
 
-    async def start(self, timeout: float = 30) -> SvcProcess:
+    async def start(self, timeout: float = 30, attempts: int = 3) -> SvcProcess:
+        """Start it and wait until it answers ``GET /`` itself.
+
+        The port was free when picked, but the child binds it a second later: meanwhile
+        another server (another test's, or a parallel suite's) may take it, and answer
+        the health check in its place.  So the answer must carry this child's request
+        id prefix (its pid, svc.http.observe), and a child that could not bind starts
+        again on another port."""
+        for attempt in range(attempts):
+            if attempt:
+                self._move_to(free_port())
+            if await self._start_once(timeout):
+                return self
+        raise AssertionError(f"svc did not start in {attempts} attempts:\n{self.log()}")
+
+    def _move_to(self, port: int) -> None:
+        self.port = port
+        self.base = f"http://127.0.0.1:{port}"
+        self.env["PORT"] = str(port)
+
+    async def _start_once(self, timeout: float) -> bool:
+        """True once this child answers; False when it exited (its port taken)."""
         log = open(self.log_path, "ab")  # noqa: ASYNC230, SIM115 - the child keeps it
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -45,16 +66,21 @@ class SvcProcess:
             start_new_session=True,
         )
         log.close()
+        ours = f"{self.proc.pid:x}-"
         deadline = time.monotonic() + timeout
         async with aiohttp.ClientSession() as session:
             while True:
                 try:
                     async with session.get(self.base + "/") as response:
-                        if response.status == 200:
-                            return self
+                        if response.status == 200 and response.headers.get(
+                            "X-Request-ID", ""
+                        ).startswith(ours):
+                            return True
                 except aiohttp.ClientError:
                     pass
-                if self.proc.returncode is not None or time.monotonic() > deadline:
+                if self.proc.returncode is not None:
+                    return False
+                if time.monotonic() > deadline:
                     await self.stop()
                     raise AssertionError(f"svc did not start:\n{self.log()}")
                 await asyncio.sleep(0.1)

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
-import socket
-import subprocess
-import sys
-import time
 
 import aiohttp
 import aiopg
 import pytest
+from svc_process import SvcProcess
 from ws_helpers import frame_where, presence_where
 
 from svc.testing import deadline, unique_id
@@ -20,60 +16,14 @@ from svc.testing import deadline, unique_id
 pytestmark = pytest.mark.postgres
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-async def _start(postgres_url: str) -> tuple[asyncio.subprocess.Process, str]:
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": postgres_url,
-        "PORT": str(port),
-        "HOST": "127.0.0.1",
-        "BCRYPT_ROUNDS": "4",
-    }
-    env.pop("JWT_SECRET_KEY", None)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "svc",
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    async with aiohttp.ClientSession() as session:
-        while True:
-            try:
-                async with session.get(base + "/") as response:
-                    if response.status == 200:
-                        return proc, base
-            except aiohttp.ClientError:
-                pass
-            if proc.returncode is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise AssertionError(f"svc did not start on port {port}")
-            await asyncio.sleep(0.1)
-
-
 @pytest.fixture
-async def two_processes(postgres_url):
-    started = [await _start(postgres_url), await _start(postgres_url)]
-    yield started
-    for proc, _ in started:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-    for proc, _ in started:
-        try:
-            await asyncio.wait_for(proc.wait(), 15)
-        except asyncio.TimeoutError:
-            proc.kill()
-            await proc.wait()
+async def two_processes(postgres_url, tmp_path):
+    """Two ``python -m svc`` on the test database: [(process, base URL)] each."""
+    env = {"DATABASE_URL": postgres_url}
+    started = [await SvcProcess(env, tmp_path / f"svc{n}.log").start() for n in (1, 2)]
+    yield [(svc.proc, svc.base) for svc in started]
+    for svc in started:
+        await svc.stop()
 
 
 async def test_members_on_two_processes_are_one_room(two_processes, postgres_url):
