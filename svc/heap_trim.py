@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import ctypes.util
 import logging
 from collections.abc import AsyncIterator, Callable
 
@@ -38,10 +37,11 @@ BURST = 200
 
 
 def _find_malloc_trim() -> Callable[[int], int] | None:
-    name = ctypes.util.find_library("c")
+    # The process's own symbols, the C library's among them: no ctypes.util.find_library,
+    # which runs ldconfig (or a compiler) at start-up to name the library.
     try:
-        return ctypes.CDLL(name).malloc_trim if name else None
-    except (OSError, AttributeError):  # no such library, or no malloc_trim in it
+        return getattr(ctypes.CDLL(None), "malloc_trim", None)
+    except OSError:
         return None
 
 

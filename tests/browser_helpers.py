@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from svc_process import answered_by
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -121,14 +122,11 @@ class SvcProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        ours = f"{self.proc.pid:x}-"
         deadline = time.monotonic() + timeout
         while True:
             try:
                 with urllib.request.urlopen(self.base + "/", timeout=2) as response:
-                    if response.status == 200 and response.headers.get(
-                        "X-Request-ID", ""
-                    ).startswith(ours):
+                    if response.status == 200 and answered_by(response.headers, self.proc.pid):
                         return True
             except (urllib.error.URLError, OSError):
                 pass

@@ -19,6 +19,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def answered_by(headers, pid: int) -> bool:
+    """Did the process ``pid`` give this answer?  svc's request ids start with its pid in
+    hex (svc.http.observe): another server on the same port cannot pass for it."""
+    return headers.get("X-Request-ID", "").startswith(f"{pid:x}-")
+
+
 class SvcProcess:
     def __init__(self, env: dict[str, str], log_path: Path):
         self.port = free_port()
@@ -66,15 +72,13 @@ class SvcProcess:
             start_new_session=True,
         )
         log.close()
-        ours = f"{self.proc.pid:x}-"
+        pid = self.proc.pid
         deadline = time.monotonic() + timeout
         async with aiohttp.ClientSession() as session:
             while True:
                 try:
                     async with session.get(self.base + "/") as response:
-                        if response.status == 200 and response.headers.get(
-                            "X-Request-ID", ""
-                        ).startswith(ours):
+                        if response.status == 200 and answered_by(response.headers, pid):
                             return True
                 except aiohttp.ClientError:
                     pass

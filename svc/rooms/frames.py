@@ -29,16 +29,11 @@ def encode(frame: dict) -> bytes:
 def encode_with_users(frame: dict, key: str, users: list[Member], with_email: bool = True) -> bytes:
     """``frame`` plus ``key``: the users, spliced from each record's cached JSON body
     (``with_email=False``: the body with ``email`` null, auth on)."""
-    return encode_with_list(frame, key, users_json(users, with_email))
-
-
-def users_json(users: list[Member], with_email: bool = True) -> bytes:
-    """The users' bodies, comma-separated: the inside of a JSON list."""
-    return b",".join(member_json(user, with_email) for user in users)
+    return encode_with_list(frame, key, b",".join(member_json(u, with_email) for u in users))
 
 
 def encode_with_list(frame: dict, key: str, items: bytes) -> bytes:
-    """``frame`` plus ``key``: a list whose inside is ``items`` (from :func:`users_json`)."""
+    """``frame`` plus ``key``: a list whose inside is ``items``, comma-separated bodies."""
     head = dumps(frame).encode()[:-1]
     return text_frame(b"%s,%s:[%s]}" % (head, dumps(key).encode(), items))
 
