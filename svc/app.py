@@ -18,10 +18,9 @@ from aiohttp import web
 from . import log_secrets
 from .broker import Broker
 from .broker.registry import get_plugin as get_broker_plugin
-from .http import auth, cors, demo, health, members, metrics, openapi, users
+from .http import auth, cors, demo, health, members, metrics, openapi, routing, users
 from .http.login_throttle import LoginThrottle
 from .http.metrics import Metrics
-from .http.middleware import middleware
 from .http.origins import OriginPolicy
 from .http.request_limits import HANDLER_ARGS
 from .keys import BROKER, HUB, LOGIN_THROTTLE, METRICS, ORIGINS, PASSWORDS, SETTINGS, STORAGE
@@ -45,7 +44,7 @@ def create_app(
     settings = settings or Settings()
     log_secrets.install()  # before any request can be logged
     app = web.Application(
-        middlewares=[middleware],  # request id, 415, JSON errors, metrics (http/middleware.py)
+        # No middleware: each handler is wrapped where its route is added (http/routing.py).
         client_max_size=settings.max_body_bytes,
         handler_args=HANDLER_ARGS,  # never inflate a request body (request_limits.py)
     )
@@ -71,6 +70,7 @@ def create_app(
     demo.setup_routes(app)  # /demo and /static/*: the live demo page and svc-client.js
     openapi.setup(app)  # after every route: it documents what is routed
     cors.setup(app)
+    routing.close_routes(app)  # last: every other path and method gets svc's 404 and 405
     return app
 
 

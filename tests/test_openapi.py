@@ -57,7 +57,7 @@ def routed(app: web.Application) -> set[tuple[str, str]]:
     return {
         (route.method.lower(), route.resource.canonical)
         for route in app.router.routes()
-        if route.method not in ("HEAD", "OPTIONS")
+        if route.method not in ("HEAD", "OPTIONS", "*")  # "*": svc's own 404 and 405
     }
 
 

@@ -29,6 +29,7 @@ from aiohttp import web
 from ..keys import LOGIN_THROTTLE, PASSWORDS, SETTINGS, STORAGE
 from ..settings import Settings
 from ..storage import Conflict, Credentials, NotFound, username_key
+from . import routing
 from .bodies import read_json
 from .errors import APIError
 from .operation import Reply, documented
@@ -290,4 +291,4 @@ async def _check_password(request: web.Request, username: str, password: str):
 
 
 def setup_routes(app: web.Application) -> None:
-    app.router.add_post("/auth/token", login)
+    routing.add(app, "POST", "/auth/token", login)

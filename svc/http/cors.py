@@ -2,10 +2,11 @@
 
 Two pieces, both only when ``CORS_ORIGINS`` or ``CORS_ORIGIN_REGEX`` is set:
 
-- a middleware answers every preflight (``OPTIONS`` with ``Origin`` and
-  ``Access-Control-Request-Method``), on any path, with *every* method and
-  header the API accepts, so a browser's one cached preflight per URL covers
-  every write (an ``If-Match`` PUT after a plain one is not preflighted again);
+- every preflight (``OPTIONS`` with ``Origin`` and ``Access-Control-Request-Method``),
+  on any path, is answered with *every* method and header the API accepts, so a
+  browser's one cached preflight per URL covers every write (an ``If-Match`` PUT after
+  a plain one is not preflighted again).  No route has ``OPTIONS``: svc's own 405 and
+  404 handlers (:mod:`.routing`) ask :func:`preflight` first;
 - a response hook lets an allowed page read every other answer, errors and
   router 404/405s included, and marks each answer ``Vary: Origin`` (it depends
   on the origin), except with ``CORS_ORIGINS=*``, where the answer is ``*`` for all.
@@ -38,25 +39,22 @@ _ALLOWED_HEADER_NAMES = frozenset(h.lower() for h in ALLOW_HEADERS)
 def setup(app: web.Application) -> None:
     """Enable CORS on the app (``app[ORIGINS]`` is the policy); before it starts."""
     policy = app[ORIGINS]
-    if not policy.enabled:
-        return
-    app.middlewares.append(_preflight_middleware(policy))
-    app.on_response_prepare.append(_decorator(policy))
+    if policy.enabled:
+        app.on_response_prepare.append(_decorator(policy))
 
 
-def _preflight_middleware(policy: OriginPolicy):
-    @web.middleware
-    async def preflight(request: web.Request, handler) -> web.StreamResponse:
-        headers = request.headers
-        if (
-            request.method != hdrs.METH_OPTIONS
-            or hdrs.ORIGIN not in headers
-            or hdrs.ACCESS_CONTROL_REQUEST_METHOD not in headers
-        ):
-            return await handler(request)
-        return _answer_preflight(policy, request)
-
-    return preflight
+def preflight(request: web.Request) -> web.Response | None:
+    """The answer to a CORS preflight, or None when CORS is off or this is not one."""
+    policy: OriginPolicy = request.app[ORIGINS]
+    headers = request.headers
+    if (
+        not policy.enabled
+        or request.method != hdrs.METH_OPTIONS
+        or hdrs.ORIGIN not in headers
+        or hdrs.ACCESS_CONTROL_REQUEST_METHOD not in headers
+    ):
+        return None
+    return _answer_preflight(policy, request)
 
 
 def _answer_preflight(policy: OriginPolicy, request: web.Request) -> web.Response:

@@ -20,6 +20,7 @@ from importlib import resources
 from aiohttp import web
 
 from ..keys import SETTINGS
+from . import routing
 from .errors import APIError
 from .operation import Reply, documented
 
@@ -127,5 +128,5 @@ async def static_file(request: web.Request) -> web.Response:
 
 
 def setup_routes(app: web.Application) -> None:
-    app.router.add_get("/demo", demo_page)
-    app.router.add_get("/static/{name}", static_file)
+    routing.add(app, "GET", "/demo", demo_page)
+    routing.add(app, "GET", "/static/{name}", static_file)

@@ -17,6 +17,7 @@ from importlib import resources
 
 from aiohttp import web
 
+from . import routing
 from .errors import APIError
 from .operation import Reply, documented
 
@@ -113,5 +114,5 @@ async def console_asset(request: web.Request) -> web.Response:
 
 
 def setup_routes(app: web.Application) -> None:
-    app.router.add_get("/docs", console_page)
-    app.router.add_get("/docs/{asset}", console_asset)
+    routing.add(app, "GET", "/docs", console_page)
+    routing.add(app, "GET", "/docs/{asset}", console_asset)

@@ -1,5 +1,6 @@
 """The one JSON error shape, the catalogue of its codes, and :func:`answer`, which gives it
-to every error (svc's middleware calls it for whatever a handler raises).
+to every error (the wrapper of every handler, :mod:`.routing`, calls it for whatever a
+handler raises).
 
 ``{"error": {"code": "...", "message": "...", "fields": {...}}}`` — ``fields``
 only for validation errors and conflicts.  :data:`CATALOGUE` is the one table of

@@ -9,6 +9,7 @@ from aiohttp import web
 from .. import __version__
 from ..keys import BROKER, STORAGE
 from ..storage import Unavailable
+from . import routing
 from .errors import error_response
 from .operation import Reply, documented
 
@@ -47,5 +48,5 @@ async def readiness(request: web.Request) -> web.Response:
 
 
 def setup_routes(app: web.Application) -> None:
-    app.router.add_get("/", liveness)
-    app.router.add_get("/health/ready", readiness)
+    routing.add(app, "GET", "/", liveness)
+    routing.add(app, "GET", "/health/ready", readiness)

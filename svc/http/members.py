@@ -15,6 +15,7 @@ from aiohttp import web
 
 from ..keys import BROKER, SETTINGS, STORAGE
 from ..views import member_json, member_records
+from . import routing
 from .errors import APIError
 from .ids import ROOM_ID, is_valid_id
 from .operation import Reply, documented
@@ -105,4 +106,4 @@ async def list_members(request: web.Request) -> web.Response:
 
 
 def setup_routes(app: web.Application) -> None:
-    app.router.add_get(f"/rooms/{ROOM_ID}/members", list_members)
+    routing.add(app, "GET", f"/rooms/{ROOM_ID}/members", list_members)

@@ -52,9 +52,6 @@ class Metrics:
         self.registry.register(self.requests)
         self.registry.register(_StateCollector(app, self.counters))
 
-    def observe_request(self, request: web.Request, status: int, duration: float) -> None:
-        self.requests.observe(request.match_info.route.resource, request.method, status, duration)
-
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -169,4 +166,6 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def setup_routes(app: web.Application) -> None:
-    app.router.add_get("/metrics", metrics)
+    from . import routing  # svc.keys imports this module, and routing imports svc.keys
+
+    routing.add(app, "GET", "/metrics", metrics)

@@ -1,5 +1,5 @@
-"""What operators see of each request: its id, its metrics, its access line (svc's
-middleware, :mod:`svc.http.middleware`, calls these around every handler).
+"""What operators see of each request: its id, its metrics, its access line (the wrapper
+of every handler, :func:`svc.http.routing.observed`, calls these).
 
 - **Request id**: the request's own ``X-Request-ID`` when it is sane (1 to 64
   of ``[A-Za-z0-9._-]``), else a new one; sent back as ``X-Request-ID`` and
@@ -10,7 +10,7 @@ middleware, :mod:`svc.http.middleware`, calls these around every handler).
   without its query, status, duration); a WebSocket's open and close
   (room, duration, close code) are logged by ``svc.rooms.ws``.
 
-The middleware records the status clients get, after errors have been answered.
+The wrapper records the status clients get, after errors have been answered.
 """
 
 from __future__ import annotations
@@ -19,37 +19,29 @@ import itertools
 import logging
 import os
 import re
-from time import perf_counter
 
 from aiohttp import web
-
-from ..keys import METRICS, SETTINGS
+from multidict import istr
 
 access_log = logging.getLogger("svc.access")
 
-_SANE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-# Process prefix + counter: unique, cheap, and says nothing about the server's state.
-_PREFIX = f"{os.getpid():x}-{os.urandom(3).hex()}-"
-_counter = itertools.count(1)
+
+#: The header's name as an istr: the headers' case-insensitive dict need not fold it again.
+REQUEST_ID_HEADER = istr("X-Request-ID")
 
 
-def request_id_for(request: web.Request) -> str:
-    given = request.headers.get("X-Request-ID")
-    if given is not None and _SANE_ID.fullmatch(given):
-        return given
-    return f"{_PREFIX}{next(_counter):x}"
+#: Is a client's own request id fit to log and send back?
+is_sane_id = re.compile(r"[A-Za-z0-9._-]{1,64}").fullmatch
 
 
-def finish(request: web.Request, status: int, started: float) -> None:
-    """What is recorded once a request is answered: its metrics, and its access line."""
-    duration = perf_counter() - started
-    app = request.app
-    app[METRICS].observe_request(request, status, duration)
-    if app[SETTINGS].access_log:
-        _log_access(request, status, duration)
+#: A new request id: process prefix + counter, unique, and says nothing about the server's
+#: state.  A C iterator's ``__next__``: no Python frame per request.
+new_request_id = map(
+    f"{os.getpid():x}-{os.urandom(3).hex()}-{{:x}}".format, itertools.count(1)
+).__next__
 
 
-def _log_access(request: web.Request, status: int, duration: float) -> None:
+def log_access(request: web.Request, status: int, duration: float) -> None:
     ms = round(duration * 1000, 2)
     if status == 101:  # a WebSocket: the rooms log its open and its close
         return

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from inspect import unwrap
 from typing import Any
 
 from aiohttp import web
@@ -25,7 +26,7 @@ from marshmallow import Schema, fields
 
 from .. import __version__
 from ..keys import OPENAPI_JSON
-from . import components, docs
+from . import components, docs, routing
 from .components import ecma, ref
 from .errors import CATALOGUE, kinds_of
 from .operation import JSON, Operation, Reply, documented, operation_of
@@ -108,7 +109,8 @@ def build_document(routes: Iterable[web.AbstractRoute]) -> dict:
     by_path: dict[str, dict[str, dict]] = {}
     undocumented = []
     for route in routes:
-        if route.method in ("HEAD", "OPTIONS") or route.resource is None:
+        # "*": svc's own 404 and 405 for what no operation has (routing.close_routes)
+        if route.method in ("HEAD", "OPTIONS", "*") or route.resource is None:
             continue
         operation = operation_of(route.handler)
         path = route.resource.canonical
@@ -249,11 +251,11 @@ async def serve_document(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     """Add ``/openapi.json`` and the console, and document every route added so far."""
-    app.router.add_get("/openapi.json", serve_document)
+    routing.add(app, "GET", "/openapi.json", serve_document)
     docs.setup_routes(app)
     routes = tuple(app.router.routes())
     # The document depends on the routes alone: apps with the same routes share its bytes.
-    key = tuple((route.method, route.resource.canonical, route.handler) for route in routes)
+    key = tuple((route.method, route.resource.canonical, unwrap(route.handler)) for route in routes)
     body = _built.get(key)
     if body is None:
         body = _built[key] = json.dumps(build_document(routes), separators=(",", ":")).encode()

@@ -14,6 +14,7 @@ from string import Template
 
 from aiohttp import WSMsgType, web
 
+from ..http import routing
 from ..http.components import (
     ID_PATTERN,
     MAX_MESSAGE_KIB,
@@ -182,4 +183,4 @@ async def refuse(
 
 def setup_routes(app: web.Application) -> None:
     # Any room id is routed, so a bad one can be refused with a code a browser reads (4422).
-    app.router.add_get("/ws/{room_id}", websocket)
+    routing.add(app, "GET", "/ws/{room_id}", websocket)

@@ -1,0 +1,77 @@
+"""svc routes without aiohttp middleware (svc/http/routing.py): what used to come from the
+middleware must still reach every answer, routed or not."""
+
+from __future__ import annotations
+
+import pytest
+from aiohttp import web
+from test_observability import samples
+
+from svc.app import create_app
+from svc.http import routing
+from svc.settings import Settings
+
+ORIGIN = "https://app.example"
+
+
+async def test_unrouted_answers_carry_json_request_id_and_metrics(client):
+    for method, path, status in (
+        ("GET", "/no/such/route", 404),
+        ("POST", "/", 405),
+        ("PATCH", "/users/u1", 405),
+        ("HEAD", "/no/such/route", 404),
+    ):
+        response = await client.request(method, path)
+        assert response.status == status, (method, path)
+        assert response.headers["X-Request-ID"]
+        assert response.content_type == "application/json"
+        if method != "HEAD":
+            assert (await response.json())["error"]["code"] in ("not_found", "method_not_allowed")
+    assert (await client.post("/")).headers["Allow"] == "GET,HEAD"
+    counts = samples(
+        await (await client.get("/metrics")).text(), "svc_http_request_duration_seconds_count"
+    )
+    # No route has the method or the path: "unmatched", as aiohttp's own answers were.
+    assert counts['{method="GET",route="unmatched",status="404"}'] == 1
+    assert counts['{method="POST",route="unmatched",status="405"}'] == 2
+    assert counts['{method="PATCH",route="unmatched",status="405"}'] == 1
+    assert not any("{path" in labels for labels in counts)
+
+
+async def test_head_of_a_get_route_is_routed_and_counted_under_it(client):
+    response = await client.head("/")
+    assert response.status == 200
+    assert response.headers["X-Request-ID"]
+    counts = samples(
+        await (await client.get("/metrics")).text(), "svc_http_request_duration_seconds_count"
+    )
+    assert counts['{method="HEAD",route="/",status="200"}'] == 1
+
+
+@pytest.mark.parametrize("path", ["/users/u1", "/no/such/route", "/"])
+async def test_a_preflight_is_answered_on_any_path(aiohttp_client, path):
+    client = await aiohttp_client(create_app(Settings(cors_origins=(ORIGIN,))))
+    response = await client.options(
+        path, headers={"Origin": ORIGIN, "Access-Control-Request-Method": "PUT"}
+    )
+    assert response.status == 200
+    assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert "PUT" in response.headers["Access-Control-Allow-Methods"]
+    assert response.headers["X-Request-ID"]
+
+
+async def test_options_without_cors_is_a_405_or_404(client):
+    preflight = {"Origin": ORIGIN, "Access-Control-Request-Method": "PUT"}
+    assert (await client.options("/users/u1", headers=preflight)).status == 405
+    assert (await client.options("/no/such/route", headers=preflight)).status == 404
+
+
+def test_a_handler_added_around_routing_stops_the_app_from_being_built():
+    app = web.Application()
+
+    async def raw(request):  # pragma: no cover - never called
+        return web.Response()
+
+    app.router.add_get("/raw", raw)
+    with pytest.raises(RuntimeError, match="raw.* is not added by routing.add"):
+        routing.close_routes(app)
