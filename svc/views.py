@@ -25,7 +25,13 @@ def format_timestamp(moment: datetime) -> str:
 
 
 def user_to_dict(user: User, with_email: bool = True) -> dict[str, Any]:
-    profile = {name: _plain(user.profile.get(name)) for name in PROFILE_FIELDS}
+    get = user.profile.get
+    profile = {name: get(name) for name in PROFILE_FIELDS}
+    for name, value in profile.items():
+        # A backend may hand out read-only mappings (svc.storage.frozen_profile): json wants
+        # dicts.  (Checked here, not per field in a helper: this runs for every fresh record.)
+        if value is not None and not isinstance(value, _SCALARS) and isinstance(value, Mapping):
+            profile[name] = dict(value)
     if not with_email:
         profile["email"] = None
     return {
@@ -38,9 +44,7 @@ def user_to_dict(user: User, with_email: bool = True) -> dict[str, Any]:
     }
 
 
-def _plain(value: Any) -> Any:
-    # A backend may hand out read-only mappings (svc.storage.frozen_profile): json wants dicts.
-    return dict(value) if isinstance(value, Mapping) and not isinstance(value, dict) else value
+_SCALARS = (str, int, float, dict)  # what a profile value mostly is: no ABC check needed
 
 
 def user_json(user: User, with_email: bool = True) -> bytes:

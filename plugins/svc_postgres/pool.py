@@ -66,7 +66,10 @@ async def run(pool: aiopg.Pool | None, sql: str, params, one: bool | None = True
     # Plain try/except/finally rather than context managers: this is every request's path,
     # and contextlib's wrappers were ~2-3 % of svc's samples on GET (py-spy, get-pg).
     try:
-        conn = await _acquire(pool)
+        try:
+            conn = await pool.acquire()
+        except AssertionError:  # retried out of line: no extra coroutine on every request
+            conn = await _acquire_again(pool)
         try:
             cur = await conn.cursor()
             try:
@@ -82,11 +85,11 @@ async def run(pool: aiopg.Pool | None, sql: str, params, one: bool | None = True
         raise_translated(exc, **context)
 
 
-async def _acquire(pool: aiopg.Pool) -> aiopg.Connection:
+async def _acquire_again(pool: aiopg.Pool) -> aiopg.Connection:
     # aiopg asserts that the connection it hands out is open, but one the server
     # just ended can close between aiopg's check and the hand-out (while the pool
     # awaits a new connection).  aiopg has already dropped it: ask again.
-    for _ in range((pool.maxsize or 1) + 1):
+    for _ in range(pool.maxsize or 1):
         try:
             return await pool.acquire()
         except AssertionError:

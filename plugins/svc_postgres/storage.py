@@ -10,7 +10,7 @@ demand, so the service recovers by itself when the database is back.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -100,13 +100,16 @@ class PostgresStorage(Storage):
             raise Unavailable(f"pool is down ({exc})") from None
         return {"pool": "ok"}
 
-    async def _fetch(self, sql: str | Statement, params, one: bool = True, **context):
+    # Plain functions handing back pg.run's coroutine, not coroutines awaiting it: every
+    # time the statement waits on its socket, each coroutine between it and the task is
+    # resumed and suspended again.
+    def _fetch(self, sql: str | Statement, params, one: bool = True, **context) -> Awaitable:
         if isinstance(sql, Statement):
             sql = sql.text(self._url.prepared_statements)
-        return await pg.run(self._pool, sql, params, one, **context)
+        return pg.run(self._pool, sql, params, one, **context)
 
-    async def _fetchone(self, sql: str | Statement, params, **context) -> tuple | None:
-        return await self._fetch(sql, params, **context)
+    def _fetchone(self, sql: str | Statement, params, **context) -> Awaitable[tuple | None]:
+        return self._fetch(sql, params, **context)
 
     # -- users -------------------------------------------------------------
 

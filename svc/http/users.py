@@ -150,7 +150,7 @@ async def update_profile(request: web.Request) -> web.Response:
         # replaced service's clients upsert ids they got elsewhere); with it (even
         # "If-Match: *", which asks for an existing user), never.
         user, created = await request.app[STORAGE].update_profile(
-            user_id, changes, expected_version=expected, create="If-Match" not in request.headers
+            user_id, changes, expected_version=expected, create=hdrs.IF_MATCH not in request.headers
         )
     except NotFound:
         raise APIError(
@@ -163,7 +163,7 @@ async def update_profile(request: web.Request) -> web.Response:
 
 
 def _expected_version(request: web.Request) -> int | None:
-    raw = request.headers.get("If-Match")
+    raw = request.headers.get(hdrs.IF_MATCH)
     if raw is None or raw.strip() == "*":
         return None
     match = _ETAG.match(raw)
