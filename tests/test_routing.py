@@ -9,6 +9,7 @@ from test_observability import samples
 
 from svc.app import create_app
 from svc.http import routing
+from svc.logs import request_id
 from svc.settings import Settings
 
 ORIGIN = "https://app.example"
@@ -75,3 +76,12 @@ def test_a_handler_added_around_routing_stops_the_app_from_being_built():
     app.router.add_get("/raw", raw)
     with pytest.raises(RuntimeError, match="raw.* is not added by routing.add"):
         routing.close_routes(app)
+
+
+async def test_a_request_id_ends_with_its_request(client):
+    """The wrapper sets the id without resetting it: each request runs in a task of its own
+    (aiohttp copies the context per request), so nothing outside it ever sees the id."""
+    for given in ("first-1", "second-2"):
+        response = await client.get("/", headers={"X-Request-ID": given})
+        assert response.headers["X-Request-ID"] == given
+        assert request_id.get() is None  # the test server runs in this very loop

@@ -74,7 +74,9 @@ def observed(
         rid = request.headers.get(observe.REQUEST_ID_HEADER)
         if rid is None or not observe.is_sane_id(rid):
             rid = observe.new_request_id()
-        token = request_id.set(rid)
+        # No reset: aiohttp runs each request in a task of its own, with a copy of the
+        # context (aiohttp's "contextvars support"), so the id ends with the request's task.
+        request_id.set(rid)
         started = perf_counter()
         status = 500
         try:
@@ -97,7 +99,6 @@ def observed(
             histogram.observe(resource, request.method, status, duration)
             if access_log:
                 observe.log_access(request, status, duration)
-            request_id.reset(token)
 
     setattr(observed_handler, _OBSERVED, True)
     return observed_handler
