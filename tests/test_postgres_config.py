@@ -168,7 +168,7 @@ async def test_pool_size_bounds_the_connections(postgres_url):
                 ]
                 await poll(watcher, name, "wait_event_type = 'Lock'", 2)
                 # Every write has asked the pool by now; an unbounded pool would be at 5.
-                assert storage._pool.size == 2 and storage._pool.freesize == 0
+                assert storage._pool.aiopg.size == 2 and storage._pool.aiopg.freesize == 0
                 assert await count(watcher, name, "wait_event_type = 'Lock'") == 2
                 assert not any(write.done() for write in writes)
                 await lock.execute("COMMIT")

@@ -60,7 +60,7 @@ class PostgresBroker(Broker):
         #: This instance's name: its connections' application_name and its presence node id.
         self.node_id = self._url.instance_name("-broker")
         self._dsn = self._url.dsn(self.node_id, TIMEOUT + 1, **KEEPALIVES)
-        self._pool: aiopg.Pool | None = None
+        self._pool: pg.Pool | None = None
         self._hub: BrokerListener | None = None
         self._presence = Presence(self.node_id, self._fetch, self._announce_presence)
         self._publisher = Publisher(self.node_id, self._execute)

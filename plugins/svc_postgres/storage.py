@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-import aiopg
 from psycopg2.extras import Json
 
 from svc.redact import scrub
@@ -50,7 +49,7 @@ class PostgresStorage(Storage):
         # write answered with 503 cannot still commit minutes later, e.g. after a lock wait.
         # (Never before the client: aiopg turns a server-side cancel into CancelledError.)
         self._dsn = self._url.dsn(self.application_name, TIMEOUT + 1)
-        self._pool: aiopg.Pool | None = None
+        self._pool: pg.Pool | None = None
 
     @classmethod
     def check_url(cls, url: str) -> None:

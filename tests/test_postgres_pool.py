@@ -1,0 +1,50 @@
+"""The pool's borrowers take turns (svc_postgres/pool.py): first come, first served.
+
+aiopg alone lets a borrower that arrives while a connection is being handed back take it
+before the waiter woken for it; here each worker asks again the moment its statement is
+done, and with aiopg alone the first worker kept the one connection for all its turns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from svc_postgres import pool as pg
+
+from svc.storage import Unavailable
+
+pytestmark = pytest.mark.postgres
+
+
+async def test_borrowers_of_a_busy_pool_are_served_in_the_order_they_came(postgres_url):
+    pool = await pg.create(postgres_url, maxsize=1)
+    served: list[str] = []
+
+    async def worker(name: str) -> None:
+        for _ in range(4):
+            (value,) = await pg.run(pool, "SELECT %s", (name,))
+            served.append(value)
+
+    try:
+        await asyncio.gather(*(worker(name) for name in "abc"))
+    finally:
+        await pg.terminate(pool)
+    assert served == list("abc" * 4)
+
+
+async def test_a_borrower_waits_for_its_turn_no_longer_than_the_pool_timeout(
+    postgres_url, monkeypatch
+):
+    pool = await pg.create(postgres_url, maxsize=1)  # its statements: the usual timeout
+    monkeypatch.setattr(pg, "TIMEOUT", 0.2)
+    try:
+        holder = asyncio.ensure_future(pg.run(pool, "SELECT pg_sleep(1)", ()))
+        await asyncio.sleep(0.05)  # the holder has the one connection
+        with pytest.raises(Unavailable):
+            await pg.run(pool, "SELECT 1", ())
+        await holder
+        # The turn that timed out was not lost: the pool still serves.
+        assert await pg.run(pool, "SELECT 2", ()) == (2,)
+    finally:
+        await pg.terminate(pool)
