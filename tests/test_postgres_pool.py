@@ -1,4 +1,5 @@
-"""The pool's borrowers take turns (svc_postgres/pool.py): first come, first served.
+"""The pool (svc_postgres/pool.py): borrowers take turns, first come first served, and a
+connection is kept between turns unless it failed.
 
 aiopg alone lets a borrower that arrives while a connection is being handed back take it
 before the waiter woken for it; here each worker asks again the moment its statement is
@@ -8,7 +9,9 @@ done, and with aiopg alone the first worker kept the one connection for all its 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
+import aiopg
 import pytest
 from svc_postgres import pool as pg
 
@@ -46,5 +49,22 @@ async def test_a_borrower_waits_for_its_turn_no_longer_than_the_pool_timeout(
         await holder
         # The turn that timed out was not lost: the pool still serves.
         assert await pg.run(pool, "SELECT 2", ()) == (2,)
+    finally:
+        await pg.terminate(pool)
+
+
+async def test_a_connection_the_server_ended_is_not_kept_for_the_next_turn(postgres_url):
+    pool = await pg.create(postgres_url, maxsize=1)
+    try:
+        (pid,) = await pg.run(pool, "SELECT pg_backend_pid()", ())
+        assert await pg.run(pool, "SELECT pg_backend_pid()", ()) == (pid,)  # kept
+        async with aiopg.connect(postgres_url) as admin, admin.cursor() as cur:
+            await cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        # The driver learns of it by using it: this turn may fail, never the next.
+        with contextlib.suppress(Unavailable):
+            await pg.run(pool, "SELECT 1", ())
+        (new_pid,) = await pg.run(pool, "SELECT pg_backend_pid()", ())
+        assert new_pid != pid
+        assert len(pool.idle) == 1 and pool.aiopg.size == 1
     finally:
         await pg.terminate(pool)
