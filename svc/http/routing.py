@@ -53,7 +53,8 @@ def close_routes(app: web.Application) -> None:
     method_not_allowed = observed(app, _unrouted_method, None)
     for resource in list(app.router.resources()):
         resource.add_route(hdrs.METH_ANY, method_not_allowed)
-    app.router.add_route(hdrs.METH_ANY, "/{path:.*}", observed(app, _unrouted_path, None))
+    # [\s\S], not ".": a path may hold a decoded newline (/users/%0A), which "." skips.
+    app.router.add_route(hdrs.METH_ANY, r"/{path:[\s\S]*}", observed(app, _unrouted_path, None))
 
 
 def observed(
