@@ -3,6 +3,8 @@ dead ones are dropped; a client's own WebSocket ping is answered."""
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import WSMsgType
 from ws_helpers import TIMEOUT, frame_where, frames_until_pong, join, new_user
 
@@ -42,14 +44,19 @@ async def test_a_quiet_client_that_answers_pings_stays(aiohttp_client, settings)
 
 async def test_a_client_that_stops_answering_is_dropped_after_its_ping(aiohttp_client, settings):
     app = create_app(settings)
-    app[HUB].limits.heartbeat = 0.2
+    app[HUB].limits.heartbeat = 0.5
     client = await aiohttp_client(app)
     alice, bob = await new_user(client), await new_user(client)
     room = unique_id("r")
     ws_a, _ = await join(client, room, alice)
+    # Alice reads all along: her client answers the server's pings only while it reads, and
+    # left unread (a slow CI run) she missed her pong's deadline and was dropped too.
+    bob_left = asyncio.ensure_future(
+        frame_where(ws_a, lambda f: f["type"] == "presence" and bob in f["left"])
+    )
     ws_b, _ = await join(client, room, bob, autoping=False)
     await next_control(ws_b, WSMsgType.PING)  # pinged, and never answered
-    left = await frame_where(ws_a, lambda f: f["type"] == "presence" and bob in f["left"])
+    left = await bob_left
     assert left["member_count"] == 1
     closed = await next_control(ws_b, WSMsgType.CLOSED)
     assert closed.type is WSMsgType.CLOSED
