@@ -25,7 +25,7 @@ async def next_control(ws, kind: WSMsgType):
 
 async def test_a_quiet_client_that_answers_pings_stays(aiohttp_client, settings):
     app = create_app(settings)
-    app[HUB].limits.heartbeat = 0.2
+    app[HUB].limits.heartbeat = 0.5  # a pong is due within 0.25 s: room for a loaded CI machine
     client = await aiohttp_client(app)
     alice, bob = await new_user(client), await new_user(client)
     room = unique_id("r")

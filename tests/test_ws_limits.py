@@ -172,7 +172,7 @@ async def test_one_frame_bigger_than_the_bound_still_goes_out(aiohttp_client, se
 
 async def test_a_peer_that_stops_answering_pings_is_dropped(aiohttp_client, settings):
     app = create_app(settings)
-    app[HUB].limits.heartbeat = 0.2
+    app[HUB].limits.heartbeat = 0.5  # alice, who reads, has 0.25 s to answer each ping
     client = await aiohttp_client(app)
     alice, bob = await new_user(client), await new_user(client)
     room = unique_id("r")
