@@ -16,12 +16,12 @@ takes back, to close, any that failed: the next turn gets a new one.
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Awaitable, Callable
 
 import aiopg
 import psycopg2
 
+from svc.deadline import deadline
 from svc.storage import Unavailable
 
 from .errors import DATABASE_ERRORS, raise_translated
@@ -123,17 +123,10 @@ async def run(pool: Pool | None, sql: str, params, one: bool | None = True, **co
         raise_translated(exc, **context)
 
 
-if sys.version_info >= (3, 11):
-
-    async def _wait_turn(turns: asyncio.Semaphore) -> None:
-        # As long as aiopg would wait for a connection: the database may be in trouble.
-        async with asyncio.timeout(TIMEOUT):  # noqa: TID251 - 3.11+ only, checked above
-            await turns.acquire()
-
-else:  # no asyncio.timeout; wait_for wraps the wait in a task of its own
-
-    async def _wait_turn(turns: asyncio.Semaphore) -> None:
-        await asyncio.wait_for(turns.acquire(), TIMEOUT)
+async def _wait_turn(turns: asyncio.Semaphore) -> None:
+    # As long as aiopg would wait for a connection: the database may be in trouble.
+    async with deadline(TIMEOUT):
+        await turns.acquire()
 
 
 async def _acquire(pool: aiopg.Pool) -> aiopg.Connection:

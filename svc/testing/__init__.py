@@ -3,8 +3,9 @@
 ``StorageConformance`` for a storage backend, ``BrokerConformance`` for a broker.
 """
 
+from ..deadline import deadline
 from .broker import BrokerConformance
-from .helpers import deadline, raises, reopener, unique_id, wait_until, within
+from .helpers import raises, reopener, unique_id, wait_until, within
 from .storage import StorageConformance
 
 __all__ = [

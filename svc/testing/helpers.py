@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, contextmanager
@@ -36,37 +35,6 @@ async def within(seconds: float, awaitable: Awaitable[Any]) -> Any:
         return await asyncio.wait_for(awaitable, seconds)
     except asyncio.TimeoutError:
         raise AssertionError(f"gave up after {seconds} s waiting for {awaitable!r}") from None
-
-
-@asynccontextmanager
-async def deadline(seconds: float) -> AsyncIterator[None]:
-    """``async with deadline(s):`` raises TimeoutError if the block takes longer.
-
-    ``asyncio.timeout`` on Python 3.11+; on 3.10 (which svc supports) the same
-    thing by hand: cancel the task when time is up and turn that cancellation,
-    and only that one, into TimeoutError.
-    """
-    if sys.version_info >= (3, 11):
-        async with asyncio.timeout(seconds):  # noqa: TID251 - guarded by the version
-            yield
-        return
-    task = asyncio.current_task()
-    fired = False
-
-    def expire() -> None:
-        nonlocal fired
-        fired = True
-        task.cancel()
-
-    handle = asyncio.get_running_loop().call_later(seconds, expire)
-    try:
-        yield
-    except asyncio.CancelledError:
-        if fired:
-            raise TimeoutError(f"gave up after {seconds} s") from None
-        raise
-    finally:
-        handle.cancel()
 
 
 @contextmanager
