@@ -74,8 +74,12 @@ class PostgresBroker(Broker):
         self._seq = itertools.count()
         #: Who is present anywhere: a change of anyone else is notified to nobody.
         self._present = interest.PresentUsers()
+        #: Changes notified to nobody, in case their user's join elsewhere is heard late.
+        self._held_back = interest.HeldBack()
+        self._resends: set[asyncio.Task] = set()
         self._reload: asyncio.Future | None = None
         self.changes_unsent = 0
+        self.changes_resent = 0
 
     @classmethod
     def check_url(cls, url: str) -> None:
@@ -112,6 +116,8 @@ class PostgresBroker(Broker):
     async def close(self) -> None:
         if self._reload is not None:
             self._reload.cancel()
+        for task in list(self._resends):  # the rooms' periodic re-read repairs these
+            task.cancel()
         task, self._housekeeping = self._housekeeping, None
         if task is not None:
             task.cancel()
@@ -148,6 +154,7 @@ class PostgresBroker(Broker):
             "notify_statements": self._publisher.statements,
             "notifications_sent": self._publisher.notifications,
             "changes_unsent": self.changes_unsent,
+            "changes_resent": self.changes_resent,
         }
 
     # -- news ---------------------------------------------------------------
@@ -156,7 +163,8 @@ class PostgresBroker(Broker):
         hub = self._open_hub()
         self._call(hub.on_change, change)  # ours: at once, no round trip
         if not self._present.wants(change.user_id):
-            self.changes_unsent += 1  # connected nowhere: no room anywhere shows it
+            self.changes_unsent += 1  # connected nowhere: no room anywhere shows it...
+            self._held_back.hold(change)  # ...unless a join made elsewhere is on its way
             return
         await self._publisher.send(payloads.CHANGES, payloads.change_payload(self.node_id, change))
 
@@ -219,6 +227,10 @@ class PostgresBroker(Broker):
             if change is None:
                 return None
             self._present.apply(change)
+            if change.present:
+                held = self._held_back.release(change.user_id)
+                if held is not None:
+                    self._resend(held)
             return ("on_presence", change)
         if channel == payloads.CHANGES:
             node, change = payloads.parse_change(payload)
@@ -245,6 +257,24 @@ class PostgresBroker(Broker):
                 "postgres broker: %d stored room message(s) were gone", len(ids) - len(found)
             )
         return found
+
+    def _resend(self, change: Change) -> None:
+        """Notify a change held back (interest.py): its user's join elsewhere is heard only
+        now, and that member's welcome may have read the record before the change."""
+        self.changes_resent += 1
+        payload = payloads.change_payload(self.node_id, change)
+        task = asyncio.ensure_future(self._publisher.send(payloads.CHANGES, payload))
+        self._resends.add(task)
+        task.add_done_callback(self._resent)
+
+    def _resent(self, task: asyncio.Task) -> None:
+        self._resends.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning(
+                "postgres broker: could not notify a change held back (%s); the rooms'"
+                " next re-read shows it",
+                task.exception(),
+            )
 
     def _announce_presence(self, change: PresenceChange) -> None:
         self._present.apply(change)

@@ -7,20 +7,32 @@ writes are of users connected nowhere; the broker sends those no notification.
 The set is built from the presence notifications the broker hears anyway (every
 process's joins and leaves) plus one read of ``svc_presence`` at start and after
 each LISTEN gap.  It errs one way only: until that read is in, or when a leave
-was missed, a user counts as present and their changes are notified.  The one
-window it cannot close is a change committed while a join elsewhere is still
-on its way here (a millisecond or so): that member's welcome may have read the
-older record, and the rooms' periodic re-read (every 15 s) sends the newer one.
+was missed, a user counts as present and their changes are notified.
+
+A join made elsewhere reaches this process a little after its commit (milliseconds,
+more under load), and the joiner's welcome may have read the record before a change
+this process makes meanwhile.  So a change notified to nobody is held back
+(:class:`HeldBack`, for ``HOLD`` seconds): when the join of its user is heard, the
+change is notified then, as id and version (the rooms read the record and show it
+if it is news to them).  Past ``HOLD``, the rooms' periodic re-read (every 15 s)
+repairs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 
-from svc.broker import PresenceChange
+from svc.broker import Change, PresenceChange
 
 #: Every (room, user) present, from every process.
 SNAPSHOT = "SELECT DISTINCT room_id, user_id FROM svc_presence"
+#: Seconds a change notified to nobody is held back, waiting for a join heard late.
+HOLD = 5.0
+#: At most this many held back, the oldest dropped first, so memory stays bounded at any
+#: write rate (50,000 entries: about 10 MiB).  Five seconds of 10,000 writes a second.
+MOST_HELD = 50_000
 
 
 class PresentUsers:
@@ -60,3 +72,41 @@ class PresentUsers:
             self._rooms.setdefault(user_id, set()).add(room_id)
         if generation == self.generation:
             self.known = True
+
+
+class HeldBack:
+    """The changes notified to nobody lately: user → (version, deleted, when), oldest first."""
+
+    def __init__(
+        self, hold: float = HOLD, most: int = MOST_HELD, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._hold = hold
+        self._most = most
+        self._clock = clock
+        # An OrderedDict, not a dict: dropping the oldest again and again stays O(1).
+        self._held: OrderedDict[str, tuple[int, bool, float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def hold(self, change: Change) -> None:
+        now = self._clock()
+        held = self._held
+        held[change.user_id] = (change.version, change.deleted, now)
+        held.move_to_end(change.user_id)  # the latest of a user replaces theirs, last in line
+        while held:
+            oldest = next(iter(held.values()))
+            if len(held) <= self._most and now - oldest[2] <= self._hold:
+                break
+            held.popitem(last=False)
+
+    def release(self, user_id: str) -> Change | None:
+        """The change of ``user_id`` held back, if still within ``HOLD``, as id and version
+        (the record may be newer by now: receivers read it)."""
+        entry = self._held.pop(user_id, None)
+        if entry is None:
+            return None
+        version, deleted, when = entry
+        if self._clock() - when > self._hold:
+            return None
+        return Change(user_id, version, None, deleted=deleted)

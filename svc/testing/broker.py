@@ -225,6 +225,18 @@ class BrokerConformance:
                 "rule broken: a burst of changes arrives in the order published"
             )
 
+    async def test_a_change_right_after_a_join_elsewhere_reaches_the_joiner(self, open_broker):
+        """A member's welcome may have read the record before this change: the change must
+        reach them, even when the publisher has not yet heard of the join."""
+        (one, _), (two, heard) = await open_broker("one"), await open_broker("two")
+        user_id = unique_id()
+        await two.presence_join(unique_id("r"), user_id)
+        await one.publish_change(Change(user_id, 2, a_user(user_id, 2)))  # no wait between
+        await eventually(
+            lambda: 2 in first_seen(heard.changes_of(user_id)),
+            "a change published after a join returned, anywhere, reaches the joiner's instance",
+        )
+
     async def test_a_deletion_stays_a_deletion(self, open_broker):
         (one, heard_by_one), (two, heard) = await open_broker("one"), await open_broker("two")
         user_id = unique_id()
