@@ -9,6 +9,9 @@
   fanout   --clients members in one room, reading all they are sent, then a PUT of one
            member: ms until the LAST client has its profile_updated (median of --repeats),
            and the server's RSS growth with the room joined
+  reconnect  --clients members in one room all drop at once and come straight back (a
+           deploy, a network blip): seconds until every new welcome is in, with the old
+           sockets' leaves still being written
   lag      8 concurrent password changes for --duration s while GET / is probed every
            10 ms: hashes/s and the probe's p99 ms (loop lag)
 
@@ -194,6 +197,20 @@ async def connect(args) -> dict:
     return {"clients": args.clients, "connect_s": round(seconds, 3), "rss_per_conn": per}
 
 
+async def reconnect(args) -> dict:
+    room = f"reconnect{int(time.time() * 1000)}"
+    sockets = await join_all(args.base, room, args.clients, drain=True)
+    await asyncio.sleep(args.settle)
+    for ws in sockets:
+        ws.close()
+    started = time.perf_counter()
+    sockets = await join_all(args.base, room, args.clients, drain=True)
+    seconds = time.perf_counter() - started
+    for ws in sockets:
+        ws.close()
+    return {"clients": args.clients, "reconnect_s": round(seconds, 3)}
+
+
 async def fanout(args) -> dict:
     room = f"fanout{int(time.time() * 1000)}"
     before = rss(args.pid)
@@ -258,7 +275,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("scenario", choices=["get", "put", "connect", "fanout", "lag"])
+    parser.add_argument("scenario", choices=["get", "put", "connect", "reconnect", "fanout", "lag"])
     parser.add_argument("--base", required=True)
     parser.add_argument("--pid", type=int)
     parser.add_argument("--users", type=int, default=1000)
@@ -278,7 +295,9 @@ def main() -> None:
         result = wrk(args.base, WRK_GET if args.scenario == "get" else WRK_PUT, args)
     else:
         result = asyncio.run(
-            {"connect": connect, "fanout": fanout, "lag": lag}[args.scenario](args)
+            {"connect": connect, "reconnect": reconnect, "fanout": fanout, "lag": lag}[
+                args.scenario
+            ](args)
         )
     cpu = None
     if args.pid:

@@ -6,6 +6,7 @@
 #   bash bench/run.sh get put connect fanout lag # svc on memory against bare aiohttp
 #   bash bench/run.sh memory fanout10k           # bytes per idle WebSocket; 10,000 members
 #   bash bench/run.sh get-pg put-pg connect-pg   # svc on Postgres against aiohttp + aiopg
+#   bash bench/run.sh reconnect-pg               # 2,000 members drop and come back: Postgres vs memory
 #   bash bench/run.sh interleaved-get interleaved-get-pg interleaved-put-pg  # the same ratios,
 #                                                # both servers up, alternating 2 s bursts
 #   bash bench/run.sh put-pg-brokers             # PUT on Postgres: Redis broker against Postgres broker
@@ -102,9 +103,9 @@ for section in "$@"; do
         scenario=${section#interleaved-}; scenario=${scenario%-pg}
         interleave "$section-svc-vs-aiopg" "$scenario" "${svc[@]}" --a-env DATABASE_URL=$BENCH_PG "${pgceil[@]}"
         ;;
-    connect-pg)
-        createdb_if_missing "$BENCH_PG"
-        pair connect-pg-vs-memory connect "${svc[@]}" --a-env DATABASE_URL=$BENCH_PG \
+    connect-pg|reconnect-pg)
+        ulimit -n 20000; createdb_if_missing "$BENCH_PG"
+        pair "$section-vs-memory" "${section%-pg}" "${svc[@]}" --a-env DATABASE_URL=$BENCH_PG \
             --b-name svc-memory --b "$PY -m svc" -- --clients 2000
         ;;
     put-pg-brokers|put-pg-redis-vs-memory)  # Postgres storage; Redis broker (A) against the

@@ -12,6 +12,7 @@ import logging
 
 from .messages import SCHEMA as MESSAGES
 from .presence import JOIN_MANY_SCHEMA as PRESENCE_JOIN_MANY
+from .presence import LEAVE_MANY_SCHEMA as PRESENCE_LEAVE_MANY
 from .presence import SCHEMA as PRESENCE
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     (4, NO_USERS_TRIGGER),
     (5, MESSAGES),  # room messages too big for a NOTIFY payload (messages.py)
     (6, PRESENCE_JOIN_MANY),  # joins written together (presence.py, batches.py)
+    (7, PRESENCE_LEAVE_MANY),  # leaves written together, the same way
 ]
 
 

@@ -12,7 +12,8 @@ for longer than ``NODE_TTL + HEARTBEAT`` (25 s).
 Joins that arrive while one is being written are written together, in one transaction
 (``svc_presence_join_many``, :mod:`.batches`): each join costs a commit and a ``NOTIFY``,
 and a ``NOTIFY`` holds a lock from its commit until the commit is on disk, so a crowd
-joining at once would otherwise commit one join after another.
+joining at once would otherwise commit one join after another.  Leaves are written the
+same way (``svc_presence_leave_many``), in their own batches.
 
 The node that made a change announces it to its own listener at once (a
 joiner's welcome must count them); its own notification is then skipped.  A
@@ -137,6 +138,23 @@ END
 $$;
 """
 
+#: Migration 7: leaves in one transaction, the same way (true: the last holder anywhere).
+LEAVE_MANY_SCHEMA = """
+CREATE FUNCTION svc_presence_leave_many(rooms text[], members text[], node text)
+RETURNS boolean[] LANGUAGE plpgsql AS $$
+DECLARE
+    left_ boolean[] := array_fill(false, ARRAY[cardinality(rooms)]);
+    i integer;
+BEGIN
+    FOR i IN SELECT s.i FROM generate_subscripts(rooms, 1) AS s(i)
+             ORDER BY rooms[s.i], members[s.i] LOOP
+        left_[i] := svc_presence_leave(rooms[i], members[i], node);
+    END LOOP;
+    RETURN left_;
+END
+$$;
+"""
+
 _REGISTER = (
     "INSERT INTO svc_nodes (id) VALUES (%s)"
     " ON CONFLICT (id) DO UPDATE SET seen_at = now() RETURNING id"
@@ -149,7 +167,7 @@ _EXPIRE = (
 _GOODBYE = "SELECT svc_presence_drop_nodes(%s)"
 _JOIN = "SELECT svc_presence_join(%s, %s, %s, %s)"
 _JOIN_MANY = "SELECT svc_presence_join_many(%s::text[], %s::text[], %s)"
-_LEAVE = "SELECT svc_presence_leave(%s, %s, %s)"
+_LEAVE_MANY = "SELECT svc_presence_leave_many(%s::text[], %s::text[], %s)"
 _MEMBERS = (
     "SELECT DISTINCT user_id FROM svc_presence WHERE room_id = %s AND user_id > %s"
     " ORDER BY user_id LIMIT %s"
@@ -165,6 +183,9 @@ Fetch = Callable[..., Awaitable]
 #: the server's memory after 2,000 joins grew from 18 KB to 170 KB per socket with batches
 #: of 32 (bench/README.md, "Joining a room").
 JOINS_PER_BATCH = 4
+#: Leaves send no welcome, so their batches may be bigger: a crowd that goes at once (a
+#: deploy, a network blip) is written in a few commits, not one commit per socket.
+LEAVES_PER_BATCH = 64
 
 
 class Presence:
@@ -177,6 +198,7 @@ class Presence:
         #: room → user → connections this node holds (to re-join after being expired)
         self._held: dict[str, dict[str, int]] = {}
         self._joins = OneInFlight(self._join_many, "svc-postgres-joins", most=JOINS_PER_BATCH)
+        self._leaves = OneInFlight(self._leave_many, "svc-postgres-leaves", most=LEAVES_PER_BATCH)
 
     async def register(self) -> None:
         await self._fetch(_REGISTER, (self.node_id,))
@@ -211,16 +233,22 @@ class Presence:
 
     async def _join_many(self, joins: list[tuple[str, str]]) -> list[bool]:
         """One batch of joins, one statement: for each, whether its user just became present."""
-        rooms = [room_id for room_id, _ in joins]
-        users = [user_id for _, user_id in joins]
-        row = await self._fetch(_JOIN_MANY, (rooms, users, self.node_id))
-        return row[0]
+        return await self._write_many(_JOIN_MANY, joins)
 
     async def leave(self, room_id: str, user_id: str) -> None:
         self._forget(room_id, user_id)
-        row = await self._fetch(_LEAVE, (room_id, user_id, self.node_id))
-        if row[0]:
+        if await self._leaves.add((room_id, user_id)):
             self._announce(PresenceChange(room_id, user_id, False))
+
+    async def _leave_many(self, leaves: list[tuple[str, str]]) -> list[bool]:
+        """One batch of leaves, one statement: for each, whether its user just left."""
+        return await self._write_many(_LEAVE_MANY, leaves)
+
+    async def _write_many(self, sql: str, pairs: list[tuple[str, str]]) -> list[bool]:
+        rooms = [room_id for room_id, _ in pairs]
+        users = [user_id for _, user_id in pairs]
+        row = await self._fetch(sql, (rooms, users, self.node_id))
+        return row[0]
 
     async def members(self, room_id: str, after: str | None, limit: int) -> list[str]:
         rows = await self._fetch(_MEMBERS, (room_id, after or "", limit), one=False)
