@@ -27,6 +27,8 @@ from ..http.operation import Reply, documented
 from ..keys import HUB, SETTINGS
 from ..storage import Unavailable
 from .admission import UNAVAILABLE, Refused, check_origin, check_room, member_id
+from .connection import Connection
+from .hub import Hub
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +118,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         check_room(room_id)
         user_id = await member_id(request)
         try:
-            conn = await hub.join(room_id, user_id)
+            conn = await upgrade_while_joining(request, ws, hub, room_id, user_id)
         except Unavailable:
             raise Refused(UNAVAILABLE, "storage is unavailable, try again shortly") from None
     except Refused as refusal:
@@ -126,7 +128,6 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     loop = asyncio.get_running_loop()
     opened = loop.time() if logged else 0.0  # locals here live as long as the socket
     try:
-        await ws.prepare(request)
         if logged:
             access_log.info(
                 "websocket %s opened", room_id, extra={"event": "ws_open", "room": room_id}
@@ -153,6 +154,33 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         if logged and ws.prepared:
             _log_close(room_id, ws.close_code, loop.time() - opened)
     return ws
+
+
+async def upgrade_while_joining(
+    request: web.Request, ws: web.WebSocketResponse, hub: Hub, room_id: str, user_id: str | None
+) -> Connection:
+    """Join ``room_id`` while the handshake's ``101`` goes out.
+
+    Which is done first is invisible to the client: a join that fails is closed after the
+    upgrade either way (:func:`refuse` upgrades first), and the welcome still waits for
+    the join.  Overlapped, a crowd's handshakes fill the time its joins spend in the
+    database: 2,000 joining on Postgres took 0.90x the time (bench/README.md).
+    """
+    joining = asyncio.ensure_future(hub.join(room_id, user_id))
+    try:
+        await ws.prepare(request)
+    except BaseException:
+        _abandon(hub, joining)
+        raise
+    return await joining
+
+
+def _abandon(hub: Hub, joining: asyncio.Future[Connection]) -> None:
+    """The handshake failed (the client went away): undo the join, finished or not."""
+    if joining.cancel():
+        return  # not finished: hub.join undoes its own work when cancelled
+    if not joining.cancelled() and joining.exception() is None:
+        hub.spawn(hub.leave(joining.result()))
 
 
 def _log_close(room_id: str, code: int | None, duration: float) -> None:
