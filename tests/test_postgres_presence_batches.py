@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import math
 
+import aiopg
 import pytest
 from svc_postgres import pool as pg
 from svc_postgres.presence import JOINS_PER_BATCH, LEAVES_PER_BATCH, Presence
@@ -26,12 +27,14 @@ async def database(postgres_url):
     await pg.terminate(pool)
 
 
-def a_node(database, statements: list[str], announced: list[PresenceChange]) -> Presence:
+def a_node(
+    database, statements: list[str], announced: list[PresenceChange], name: str = "node"
+) -> Presence:
     async def fetch(sql, params, one=True):
         statements.append(sql.split("(")[0])
         return await pg.run(database, sql, params, one)
 
-    return Presence(unique_id("node-"), fetch, announced.append)
+    return Presence(unique_id(name + "-"), fetch, announced.append)
 
 
 async def test_a_crowd_leaving_at_once_is_a_few_statements_each_announced_once(database):
@@ -85,3 +88,23 @@ async def test_a_leave_and_a_join_again_in_one_moment_leave_the_user_present(dat
     assert await node.members(room, None, 10) == [user]
     await node.leave(room, user)
     assert await node.count(room) == 0
+
+
+@pytest.mark.parametrize("name", ["svc-broker", 'odd "name" é\x01\\'])
+async def test_a_node_skips_its_own_notifications_and_reads_the_others(
+    database, postgres_url, name
+):
+    """Its own are recognised without parsing, by how they end (Postgres escapes a name as
+    JSON does), and skipped.  Another node's are read."""
+    statements: list[str] = []
+    mine = a_node(database, statements, [], name)
+    theirs = a_node(database, statements, [])
+    room, user = unique_id("r"), unique_id("u")
+    async with aiopg.connect(postgres_url) as listening:
+        async with listening.cursor() as cur:
+            await cur.execute("LISTEN svc_presence")
+        await mine.join(room, user)
+        payload = (await asyncio.wait_for(listening.notifies.get(), 10)).payload
+    assert payload.endswith(mine._own_tail)
+    assert mine.parse(payload) is None
+    assert theirs.parse(payload) == PresenceChange(room, user, True)

@@ -200,6 +200,10 @@ class Presence:
         #: room → user → connections this node holds (to re-join after being expired)
         self._held: dict[str, dict[str, int]] = {}
         self._joins = OneInFlight(self._join_many, "svc-postgres-joins", most=JOINS_PER_BATCH)
+        #: How this node's own notifications end (json_build_object's spacing; the node
+        #: comes last), so they are skipped unparsed: a crowd joining here sends one each.
+        #: A name Postgres would escape otherwise is merely parsed.
+        self._own_tail = f'"n" : {json.dumps(node_id, ensure_ascii=False)}}}'
         self._leaves = OneInFlight(self._leave_many, "svc-postgres-leaves", most=LEAVES_PER_BATCH)
 
     async def register(self) -> None:
@@ -262,6 +266,8 @@ class Presence:
     def parse(self, payload: str) -> PresenceChange | None:
         """A notification → the change, or None when it is our own (announced when made).
         ValueError/KeyError/TypeError when malformed."""
+        if payload.endswith(self._own_tail):
+            return None
         data = json.loads(payload)
         change = PresenceChange(data["r"], data["u"], bool(data["p"]))
         return None if data.get("n") == self.node_id else change
