@@ -201,11 +201,11 @@ class Presence:
         #: room → user → connections this node holds (to re-join after being expired)
         self._held: dict[str, dict[str, int]] = {}
         self._joins = OneInFlight(self._join_many, "svc-postgres-joins", most=JOINS_PER_BATCH)
+        self._leaves = OneInFlight(self._leave_many, "svc-postgres-leaves", most=LEAVES_PER_BATCH)
         #: How this node's own notifications end (json_build_object's spacing; the node
         #: comes last), so they are skipped unparsed: a crowd joining here sends one each.
         #: A name Postgres would escape otherwise is merely parsed.
         self._own_tail = f'"n" : {json.dumps(node_id, ensure_ascii=False)}}}'
-        self._leaves = OneInFlight(self._leave_many, "svc-postgres-leaves", most=LEAVES_PER_BATCH)
 
     async def register(self) -> None:
         await self._fetch(_REGISTER, (self.node_id,))

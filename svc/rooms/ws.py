@@ -164,7 +164,7 @@ async def upgrade_while_joining(
     Which is done first is invisible to the client: a join that fails is closed after the
     upgrade either way (:func:`refuse` upgrades first), and the welcome still waits for
     the join.  Overlapped, a crowd's handshakes fill the time its joins spend in the
-    database: 2,000 joining on Postgres took 0.90x the time (bench/README.md).
+    database: 2,000 joining on Postgres took 0.87x the time (bench/README.md).
     """
     joining = asyncio.ensure_future(hub.join(room_id, user_id))
     try:
