@@ -169,18 +169,23 @@ async def upgrade_while_joining(
     joining = asyncio.ensure_future(hub.join(room_id, user_id))
     try:
         await ws.prepare(request)
+        # Shielded: a join cancelled halfway could leave a presence row already on its way.
+        return await asyncio.shield(joining)
     except BaseException:
         _abandon(hub, joining)
         raise
-    return await joining
 
 
 def _abandon(hub: Hub, joining: asyncio.Future[Connection]) -> None:
-    """The handshake failed (the client went away): undo the join, finished or not."""
-    if joining.cancel():
-        return  # not finished: hub.join undoes its own work when cancelled
-    if not joining.cancelled() and joining.exception() is None:
-        hub.spawn(hub.leave(joining.result()))
+    """The handshake failed (the client went away) or the handler was cancelled: leave
+    again once the join is done.  Never cancelled: on Postgres a presence write already
+    sent would stay, and the user would count as present with nobody there."""
+
+    def leave(joined: asyncio.Future[Connection]) -> None:
+        if not joined.cancelled() and joined.exception() is None:
+            hub.spawn(hub.leave(joined.result()))
+
+    joining.add_done_callback(leave)
 
 
 def _log_close(room_id: str, code: int | None, duration: float) -> None:
