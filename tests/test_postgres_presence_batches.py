@@ -12,7 +12,7 @@ from svc_postgres import pool as pg
 from svc_postgres.presence import JOINS_PER_BATCH, LEAVES_PER_BATCH, Presence
 
 from svc.broker import PresenceChange
-from svc.testing import unique_id
+from svc.testing import unique_id, within
 
 pytestmark = pytest.mark.postgres
 
@@ -104,7 +104,7 @@ async def test_a_node_skips_its_own_notifications_and_reads_the_others(
         async with listening.cursor() as cur:
             await cur.execute("LISTEN svc_presence")
         await mine.join(room, user)
-        payload = (await asyncio.wait_for(listening.notifies.get(), 10)).payload
+        payload = (await within(10, listening.notifies.get())).payload
     assert payload.endswith(mine._own_tail)
     assert mine.parse(payload) is None
     assert theirs.parse(payload) == PresenceChange(room, user, True)
