@@ -7,46 +7,85 @@ and with each member's body, so when the first ids change only the newcomers amo
 read.  Everything is dropped whenever a member's record changes (the hub shows the change
 and calls :meth:`WelcomeCache.forget`); a read that such a change overtook is used for its
 own welcome but not kept (``generation``).
+
+In a burst, the first ids change while their records are being read, and every joiner
+meanwhile missed the cache: each read every id it did not know, the same ones again and
+again (2,000 joins read 32,000 ids in 500 reads).  So an id being read is waited for, not
+read again: a read in flight is shared by the welcomes that need its ids, as long as no
+change came in since it started.  A welcome that waits for it joined after it started, so a
+change that the read missed either came before (and ended the sharing) or reaches that
+welcome's connection as ``profile_updated``.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from ..views import Member, member_json
 
+Read = Callable[[list[str]], Awaitable[list[Member]]]
+
 
 class WelcomeCache:
-    __slots__ = ("ids", "listed", "bodies", "generation")
+    __slots__ = ("ids", "listed", "bodies", "generation", "reading")
 
     def __init__(self) -> None:
         #: the ``MemberSet.first`` list that ``listed`` shows
         self.ids: list[str] | None = None
         #: the bodies of ``ids``, comma-separated (the inside of the welcome's ``members``)
         self.listed = b""
-        #: member id → its body, for the ids of ``ids``
+        #: member id → its body: the ids of ``ids``, and those read since it was stored
         self.bodies: dict[str, bytes] = {}
         self.generation = 0
+        #: member id → the read in flight that brings its body (started in this generation)
+        self.reading: dict[str, asyncio.Future[dict[str, bytes]]] = {}
 
-    async def members(
-        self,
-        ids: list[str],
-        read: Callable[[list[str]], Awaitable[list[Member]]],
-        with_email: bool,
-    ) -> bytes:
+    async def members(self, ids: list[str], read: Read, with_email: bool) -> bytes:
         """The bodies of ``ids``, comma-separated; ``read`` gets the records not known."""
         if ids is self.ids:
             return self.listed
-        generation, known = self.generation, self.bodies
-        records = await read([user_id for user_id in ids if user_id not in known])
-        bodies = {user_id: known[user_id] for user_id in ids if user_id in known}
-        bodies.update((record.id, member_json(record, with_email)) for record in records)
-        listed = b",".join(bodies[user_id] for user_id in ids)
+        generation, known, reading = self.generation, self.bodies, self.reading
+        waits: dict[asyncio.Future[dict[str, bytes]], None] = {}  # ordered, distinct
+        unread = []
+        for user_id in ids:
+            if user_id not in known:
+                pending = reading.get(user_id)
+                if pending is None:
+                    unread.append(user_id)
+                else:
+                    waits[pending] = None
+        if unread:
+            mine = asyncio.ensure_future(self._read(unread, read, with_email))
+            for user_id in unread:
+                reading[user_id] = mine
+            waits[mine] = None
+        fetched: dict[str, bytes] = {}
+        for pending in waits:
+            # Shielded: a welcome that gives up must not cancel the others' read.
+            fetched.update(await asyncio.shield(pending))
+        if ids is self.ids:  # another welcome of the same list has stored it meanwhile
+            return self.listed
+        bodies = {user_id: known.get(user_id) or fetched[user_id] for user_id in ids}
+        listed = b",".join(bodies.values())
         if generation == self.generation:  # else a change came in while reading
             self.ids, self.listed, self.bodies = ids, listed, bodies
         return listed
 
+    async def _read(self, ids: list[str], read: Read, with_email: bool) -> dict[str, bytes]:
+        generation, reading = self.generation, self.reading
+        try:
+            records = await read(ids)
+        finally:
+            for user_id in ids:
+                reading.pop(user_id, None)
+        fetched = {record.id: member_json(record, with_email) for record in records}
+        if generation == self.generation:  # for the welcomes that come before one stores it
+            self.bodies.update(fetched)
+        return fetched
+
     def forget(self) -> None:
-        """A member's record changed: nothing kept may be shown again."""
-        self.ids, self.listed, self.bodies = None, b"", {}
+        """A member's record changed: nothing kept may be shown again, nor a read in flight
+        shared with a welcome that comes after."""
+        self.ids, self.listed, self.bodies, self.reading = None, b"", {}, {}
         self.generation += 1
