@@ -178,16 +178,17 @@ _COUNT = "SELECT count(DISTINCT user_id) FROM svc_presence WHERE room_id = %s"
 Fetch = Callable[..., Awaitable]
 
 #: Joins asked for while a batch is being written go in the next, at most this many per
-#: statement.  Bigger batches wrote a crowd faster but let it in all at once: welcomes and
-#: presence frames for dozens of joiners left together, faster than clients read them, and
-#: the server's memory after 2,000 joins grew from 18 KB to 170 KB per socket with batches
-#: of 32 (bench/README.md, "Joining a room").  On a slower CPU, where the join statement's
-#: round trip set the pace, 8 took 0.82x the time of 4 for 1.02x the memory (16: 0.79x,
-#: 1.52x the memory).  Since the handshake goes out while the join is written, 16 takes
-#: 0.93x the time of 8 for 1.02x the memory, and 32 1.26x the time of 16.
-JOINS_PER_BATCH = 16
-#: Leaves send no welcome, so their batches may be bigger: a crowd that goes at once (a
-#: deploy, a network blip) is written in a few commits, not one commit per socket.
+#: statement.  A crowd's joins wait for each other: with one statement in flight, each
+#: costs a turn of the busy event loop, so the size sets how fast a crowd gets in.  The
+#: best size has moved with the code around it (bench/README.md, "Joining a room").  When
+#: every welcome re-read what it missed, bigger batches let crowds in at once and memory
+#: per socket grew (18 KB to 170 KB with 32).  Since welcomes share their reads
+#: (welcome_cache.py), 2,000 joins wait 32-66 ms each (median) with 64, against 245 ms
+#: with 16, and connect in 0.94x the time of 16 with 0.94x the memory per socket; 128
+#: and 256 gained nothing more.
+JOINS_PER_BATCH = 64
+#: Leaves, the same way: a crowd that goes at once (a deploy, a network blip) is written
+#: in a few commits, not one commit per socket.
 LEAVES_PER_BATCH = 64
 
 
