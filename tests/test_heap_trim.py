@@ -36,15 +36,24 @@ class Trims:
 
 
 class Sockets:
-    """What the hub counts: sockets opened plus closed, ever."""
+    """What the hub counts: sockets opened plus closed, and closed, ever."""
 
     def __init__(self):
         self.churn = 0
+        self.left = 0
+        self.collections = 0
+
+    def collect(self) -> None:
+        self.collections += 1
 
 
 @contextlib.asynccontextmanager
 async def trimmer(sockets: Sockets, trims: Trims):
-    task = asyncio.create_task(heap_trim.trim_after_bursts(lambda: sockets.churn, trims))
+    task = asyncio.create_task(
+        heap_trim.trim_after_bursts(
+            lambda: sockets.churn, trims, lambda: sockets.left, sockets.collect
+        )
+    )
     await asyncio.sleep(0)  # started: it counts from the churn of now
     try:
         yield
@@ -77,6 +86,23 @@ async def test_a_few_sockets_are_not_worth_a_trim(quick):
             await trims.called.wait()
 
 
+async def test_a_burst_that_closed_sockets_is_collected_once_before_its_trim(quick):
+    sockets, trims = Sockets(), Trims()
+    async with trimmer(sockets, trims):
+        sockets.churn += 30  # joins only: nothing closed, nothing to collect
+        async with deadline(5):
+            await trims.called.wait()
+        assert sockets.collections == 0
+        trims.called.clear()
+        sockets.churn += 30
+        sockets.left += 15
+        async with deadline(5):
+            await trims.called.wait()
+        assert sockets.collections == 1
+        await asyncio.sleep(0.1)  # quiet, nothing new: no second collection
+        assert (sockets.collections, len(trims.threads)) == (1, 2)
+
+
 def test_this_c_library_has_malloc_trim():
     # glibc (Linux, the image): the trim is real here, not a no-op.
     trim = heap_trim._find_malloc_trim()
@@ -87,7 +113,7 @@ def test_this_c_library_has_malloc_trim():
 async def test_the_hub_counts_each_join_and_leave(make_client):
     client = await make_client()
     stats = client.app[HUB].stats
-    before = stats.churn
+    before, left_before = stats.churn, stats.left
     room = unique_id("r")
     alice, bob = await new_user(client), await new_user(client)
     ws_alice, _ = await join(client, room, alice)
@@ -96,4 +122,5 @@ async def test_the_hub_counts_each_join_and_leave(make_client):
     await ws_bob.close()
     await frame_where(ws_alice, presence_where(room, left=bob))
     assert stats.churn == before + 3
+    assert stats.left == left_before + 1
     await ws_alice.close()

@@ -209,6 +209,7 @@ class Hub:
             return
         room.connections.remove(conn)
         self.stats.churn += 1
+        self.stats.left += 1
         user_id = conn.user_id
         last_here = False
         if user_id is not None:

@@ -18,3 +18,5 @@ class RoomStats:
     broker_errors: int = 0
     #: sockets that joined plus sockets that left, ever (svc.heap_trim: is a burst over?)
     churn: int = 0
+    #: sockets that left, ever (svc.heap_trim: did a burst leave garbage behind?)
+    left: int = 0
