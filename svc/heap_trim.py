@@ -14,10 +14,10 @@ A closed socket leaves reference cycles (aiohttp's protocol, transport, tasks) t
 the collector frees, and by the time they are garbage they sit in its oldest generation.
 ``python -m svc`` runs that generation's collections less often than Python's default
 (:data:`GC_THRESHOLDS`, set at start-up): each walks every live socket's objects, about
-50 ms for 2,000 sockets and 350 ms for 10,000 here, and a crowd connecting at once set off two
-of them per 2,000 joins.  So when sockets left during a burst, the burst's end runs one
-full collection before the trim: its cost comes once, when the burst is over, and the
-heap of the sockets that left goes back.
+50 ms for 2,000 sockets and 350 ms for 10,000 here, and a crowd connecting at once set
+off two of them per 2,000 joins.  So when sockets left during a burst, the burst's end
+runs one full collection before the trim: its cost comes once, when the burst is over,
+and the heap of the sockets that left goes back (``svc_gc_collections`` in /metrics).
 
 Measured (bench/README.md, "Where each target stands"): after 2,000 joins, RSS per idle
 socket 18.6–19.8 KB without the trim, 16.5 KB with it; bare aiohttp's 14.1 KB either way.
@@ -88,7 +88,8 @@ async def trim_after_bursts(
 
 
 async def heap_trim_ctx(app: web.Application) -> AsyncIterator[None]:
-    """``python -m svc``'s (not the tests' apps: one heap, one trimmer per process)."""
+    """``python -m svc``'s (not the tests' apps: one heap, one collector and one trimmer
+    per process): the collector's thresholds, and the task that collects and trims."""
     trim = _find_malloc_trim()
     if trim is None:
         log.debug("no malloc_trim in the C library: freed heap is not given back")

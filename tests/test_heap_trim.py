@@ -6,12 +6,14 @@ import asyncio
 import contextlib
 import threading
 
+import aiohttp
 import pytest
+from svc_process import SvcProcess
 from ws_helpers import frame_where, join, new_user, presence_where
 
 from svc import heap_trim
 from svc.keys import HUB
-from svc.testing import deadline, unique_id
+from svc.testing import deadline, unique_id, within
 
 
 @pytest.fixture
@@ -124,3 +126,40 @@ async def test_the_hub_counts_each_join_and_leave(make_client):
     assert stats.churn == before + 3
     assert stats.left == left_before + 1
     await ws_alice.close()
+
+
+async def full_collections(http: aiohttp.ClientSession) -> float:
+    async with http.get("/metrics") as response:
+        text = await response.text()
+    for line in text.splitlines():
+        if line.startswith('svc_gc_collections_total{generation="2"}'):
+            return float(line.rpartition(" ")[2])
+    raise AssertionError("no full collections counted in /metrics")
+
+
+async def full_collections_past(http: aiohttp.ClientSession, count: float) -> float:
+    while (found := await full_collections(http)) <= count:  # noqa: ASYNC110 - another process
+        await asyncio.sleep(0.2)
+    return found
+
+
+async def test_python_m_svc_collects_once_sockets_that_left_are_quiet_not_before(tmp_path):
+    svc = await SvcProcess({}, tmp_path / "svc.log").start()
+    room = unique_id("r")
+    try:
+        # limit=0: a session holds at most 100 connections by default, sockets included.
+        async with aiohttp.ClientSession(svc.base, connector=aiohttp.TCPConnector(limit=0)) as http:
+            before = await full_collections(http)
+            sockets = [
+                await http.ws_connect(f"/ws/{room}?user_id=u{i}")
+                for i in range(heap_trim.BURST + 10)
+            ]
+            # A burst of joins, then quiet: trimmed, but nothing closed, so no full pass
+            # (nor one set off by the joins: Python's thresholds would have run some).
+            await asyncio.sleep(heap_trim.QUIET * 2.5)
+            assert await full_collections(http) == before
+            for ws in sockets:
+                await ws.close()
+            assert await within(10, full_collections_past(http, before)) == before + 1
+    finally:
+        assert await svc.stop() == 0

@@ -52,6 +52,11 @@ async def test_metrics_count_requests_sockets_and_hashes(client):
         '{reason="backlog"}',
         '{reason="flood"}',
     }
+    assert set(samples(text, "svc_gc_collections_total")) == {
+        '{generation="0"}',
+        '{generation="1"}',
+        '{generation="2"}',
+    }
     await ws.close()
 
 

@@ -7,12 +7,14 @@ bisect and two adds on the event loop, made cumulative at scrape time
 (prometheus-client's ``Histogram`` took a lock per bucket and cost ~3 % of a
 GET).  Everything else (sockets, rooms, fan-out, closes,
 presence batches, the hashing queue, storage and broker errors, the broker's
-own figures such as the Postgres change feed's lag) is read from counters the
-parts keep anyway, at scrape time, by one collector.
+own figures such as the Postgres change feed's lag, the garbage collector's
+passes) is read from counters the parts keep anyway, at scrape time, by one
+collector.
 """
 
 from __future__ import annotations
 
+import gc
 from bisect import bisect_left
 from collections.abc import Iterator
 
@@ -145,6 +147,14 @@ class _StateCollector(Collector):
         )
         for name, value in app[BROKER].stats().items():
             yield GaugeMetricFamily(f"svc_broker_{name}", f"Broker figure: {name}", value=value)
+        collections = CounterMetricFamily(
+            "svc_gc_collections",
+            "Garbage collections in this process, by generation (2: full, svc.heap_trim)",
+            labels=["generation"],
+        )
+        for generation, figures in enumerate(gc.get_stats()):
+            collections.add_metric([str(generation)], figures["collections"])
+        yield collections
 
 
 @documented(
