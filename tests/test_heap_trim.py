@@ -155,7 +155,7 @@ async def test_python_m_svc_collects_once_sockets_that_left_are_quiet_not_before
                 for i in range(heap_trim.BURST + 10)
             ]
             # A burst of joins, then quiet: trimmed, but nothing closed, so no full pass
-            # (nor one set off by the joins: Python's thresholds would have run some).
+            # (nor, with svc's thresholds, one set off by the joins themselves).
             await asyncio.sleep(heap_trim.QUIET * 2.5)
             assert await full_collections(http) == before
             for ws in sockets:
