@@ -64,7 +64,7 @@ def _find_malloc_trim() -> Callable[[int], int] | None:
 async def trim_after_bursts(
     churn: Callable[[], int],
     trim: Callable[[int], int] | None,
-    left: Callable[[], int] = lambda: 0,
+    left: Callable[[], int],
     collect: Callable[[], object] = gc.collect,
 ) -> None:
     """Once each burst of ``churn()`` (sockets opened plus closed, ever) is over: a full
