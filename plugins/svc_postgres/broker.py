@@ -29,11 +29,12 @@ from svc.broker import Broker, BrokerListener, Change, PresenceChange, RoomMessa
 from svc.redact import scrub
 from svc.storage import Misconfigured, Unavailable
 
-from . import interest, messages, payloads
+from . import interest, listen_check, messages, payloads, pooling
 from . import pool as pg
 from .errors import translated
 from .listener import Listener
 from .pool import TIMEOUT
+from .prepared import on_connect
 from .presence import CHANNEL as PRESENCE
 from .presence import HEARTBEAT, Presence
 from .publisher import Publisher
@@ -59,7 +60,7 @@ class PostgresBroker(Broker):
         self._url = PostgresURL.parse(url)
         #: This instance's name: its connections' application_name and its presence node id.
         self.node_id = self._url.instance_name("-broker")
-        self._dsn = self._url.dsn(self.node_id, TIMEOUT + 1, **KEEPALIVES)
+        self._dsn = self._url.dsn(self.node_id, **KEEPALIVES)
         self._pool: pg.Pool | None = None
         self._hub: BrokerListener | None = None
         self._presence = Presence(self.node_id, self._fetch, self._announce_presence)
@@ -103,8 +104,12 @@ class PostgresBroker(Broker):
 
     async def _open(self) -> None:
         if self._pool is None:
-            self._pool = await pg.create(self._dsn, min(self._url.pool_size, MAX_POOL_SIZE))
+            # Per session: through a transaction pooler the broker does not start (below).
+            setup = on_connect(pooling.per_session(TIMEOUT + 1))
+            size = min(self._url.pool_size, MAX_POOL_SIZE)
+            self._pool = await pg.create(self._dsn, size, setup)
         await pg.migrate_schema(self._dsn)
+        await self._prove_listen()
         await self._listener.start()  # LISTEN first: nothing said after the register is missed
         await self._presence.register()
         await self._load_present()
@@ -112,6 +117,23 @@ class PostgresBroker(Broker):
             self._housekeeping = asyncio.create_task(
                 self._keep_house(), name="svc-postgres-housekeeping"
             )
+
+    async def _prove_listen(self) -> None:
+        """Stop start-up, with the fix, when LISTEN does not deliver through this URL (a
+        transaction pooler's): otherwise the rooms would only hear other processes at their
+        periodic re-read, and nothing would say so."""
+        conn = await self._connect()
+        try:
+            if await listen_check.delivers(conn, self._execute):
+                return
+        finally:
+            conn.close()
+        raise Misconfigured(
+            "LISTEN does not deliver through this URL (a transaction pooler such as"
+            " PgBouncer or Supavisor?): the Postgres broker needs a direct connection; set"
+            " BROKER_URL to a direct postgres:// URL of the same database (DATABASE_URL may"
+            " stay pooled), or to a redis:// URL"
+        )
 
     async def close(self) -> None:
         if self._reload is not None:

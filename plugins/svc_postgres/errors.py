@@ -37,6 +37,18 @@ def describe(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+def refusal(exc: BaseException) -> str | None:
+    """The server's (or a pooler's) own words when it refused the connection at start
+    (libpq: ``connection to server at … failed: FATAL:  <why>``), else None: a refusal
+    is not a server that did not answer."""
+    text = " ".join(describe(exc).split())
+    words = text.partition(" failed: FATAL: ")[2] or text.partition("FATAL: ")[2]
+    if not words:
+        return None
+    hint = next((h for key, h in REFUSAL_HINTS.items() if key in words), None)
+    return f"the server refused the connection: {words}" + (f" ({hint})" if hint else "")
+
+
 #: SQLSTATEs that waiting will not cure: 28 invalid authorisation, 3D000 no such
 #: database, 3F000 no such schema, 42501 insufficient privilege (no right to create).
 PERMANENT_SQLSTATES = ("28", "3D000", "3F000", "42501")
@@ -53,7 +65,19 @@ PERMANENT_MESSAGES = (
     "SSL was required",
     "server does not support SSL",
     "permission denied",
+    # A pooler's refusals (PgBouncer, Supavisor): it answered, and will answer the same.
+    "unsupported startup parameter",
+    "no such database",
+    "no such user",
+    "Tenant or user not found",
 )
+#: What to do about a refusal, when svc knows: added to its message.
+REFUSAL_HINTS = {
+    "unsupported startup parameter": (
+        "a pooler (PgBouncer, Supavisor) refuses start-up parameters such as `options`:"
+        " remove them from the URL (svc sends none of its own)"
+    ),
+}
 
 
 def is_permanent(exc: BaseException) -> bool:
@@ -85,9 +109,9 @@ def domain_error(
             return Conflict(f"username {username!r} is taken", field="username")
         return Conflict(f"user {user_id!r} already exists", field="id")
     if opening and is_permanent(exc):
-        return Misconfigured(describe(exc))
+        return Misconfigured(refusal(exc) or describe(exc))
     if isinstance(exc, CONNECTION_ERRORS):
-        return Unavailable(f"database unavailable: {describe(exc)}")
+        return Unavailable(f"database unavailable: {refusal(exc) or describe(exc)}")
     return exc
 
 

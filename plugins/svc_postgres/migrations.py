@@ -1,9 +1,12 @@
 """The schema, as an ordered list of migrations, applied at start.
 
 To change the schema, append ``(next_version, sql)`` to :data:`MIGRATIONS`;
-never edit one that has shipped.  Each runs in its own transaction together
-with its row in ``svc_migrations``, under an advisory lock, so two svc
-processes starting on one database at the same moment apply it once.
+never edit one that has shipped.  Those a database has not seen run in one
+transaction together with their rows in ``svc_migrations``, under a
+transaction-level advisory lock, so two svc processes starting on one database
+at the same moment apply each once.  One transaction, not a session: through a
+transaction pooler (pooling.py) a session-level lock would be taken on one
+server connection and released on another, and stay held for good.
 """
 
 from __future__ import annotations
@@ -109,10 +112,14 @@ async def migrate(
     versions = [version for version, _ in migrations]
     if versions != sorted(set(versions)):
         raise ValueError(f"migration versions must increase: {versions}")
+    applied_now = []
     async with conn.cursor(timeout=timeout) as cur:
-        # Session-level lock: released by unlock, or by the server if this connection dies.
-        await cur.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+        await cur.execute("BEGIN")
         try:
+            # Waiting for another process's migration may take longer than a statement may.
+            await cur.execute("SET LOCAL statement_timeout = 0")
+            # Released at COMMIT or ROLLBACK, or by the server if this connection dies.
+            await cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
             await cur.execute(
                 "CREATE TABLE IF NOT EXISTS svc_migrations ("
                 " version integer PRIMARY KEY,"
@@ -123,18 +130,13 @@ async def migrate(
             for version, sql in migrations:
                 if version in applied:
                     continue
-                await cur.execute("BEGIN")
-                try:
-                    await cur.execute(sql)
-                    await cur.execute(
-                        "INSERT INTO svc_migrations (version) VALUES (%s)", (version,)
-                    )
-                    await cur.execute("COMMIT")
-                except BaseException:
-                    if not conn.closed:
-                        await cur.execute("ROLLBACK")
-                    raise
-                log.info("postgres: applied schema migration %d", version)
-        finally:
+                await cur.execute(sql)
+                await cur.execute("INSERT INTO svc_migrations (version) VALUES (%s)", (version,))
+                applied_now.append(version)
+            await cur.execute("COMMIT")
+        except BaseException:
             if not conn.closed:
-                await cur.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+                await cur.execute("ROLLBACK")
+            raise
+    for version in applied_now:
+        log.info("postgres: applied schema migration %d", version)

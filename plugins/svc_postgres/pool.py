@@ -52,7 +52,7 @@ async def create(
     maxsize: int,
     on_connect: Callable[[aiopg.Connection], Awaitable[None]] | None = None,
 ) -> Pool:
-    """A pool; ``on_connect`` runs on each connection it opens (prepared.py's preparer)."""
+    """A pool; ``on_connect`` runs on each connection it opens (prepared.on_connect)."""
     pool = await aiopg.create_pool(
         dsn,
         minsize=1,
@@ -70,11 +70,8 @@ async def connect(dsn: str) -> aiopg.Connection:
 
 
 async def migrate_schema(dsn: str) -> None:
-    """Apply the migrations on a connection of their own: waiting for another process's
-    migration may take a while, longer than a statement may."""
+    """Apply the migrations on a connection of their own (migrations.py)."""
     async with aiopg.connect(dsn, timeout=TIMEOUT, **CONNECTION_OPTIONS) as conn:
-        async with conn.cursor() as cur:
-            await cur.execute("SET statement_timeout = 0")
         await migrate(conn)
 
 

@@ -8,8 +8,9 @@ kind of machine: 14k/s as plain statements, 30k/s prepared).  So every pooled co
 psycopg2 interpolates parameters on the client, so an ``EXECUTE name(…)`` carries its
 values as literals, typed by the declared parameter types; the statements keep their
 ``%(name)s`` form for the plain path, used when the URL says ``prepared_statements=false``
-(a pooler that hands each transaction a different server connection, such as PgBouncer in
-transaction mode, does not keep a ``PREPARE`` from one statement to the next).
+and whenever svc finds a transaction pooler at start (pooling.py): a pooler that hands
+each transaction another server connection, shared with other clients, keeps a
+``PREPARE`` neither for this client's next statement nor away from the other clients.
 """
 
 from __future__ import annotations
@@ -54,10 +55,10 @@ def statement(name: str, sql: str, **types: str) -> Statement:
     return Statement(name, sql, tuple(types.items()))
 
 
-def preparer(statements: Iterable[Statement]):
-    """The pool's ``on_connect``: prepare every statement on each new connection, in one
-    round trip."""
-    script = ";\n".join(s.prepare for s in statements)
+def on_connect(setup: str, statements: Iterable[Statement] = ()):
+    """The pool's ``on_connect``: run ``setup`` (pooling.per_session) and prepare every
+    statement on each new connection, all in one round trip."""
+    script = ";\n".join([setup, *(s.prepare for s in statements)])
 
     async def prepare(conn: aiopg.Connection) -> None:
         async with conn.cursor() as cur:

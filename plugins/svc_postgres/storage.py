@@ -30,13 +30,19 @@ from svc.storage import (
 )
 
 from . import pool as pg
+from . import pooling
 from . import queries as q
 from .errors import translated
 from .pool import TIMEOUT
-from .prepared import Statement, preparer
+from .prepared import Statement, on_connect
 from .url import PostgresURL
 
 log = logging.getLogger(__name__)
+
+# The server gives up on a statement a second after the client has (TIMEOUT): a write
+# answered with 503 cannot still commit minutes later, e.g. after a lock wait.  (Never
+# before the client: aiopg turns a server-side cancel into CancelledError.)
+STATEMENT_TIMEOUT = TIMEOUT + 1
 
 
 class PostgresStorage(Storage):
@@ -45,11 +51,12 @@ class PostgresStorage(Storage):
         self._url = PostgresURL.parse(url)
         #: Distinct per instance, so an operator (or a test) can tell its connections apart.
         self.application_name = self._url.instance_name()
-        # The server gives up on a statement a second after the client has (TIMEOUT): a
-        # write answered with 503 cannot still commit minutes later, e.g. after a lock wait.
-        # (Never before the client: aiopg turns a server-side cancel into CancelledError.)
-        self._dsn = self._url.dsn(self.application_name, TIMEOUT + 1)
+        self._dsn = self._url.dsn(self.application_name)
         self._pool: pg.Pool | None = None
+        #: Found at open (pooling.py): through a transaction pooler, every statement carries
+        #: svc's settings (this prefix) and none is prepared.
+        self._per_statement = ""
+        self._prepared = self._url.prepared_statements
 
     @classmethod
     def check_url(cls, url: str) -> None:
@@ -74,10 +81,13 @@ class PostgresStorage(Storage):
         except Misconfigured as exc:
             raise Misconfigured(scrub(f"{self._url.redacted}: {exc}", self.url)) from None
         log.info(
-            "postgres: %s, pool of %d, application_name %s",
+            "postgres: %s, pool of %d, application_name %s%s",
             self._url.redacted,
             self._url.pool_size,
             self.application_name,
+            " (through a transaction pooler: settings sent with each statement, none prepared)"
+            if self._per_statement
+            else "",
         )
 
     async def _open(self) -> None:
@@ -85,8 +95,22 @@ class PostgresStorage(Storage):
             # The schema first: each pooled connection prepares statements on its tables.
             await pg.migrate_schema(self._dsn)
             if self._pool is None:
-                prepare = preparer(q.PREPARED) if self._url.prepared_statements else None
-                self._pool = await pg.create(self._dsn, self._url.pool_size, prepare)
+                await self._choose_path()
+                statements = q.PREPARED if self._prepared else ()
+                setup = None
+                if not self._per_statement:
+                    setup = on_connect(pooling.per_session(STATEMENT_TIMEOUT), statements)
+                self._pool = await pg.create(self._dsn, self._url.pool_size, setup)
+
+    async def _choose_path(self) -> None:
+        """Direct (or a session pooler): settings and prepared statements once per
+        connection, nothing per request.  A transaction pooler: both per statement."""
+        if await pooling.transaction_pooled(lambda: pg.connect(self._dsn)):
+            self._per_statement = pooling.per_transaction(STATEMENT_TIMEOUT)
+            self._prepared = False
+        else:
+            self._per_statement = ""
+            self._prepared = self._url.prepared_statements
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
@@ -104,7 +128,9 @@ class PostgresStorage(Storage):
     # resumed and suspended again.
     def _fetch(self, sql: str | Statement, params, one: bool = True, **context) -> Awaitable:
         if isinstance(sql, Statement):
-            sql = sql.text(self._url.prepared_statements)
+            sql = sql.text(self._prepared)
+        if self._per_statement:
+            sql = self._per_statement + sql
         return pg.run(self._pool, sql, params, one, **context)
 
     def _fetchone(self, sql: str | Statement, params, **context) -> Awaitable[tuple | None]:

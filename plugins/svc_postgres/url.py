@@ -31,7 +31,8 @@ class PostgresURL:
     #: libpq connection parameters (password included: never print this).
     params: dict
     pool_size: int
-    #: Prepare the hot statements on each pooled connection (off behind a transaction pooler).
+    #: Prepare the hot statements on each pooled connection (never through a transaction
+    #: pooler, which svc detects by itself: pooling.py).
     prepared_statements: bool
     #: The URL with the password masked, for messages.
     redacted: str
@@ -73,15 +74,13 @@ class PostgresURL:
             raise ValueError(f"{shown}: {problem}") from None
         return cls(params=params, pool_size=pool_size, prepared_statements=prepared, redacted=shown)
 
-    def dsn(self, application_name: str, statement_timeout: float, **extra) -> str:
-        """The libpq DSN of one svc component: its own ``application_name`` (so an operator,
-        or a test, can tell its connections apart), timestamps in UTC, and a server-side
-        ``statement_timeout``.  ``extra`` libpq parameters apply unless the URL sets them."""
+    def dsn(self, application_name: str, **extra) -> str:
+        """The libpq DSN of one svc component, with its own ``application_name`` (so an
+        operator, or a test, can tell its connections apart).  ``extra`` libpq parameters
+        apply unless the URL sets them.  No start-up parameter of svc's own: a pooler
+        refuses ``options`` (PgBouncer: "unsupported startup parameter"), so svc's settings
+        are statements (pooling.py)."""
         params = {**extra, **self.params, "application_name": application_name}
-        statement_ms = int(statement_timeout * 1000)
-        params["options"] = (
-            f"{params.get('options', '')} -c TimeZone=UTC -c statement_timeout={statement_ms}"
-        ).strip()
         return psycopg2.extensions.make_dsn(**params)
 
     def instance_name(self, role: str = "") -> str:
