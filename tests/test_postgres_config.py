@@ -226,3 +226,29 @@ async def test_two_processes_migrating_at_once_apply_each_migration_once(postgre
             assert (await cur.fetchone())[0] == 1
         finally:
             await cur.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+async def test_a_direct_connection_gets_utc_and_the_statement_timeout_once_per_connection(
+    postgres_url,
+):
+    """No start-up parameter (a pooler would refuse it): svc's settings are made when a
+    pooled connection opens, over whatever the URL's own ``options`` or the server say."""
+    from datetime import timezone
+
+    from svc_postgres.pool import run
+
+    url = f"{postgres_url}?options={quote('-c TimeZone=Pacific/Chatham')}"
+    storage = PostgresStorage(url)
+    # The URL's own options, passed to libpq untouched, and nothing of svc's.
+    assert "options='-c TimeZone=Pacific/Chatham' " in storage._dsn
+    assert "statement_timeout" not in storage._dsn and storage._dsn.count("-c") == 1
+    await storage.open()
+    try:
+        assert not storage._per_statement and storage._prepared  # the fast path
+        row = await run(storage._pool, "SHOW statement_timeout", ())
+        assert row == ("6s",)
+        assert await run(storage._pool, "SHOW TimeZone", ()) == ("UTC",)
+        user = await storage.create_user(unique_id(), {"username": unique_id()})
+        assert user.created_at.tzinfo == timezone.utc
+    finally:
+        await storage.close()

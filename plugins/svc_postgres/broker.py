@@ -54,6 +54,15 @@ KEEPALIVES = {
 }
 
 
+#: Why start-up stops when LISTEN cannot work through the URL, and the fix.
+NO_LISTEN = (
+    "LISTEN does not deliver through this URL (a transaction pooler such as PgBouncer or"
+    " Supavisor?): the Postgres broker needs a direct connection; set BROKER_URL to a"
+    " direct postgres:// URL of the same database (DATABASE_URL may stay pooled), or to a"
+    " redis:// URL"
+)
+
+
 class PostgresBroker(Broker):
     def __init__(self, url: str):
         super().__init__(url)
@@ -104,7 +113,10 @@ class PostgresBroker(Broker):
 
     async def _open(self) -> None:
         if self._pool is None:
-            # Per session: through a transaction pooler the broker does not start (below).
+            # Before the pool's first connection: its session settings must not land on a
+            # server connection a transaction pooler shares with other clients.
+            if await pooling.transaction_pooled(self._connect):
+                raise Misconfigured(NO_LISTEN)
             setup = on_connect(pooling.per_session(TIMEOUT + 1))
             size = min(self._url.pool_size, MAX_POOL_SIZE)
             self._pool = await pg.create(self._dsn, size, setup)
@@ -119,24 +131,18 @@ class PostgresBroker(Broker):
             )
 
     async def _prove_listen(self) -> None:
-        """Stop start-up, with the fix, when LISTEN does not deliver through this URL (a
-        transaction pooler's): otherwise the rooms would only hear other processes at their
-        periodic re-read, and nothing would say so."""
-        # A transaction pooler is told in milliseconds (pooling.py); the message to itself
-        # proves delivery end to end, whatever else stands in the way.
-        if not await pooling.transaction_pooled(self._connect):
-            conn = await self._connect()
-            try:
-                if await listen_check.delivers(conn, self._execute):
-                    return
-            finally:
-                conn.close()
-        raise Misconfigured(
-            "LISTEN does not deliver through this URL (a transaction pooler such as"
-            " PgBouncer or Supavisor?): the Postgres broker needs a direct connection; set"
-            " BROKER_URL to a direct postgres:// URL of the same database (DATABASE_URL may"
-            " stay pooled), or to a redis:// URL"
-        )
+        """Stop start-up, with the fix, when LISTEN does not deliver through this URL:
+        otherwise the rooms would hear other processes only at their periodic re-read, and
+        nothing would say so.  A transaction pooler was told apart already (pooling.py, in
+        milliseconds); this message to itself proves delivery end to end, whatever else
+        stands in the way."""
+        conn = await self._connect()
+        try:
+            if await listen_check.delivers(conn, self._execute):
+                return
+        finally:
+            conn.close()
+        raise Misconfigured(NO_LISTEN)
 
     async def close(self) -> None:
         if self._reload is not None:
