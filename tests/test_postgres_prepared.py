@@ -97,3 +97,20 @@ class TestPostgresStorageUnprepared(PostgresConformance):
     async def reopen(self, url):
         async with reopener(lambda: get_plugin(url)(url)) as reopen:
             yield reopen
+
+
+async def test_a_prepared_statement_lost_is_a_503_that_names_the_fix(postgres_url):
+    """Session state lost under svc's feet (a pooler svc did not recognise at start): the
+    request is a 503 saying what to do, never a 500."""
+    from svc.storage import Unavailable
+
+    storage = PostgresStorage(postgres_url)
+    await storage.open()
+    try:
+        user = await storage.create_user(unique_id(), {"username": unique_id()})
+        assert len(storage._pool.idle) == 1  # the one connection every statement here takes
+        await run(storage._pool, "DEALLOCATE ALL", (), one=None)
+        with pytest.raises(Unavailable, match="prepared_statements=false"):
+            await storage.get_user(user.id)
+    finally:
+        await storage.close()

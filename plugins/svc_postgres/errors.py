@@ -91,6 +91,12 @@ def is_permanent(exc: BaseException) -> bool:
     return any(words in text for words in PERMANENT_MESSAGES)
 
 
+#: A prepared statement missing, or there already: session state lost to a pooler.
+PREPARED_LOST = (
+    psycopg2.errors.InvalidSqlStatementName,
+    psycopg2.errors.DuplicatePreparedStatement,
+)
+
 #: What :func:`domain_error` translates.
 DATABASE_ERRORS = (*CONNECTION_ERRORS, psycopg2.Error)
 
@@ -108,6 +114,14 @@ def domain_error(
         if exc.diag.constraint_name == USERNAME_KEY:
             return Conflict(f"username {username!r} is taken", field="username")
         return Conflict(f"user {user_id!r} already exists", field="id")
+    if isinstance(exc, PREPARED_LOST):
+        # A pooler svc did not recognise at start (pooling.py) handed this statement to a
+        # server connection that lacks it, or that another client prepared it on: a 503
+        # that says what to do, never a 500.
+        return Unavailable(
+            f"database unavailable: {describe(exc)} (a transaction pooler? add"
+            " prepared_statements=false to DATABASE_URL)"
+        )
     if opening and is_permanent(exc):
         return Misconfigured(refusal(exc) or describe(exc))
     if isinstance(exc, CONNECTION_ERRORS):
