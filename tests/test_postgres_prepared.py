@@ -1,5 +1,6 @@
 """Prepared statements (svc_postgres/prepared.py): on by default, off with
-``prepared_statements=false`` (for a transaction pooler), the same answers either way."""
+``prepared_statements=false`` (and by themselves through a transaction pooler:
+test_pgbouncer.py), the same answers either way."""
 
 from __future__ import annotations
 
