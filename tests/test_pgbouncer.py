@@ -405,6 +405,43 @@ async def test_a_url_option_the_pooler_refuses_is_reported_as_a_refusal(transact
     assert "did not answer" not in lines[0]
 
 
+async def test_migrations_through_a_transaction_pooler_apply_once_and_leave_no_lock(
+    pgbouncer_binary, postgres_url, tmp_path
+):
+    """Two processes migrating a fresh database through the pooler at once: each migration
+    applied once, and no advisory lock left behind on a server connection (a session-level
+    lock would be taken on one and released on another, and block every later start)."""
+    from svc_postgres import PostgresStorage
+    from svc_postgres.migrations import LOCK_KEY, MIGRATIONS
+
+    database = unique_id("svc_pgb_").lower()
+    fresh = urlunsplit(urlsplit(postgres_url)._replace(path=f"/{database}"))
+    async with aiopg.connect(postgres_url) as admin, admin.cursor() as cur:
+        await cur.execute(f"CREATE DATABASE {database}")
+    bouncer = PgBouncer(fresh, tmp_path / "pgbouncer.log", default_pool_size="2").start()
+    try:
+        storages = [PostgresStorage(bouncer.url) for _ in range(2)]
+        try:
+            await within(30, asyncio.gather(*(s.open() for s in storages)))
+            user = await storages[0].create_user(unique_id(), {"username": unique_id()})
+            assert (await storages[1].get_user(user.id)).version == 1
+        finally:
+            await asyncio.gather(*(s.close() for s in storages))
+        async with aiopg.connect(fresh) as conn, conn.cursor() as cur:
+            await cur.execute("SELECT version FROM svc_migrations ORDER BY version")
+            assert [row[0] for row in await cur.fetchall()] == [v for v, _ in MIGRATIONS]
+            await cur.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = %s"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = %s)",
+                (LOCK_KEY, database),
+            )
+            assert (await cur.fetchone())[0] == 0
+    finally:
+        bouncer.stop()
+        async with aiopg.connect(postgres_url) as admin, admin.cursor() as cur:
+            await cur.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+
+
 # -- through a session pooler -------------------------------------------------------------
 
 
