@@ -31,6 +31,7 @@ from ..settings import Settings
 from ..storage import Conflict, Credentials, NotFound, username_key
 from . import routing
 from .bodies import read_json
+from .client_address import client_address
 from .errors import APIError
 from .operation import Reply, documented
 from .schemas import TokenRequestSchema, token_request_schema
@@ -197,7 +198,10 @@ def client_waiting(request: web.Request):
     tag="auth",
     description="Auth on: an HS256 JWT whose `sub` is the user id. A wrong password and an "
     "unknown username get the same 401, in the same time; after five failures in a row for "
-    "one username further attempts wait (429 with `Retry-After`, doubling up to 5 minutes). "
+    "one username from one client (its address, or the one a trusted proxy reports), that "
+    "client's further attempts at it wait (429 with `Retry-After`, doubling up to 5 "
+    "minutes), as do all its attempts after 50 failures; the owner logging in from "
+    "elsewhere is never slowed. "
     "A hash of an older scheme is re-hashed on success. The token is good until it "
     "expires, the password is set again, or the account is deleted. Auth off "
     "(`JWT_SECRET_KEY` not set): 404, there is no key to sign with.",
@@ -232,16 +236,17 @@ async def login(request: web.Request) -> web.Response:
 
 
 async def guarded(request: web.Request, key: str, attempt, succeeded):
-    """Await ``attempt`` (a password check) under the failed-login throttle of ``key``:
-    429 with ``Retry-After`` without running it while ``key`` is shut."""
+    """Await ``attempt`` (a password check) under the failed-login throttle of this client
+    and ``key``: 429 with ``Retry-After`` without running it while they are shut."""
     throttle, clock = request.app[LOGIN_THROTTLE], time.monotonic
-    wait = throttle.begin(key, clock())
+    client = client_address(request, request.app[SETTINGS].trusted_proxies)
+    wait = throttle.begin(client, key, clock())
     if wait:
         attempt.close()  # never started
         error = APIError(
             429,
             "too_many_requests",
-            "too many failed password attempts for this account; try again later",
+            "too many failed password attempts from this client; try again later",
             headers={"Retry-After": str(max(1, round(wait + 0.5)))},
         )
         error.force_close()  # a guesser that does not wait pays a new connection each time
@@ -251,7 +256,7 @@ async def guarded(request: web.Request, key: str, attempt, succeeded):
         result = await attempt
         ok = bool(succeeded(result))
     finally:
-        throttle.end(key, clock(), ok)
+        throttle.end(client, key, clock(), ok)
     return result
 
 

@@ -1,24 +1,54 @@
-"""Slowing down password guessing against one username.
+"""Slowing down password guessing, by the client that guesses.
 
-Each username (under ``username_key``, known or not: the answer must not tell
-which exist) may fail ``free`` logins; after that every further failure shuts
-it for twice as long as the last (1 s, 2 s, 4 s ... up to ``max_delay``), and
-while shut a login for it is answered 429 with ``Retry-After`` without any
-hashing.  Past the free failures only one attempt may be in flight at a time,
-so a burst of concurrent guesses cannot slip in before the first one fails.
-A success starts the user over; so does ``forget_after`` seconds without a
-failure.
+Two budgets of failures, both keyed by the client's address
+(:mod:`svc.http.client_address`; an IPv6 client by its /64, which one machine
+usually holds whole):
+
+- per (client, username): ``free`` failures (5), then every further failure
+  shuts that pair for twice as long as the last (1 s, 2 s, 4 s ... up to
+  ``max_delay``); a success starts the pair over.  The owner, from any other
+  address, is never slowed by someone else's guesses: usernames are public,
+  and a per-username lock let anyone lock any account out for ever;
+- per client, across usernames: ``client_free`` failures (50), then the same
+  doubling, and here a success forgives nothing (else a guesser would log in
+  to an account of its own between guesses).  This slows one address spraying
+  many usernames.
+
+While shut, a login is answered 429 with ``Retry-After`` without any hashing.
+Past the free failures only one attempt may be in flight at a time, so a burst
+of concurrent guesses cannot slip in before the first one fails.  A budget is
+forgotten ``forget_after`` seconds after its last failure.  Unknown usernames
+count the same as known ones: the answer must not tell which exist.
+
+What this does not stop: many addresses guessing one account, each within its
+budget (a botnet gets ``free`` guesses per address per quarter of an hour).
+Slowing the account itself is what let one stranger lock its owner out; the
+answer to a botnet is the password (bcrypt, at least 8 characters) and, for an
+operator who needs more, a balancer or WAF that sees every process.
 
 Kept in this process only: behind N processes a guesser gets N times the
-attempts (still a few per second instead of thousands).  The table is bounded
-(least recently failed usernames are dropped first), so guessing random
-usernames cannot grow it without limit.
+attempts.  The tables are bounded (least recently failed keys are dropped
+first), so guessing from many addresses or for random usernames cannot grow
+them without limit.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections import OrderedDict
 from dataclasses import dataclass
+
+
+def client_key(address: str) -> str:
+    """The throttle's key for a client address: an IPv6 address by its /64 (one host
+    holds a whole /64 and could otherwise spread its guesses over 2**64 addresses)."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if parsed.version == 6:
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return address
 
 
 @dataclass
@@ -29,20 +59,24 @@ class _Record:
     in_flight: int = 0
 
 
-class LoginThrottle:
+class _Budget:
+    """Failures of one kind of key: free ones, then doubling delays (see the module)."""
+
     def __init__(
         self,
         free: int = 5,
         first_delay: float = 1.0,
         max_delay: float = 300.0,
         forget_after: float = 900.0,
-        max_usernames: int = 100_000,
+        max_keys: int = 100_000,
+        success_forgives: bool = True,
     ):
         self.free = free
         self.first_delay = first_delay
         self.max_delay = max_delay
         self.forget_after = forget_after
-        self.max_usernames = max_usernames
+        self.max_keys = max_keys
+        self.success_forgives = success_forgives
         self._records: OrderedDict[str, _Record] = OrderedDict()
 
     def begin(self, key: str, now: float) -> float:
@@ -70,6 +104,8 @@ class LoginThrottle:
         if record is None:
             return
         record.in_flight = max(0, record.in_flight - 1)
+        if ok and not self.success_forgives:
+            ok = None  # an attempt that is over, and no more
         if ok is None:
             if not record.in_flight and not record.failures:
                 del self._records[key]
@@ -84,5 +120,47 @@ class LoginThrottle:
         if beyond >= 0:
             record.shut_until = now + min(self.first_delay * 2**beyond, self.max_delay)
         self._records.move_to_end(key)
-        while len(self._records) > self.max_usernames:
+        while len(self._records) > self.max_keys:
             self._records.popitem(last=False)
+
+
+class LoginThrottle:
+    """The two budgets of the module, for an attempt by ``client`` at ``key`` (a username
+    key, or another secret's own key such as ``id:<user>`` for ``current_password``)."""
+
+    def __init__(
+        self,
+        free: int = 5,
+        first_delay: float = 1.0,
+        max_delay: float = 300.0,
+        forget_after: float = 900.0,
+        max_keys: int = 100_000,
+        client_free: int = 50,
+    ):
+        self.pairs = _Budget(free, first_delay, max_delay, forget_after, max_keys)
+        self.clients = _Budget(
+            client_free, first_delay, max_delay, forget_after, max_keys, success_forgives=False
+        )
+        #: Attempts refused with 429, by the budget that refused them (for /metrics).
+        self.refused = {"client_username": 0, "client": 0}
+
+    def begin(self, client: str, key: str, now: float) -> float:
+        """Seconds to wait before ``client`` tries ``key`` again (0: go ahead, and call
+        ``end``)."""
+        client = client_key(client)
+        wait = self.pairs.begin(f"{client} {key}", now)
+        if wait:
+            self.refused["client_username"] += 1
+            return wait
+        wait = self.clients.begin(client, now)
+        if wait:
+            self.pairs.end(f"{client} {key}", now, None)  # not attempted after all
+            self.refused["client"] += 1
+        return wait
+
+    def end(self, client: str, key: str, now: float, ok: bool | None) -> None:
+        """An attempt begun is over: ``ok`` True, False (a failure), or None (no verdict:
+        storage down, client gone)."""
+        client = client_key(client)
+        self.pairs.end(f"{client} {key}", now, ok)
+        self.clients.end(client, now, ok)
