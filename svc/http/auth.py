@@ -11,10 +11,13 @@ no key to sign with.
 A token is good only for the account and the password it was issued under.
 A login binds it to the password it verified (the ``pat`` claim: when that
 password was set, to the microsecond), so setting a new password, or deleting
-the account and creating the id again, retires every token issued before.  A
-token without ``pat`` (signed elsewhere with the same key) must be issued
-(``iat``, with sub-second precision) no earlier than the account's creation
-and its last password change.
+the account and creating the id again, retires every token issued before; and
+once its account is deleted such a token is 401 for every write, so it can
+never create the id again (``PUT .../profile`` would, and squat a username).
+A token without ``pat`` (signed elsewhere with the same key: the operator's
+own issuer) must be issued (``iat``, with sub-second precision) no earlier
+than the account's creation and its last password change, and may create its
+id through ``PUT .../profile``.
 """
 
 from __future__ import annotations
@@ -119,6 +122,15 @@ _STALE = (
 )
 
 
+#: A login's token whose account is gone: it creates nothing, changes nothing.
+ACCOUNT_GONE = "the account of this token no longer exists (it was deleted)"
+
+
+def account_gone() -> APIError:
+    """401 for a token whose account was deleted (see the module)."""
+    return _invalid(ACCOUNT_GONE)
+
+
 def refuse_stale(claims: dict[str, Any], credentials: Credentials) -> None:
     """InvalidToken unless the token is current for ``credentials`` (:func:`is_current`)."""
     if not is_current(claims, credentials):
@@ -147,7 +159,11 @@ async def _check_bearer(request: web.Request, user_id: str) -> Credentials | Non
     try:
         credentials = await request.app[STORAGE].get_credentials(user_id)
     except NotFound:
-        return None  # nothing to protect: creating it (PUT profile), or a 404 to come
+        if "pat" in claims:
+            # A login's token names an account that existed: it was deleted since.  It
+            # must not create the id again (and take a username with it).
+            raise account_gone() from None
+        return None  # a token signed elsewhere: creating it (PUT profile), or a 404 to come
     if not is_current(claims, credentials):
         raise _invalid(_STALE)
     return credentials
