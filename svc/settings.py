@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from .broker import registry as broker_registry
 from .http.client_address import Network, parse_networks
-from .http.origins import parse_origin
+from .http.origins import compile_pattern, parse_origin
 from .redact import scrub
 from .storage import registry
 
@@ -95,7 +95,7 @@ class Settings:
         regex = get.str("CORS_ORIGIN_REGEX", None)
         if regex is not None:
             try:
-                re.compile(regex)
+                compile_pattern(regex)
             except re.error as exc:
                 raise SettingsError(
                     "CORS_ORIGIN_REGEX", f"not a regular expression ({exc})"
