@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import ipaddress
+import logging
 
 import aiohttp
 import pytest
@@ -151,6 +152,25 @@ async def test_one_client_spraying_usernames_is_slowed_and_counted(serve):
     metrics = await (await client.get("/metrics")).text()
     assert 'svc_logins_throttled_total{budget="client"} 2.0' in metrics, metrics
     assert 'svc_logins_throttled_total{budget="client_username"} 0.0' in metrics
+
+
+@pytest.mark.parametrize("trusted", ["", "127.0.0.1"], ids=["untrusted", "trusted"])
+async def test_forwarding_headers_ignored_are_said_once(serve, caplog, trusted):
+    """Behind a balancer the operator did not name, every client is one: the log says so,
+    once, and never when the peer is a trusted proxy."""
+    caplog.set_level(logging.WARNING, logger="svc.http.auth")
+    client = await serve(trusted_proxies=parse_networks(trusted))
+    for i in range(3):
+        resp = await client.post(
+            "/auth/token",
+            json=login_body(unique_id(), "guess"),
+            headers={"X-Forwarded-For": f"198.51.100.{i}"},
+        )
+        assert resp.status == 401
+    said = [r.getMessage() for r in caplog.records if "TRUSTED_PROXIES" in r.getMessage()]
+    assert len(said) == (1 if not trusted else 0), said
+    if said:
+        assert "127.0.0.1" in said[0] and "198.51.100" not in said[0]
 
 
 def test_trusted_proxies_setting():

@@ -22,6 +22,7 @@ id through ``PUT .../profile``.
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime
 from typing import Any
@@ -34,10 +35,12 @@ from ..settings import Settings
 from ..storage import Conflict, Credentials, NotFound, username_key
 from . import routing
 from .bodies import read_json
-from .client_address import client_address
+from .client_address import client_address, ignored_forwarding
 from .errors import APIError
 from .operation import Reply, documented
 from .schemas import TokenRequestSchema, token_request_schema
+
+log = logging.getLogger(__name__)
 
 ALGORITHM = "HS256"
 # exp, iat and sub must be there: a token without exp would live forever, and one
@@ -255,7 +258,17 @@ async def guarded(request: web.Request, key: str, attempt, succeeded):
     """Await ``attempt`` (a password check) under the failed-login throttle of this client
     and ``key``: 429 with ``Retry-After`` without running it while they are shut."""
     throttle, clock = request.app[LOGIN_THROTTLE], time.monotonic
-    client = client_address(request, request.app[SETTINGS].trusted_proxies)
+    proxies = request.app[SETTINGS].trusted_proxies
+    client = client_address(request, proxies)
+    if not throttle.told_of_ignored_forwarding and ignored_forwarding(request, proxies):
+        # Silent, an unnamed balancer would make every client one, sharing one budget.
+        throttle.told_of_ignored_forwarding = True
+        log.warning(
+            "login throttle: a login from %s carried X-Forwarded-For or Forwarded, ignored "
+            "since that address is not in TRUSTED_PROXIES; if it is your balancer, name it "
+            "there, or every client behind it counts as one (said once)",
+            client,
+        )
     wait = throttle.begin(client, key, clock())
     if wait:
         attempt.close()  # never started

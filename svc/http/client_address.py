@@ -142,3 +142,14 @@ def client_address(request: web.Request, proxies: Sequence[Network]) -> str:
     else:
         hops = forwarded_rfc7239(headers.getall("Forwarded", ()))
     return resolve(peer, hops, proxies)
+
+
+def ignored_forwarding(request: web.Request, proxies: Sequence[Network]) -> bool:
+    """Does ``request`` carry forwarding headers that are ignored (its peer is not a trusted
+    proxy)?  From a client, a forgery; from a balancer the operator did not name, every
+    client behind it counts as one (which an operator should hear about, once)."""
+    headers = request.headers
+    if "X-Forwarded-For" not in headers and "Forwarded" not in headers:
+        return False
+    peer = parse_address(request.remote or "")
+    return peer is None or not _trusted(peer, proxies)

@@ -143,6 +143,8 @@ class LoginThrottle:
         )
         #: Attempts refused with 429, by the budget that refused them (for /metrics).
         self.refused = {"client_username": 0, "client": 0}
+        #: Has the log said that forwarding headers from an untrusted peer were ignored?
+        self.told_of_ignored_forwarding = False
 
     def begin(self, client: str, key: str, now: float) -> float:
         """Seconds to wait before ``client`` tries ``key`` again (0: go ahead, and call
