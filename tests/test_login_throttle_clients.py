@@ -27,7 +27,7 @@ from svc.http.client_address import (
     parse_networks,
     resolve,
 )
-from svc.http.login_throttle import LoginThrottle
+from svc.http.login_throttle import LoginThrottle, client_key
 from svc.keys import LOGIN_THROTTLE
 from svc.settings import Settings, SettingsError
 from svc.testing import unique_id
@@ -171,6 +171,13 @@ async def test_forwarding_headers_ignored_are_said_once(serve, caplog, trusted):
     assert len(said) == (1 if not trusted else 0), said
     if said:
         assert "127.0.0.1" in said[0] and "198.51.100" not in said[0]
+
+
+def test_an_ipv6_client_counts_by_its_64():
+    """One host holds a whole /64: 2**64 addresses must not be 2**64 budgets."""
+    assert client_key("2001:db8::1") == client_key("2001:db8::ffff:1") == "2001:db8::/64"
+    assert client_key("2001:db8:0:1::1") != client_key("2001:db8::1")
+    assert client_key("203.0.113.9") == "203.0.113.9"
 
 
 def test_trusted_proxies_setting():
