@@ -118,6 +118,39 @@ async def test_behind_a_trusted_proxy_the_forwarded_client_is_throttled(serve):
             assert resp.status == 200, (owner, await resp.text())
 
 
+async def test_many_clients_guessing_one_account_get_one_guess_each_never_the_owner(serve):
+    """Past attack_threshold failures at one account from anyone, each client's free
+    guesses at it drop to one; the owner, who has not failed, logs in at once."""
+    throttle = LoginThrottle(first_delay=30, attack_threshold=6)
+    client = await serve(throttle=throttle, trusted_proxies=parse_networks("127.0.0.1"))
+    username = await new_user(client)
+
+    async def attempt(address: str, password: str = "guess") -> int:
+        resp = await client.post(
+            "/auth/token",
+            json=login_body(username, password),
+            headers={"X-Forwarded-For": address},
+        )
+        return resp.status
+
+    for i in range(3):  # three addresses, two failures each: within their own budgets
+        assert [await attempt(f"203.0.113.{i}") for _ in range(2)] == [401, 401]
+    # Under attack now: a new address gets one guess, then waits.
+    assert [await attempt("203.0.113.50") for _ in range(2)] == [401, 429]
+    assert await attempt("198.51.100.7", PASSWORD) == 200  # the owner, from elsewhere
+    # Below the threshold (another account), a new address still has its five.
+    other = await new_user(client)
+    resp = [
+        await client.post(
+            "/auth/token",
+            json=login_body(other, "guess"),
+            headers={"X-Forwarded-For": "203.0.113.50"},
+        )
+        for _ in range(2)
+    ]
+    assert [r.status for r in resp] == [401, 401]
+
+
 @pytest.mark.parametrize("trusted", ["", "10.0.0.0/8"], ids=["no_proxies", "other_proxies"])
 async def test_a_forged_forwarded_for_from_an_untrusted_peer_is_ignored(serve, trusted):
     """A guesser that makes up a new X-Forwarded-For (or Forwarded) each time is still the

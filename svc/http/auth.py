@@ -217,10 +217,11 @@ def client_waiting(request: web.Request):
     tag="auth",
     description="Auth on: an HS256 JWT whose `sub` is the user id. A wrong password and an "
     "unknown username get the same 401, in the same time; after five failures in a row for "
-    "one username from one client (its address, or the one a trusted proxy reports), that "
-    "client's further attempts at it wait (429 with `Retry-After`, doubling up to 5 "
-    "minutes), as do all its attempts after 50 failures; the owner logging in from "
-    "elsewhere is never slowed. "
+    "one username from one client (its address, or the one a trusted proxy reports; after "
+    "one once the account has had 20 failures from anyone in 15 minutes), that client's "
+    "further attempts at it wait (429 with `Retry-After`, doubling up to 5 minutes), as "
+    "do all its attempts after 50 failures; the owner logging in from elsewhere is never "
+    "slowed. "
     "A hash of an older scheme is re-hashed on success. The token is good until it "
     "expires, the password is set again, or the account is deleted. Auth off "
     "(`JWT_SECRET_KEY` not set): 404, there is no key to sign with.",

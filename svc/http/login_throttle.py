@@ -20,11 +20,17 @@ of concurrent guesses cannot slip in before the first one fails.  A budget is
 forgotten ``forget_after`` seconds after its last failure.  Unknown usernames
 count the same as known ones: the answer must not tell which exist.
 
-What this does not stop: many addresses guessing one account, each within its
-budget (a botnet gets ``free`` guesses per address per quarter of an hour).
-Slowing the account itself is what let one stranger lock its owner out; the
-answer to a botnet is the password (bcrypt, at least 8 characters) and, for an
-operator who needs more, a balancer or WAF that sees every process.
+Many addresses guessing one account (a botnet): once an account has had
+``attack_threshold`` failures (20) from anyone within ``forget_after``, it is
+under attack, and each client's free failures at it drop from 5 to
+``attack_free`` (1): every address gets one guess, then the doubling delays.
+This never shuts the account itself, which is what let one stranger lock its
+owner out: a client that has not failed at the account (the owner, from their
+own address) logs in at once, however many others fail; only an owner who
+mistypes during an attack waits (1 s, then 2 s ...) before the next try.
+Beyond that the answer to a botnet is the password (bcrypt, at least 8
+characters) and, for an operator who needs more, a balancer or WAF that sees
+every process.
 
 Kept in this process only: behind N processes a guesser gets N times the
 attempts.  The tables are bounded (least recently failed keys are dropped
@@ -79,8 +85,10 @@ class _Budget:
         self.success_forgives = success_forgives
         self._records: OrderedDict[str, _Record] = OrderedDict()
 
-    def begin(self, key: str, now: float) -> float:
-        """Seconds to wait before trying ``key`` again (0: go ahead, and call ``end``)."""
+    def begin(self, key: str, now: float, free: int | None = None) -> float:
+        """Seconds to wait before trying ``key`` again (0: go ahead, and call ``end``);
+        ``free``: the free failures for this attempt, if not the budget's own."""
+        free = self.free if free is None else free
         record = self._records.get(key)
         if record is not None and now - record.last_failure > self.forget_after:
             if not record.in_flight:
@@ -88,7 +96,7 @@ class _Budget:
                 record = None
         if record is None:
             record = self._records[key] = _Record()
-        elif record.failures + record.in_flight >= self.free:
+        elif record.failures + record.in_flight >= free:
             wait = record.shut_until - now
             if wait > 0:
                 return wait
@@ -97,9 +105,10 @@ class _Budget:
         record.in_flight += 1
         return 0.0
 
-    def end(self, key: str, now: float, ok: bool | None) -> None:
+    def end(self, key: str, now: float, ok: bool | None, free: int | None = None) -> None:
         """An attempt begun is over: ``ok`` True, False (a failure), or None (no
         verdict: storage down, client gone)."""
+        free = self.free if free is None else free
         record = self._records.get(key)
         if record is None:
             return
@@ -116,12 +125,31 @@ class _Budget:
             return
         record.failures += 1
         record.last_failure = now
-        beyond = record.failures - self.free
+        beyond = record.failures - free
         if beyond >= 0:
             record.shut_until = now + min(self.first_delay * 2**beyond, self.max_delay)
         self._records.move_to_end(key)
         while len(self._records) > self.max_keys:
             self._records.popitem(last=False)
+
+
+class _Tally:
+    """Failures per key from anyone, forgotten ``forget_after`` seconds after the last."""
+
+    def __init__(self, forget_after: float, max_keys: int):
+        self.forget_after = forget_after
+        self.max_keys = max_keys
+        self._counts: OrderedDict[str, tuple[int, float]] = OrderedDict()
+
+    def count(self, key: str, now: float) -> int:
+        count, last = self._counts.get(key, (0, now))
+        return count if now - last <= self.forget_after else 0
+
+    def add(self, key: str, now: float) -> None:
+        self._counts[key] = (self.count(key, now) + 1, now)
+        self._counts.move_to_end(key)
+        while len(self._counts) > self.max_keys:
+            self._counts.popitem(last=False)
 
 
 class LoginThrottle:
@@ -136,8 +164,15 @@ class LoginThrottle:
         forget_after: float = 900.0,
         max_keys: int = 100_000,
         client_free: int = 50,
+        attack_threshold: int = 20,
+        attack_free: int = 1,
     ):
         self.pairs = _Budget(free, first_delay, max_delay, forget_after, max_keys)
+        #: Failures at each account from every client: past ``attack_threshold`` it is
+        #: under attack, and each client's free failures at it drop to ``attack_free``.
+        self.accounts = _Tally(forget_after, max_keys)
+        self.attack_threshold = attack_threshold
+        self.attack_free = attack_free
         self.clients = _Budget(
             client_free, first_delay, max_delay, forget_after, max_keys, success_forgives=False
         )
@@ -150,7 +185,7 @@ class LoginThrottle:
         """Seconds to wait before ``client`` tries ``key`` again (0: go ahead, and call
         ``end``)."""
         client = client_key(client)
-        wait = self.pairs.begin(f"{client} {key}", now)
+        wait = self.pairs.begin(f"{client} {key}", now, self._free(key, now))
         if wait:
             self.refused["client_username"] += 1
             return wait
@@ -164,5 +199,13 @@ class LoginThrottle:
         """An attempt begun is over: ``ok`` True, False (a failure), or None (no verdict:
         storage down, client gone)."""
         client = client_key(client)
-        self.pairs.end(f"{client} {key}", now, ok)
+        self.pairs.end(f"{client} {key}", now, ok, self._free(key, now))
         self.clients.end(client, now, ok)
+        if ok is False:
+            self.accounts.add(key, now)
+
+    def _free(self, key: str, now: float) -> int | None:
+        """The free failures each client has at ``key`` now: fewer while it is under attack."""
+        if self.accounts.count(key, now) >= self.attack_threshold:
+            return self.attack_free
+        return None
