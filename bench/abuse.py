@@ -13,10 +13,15 @@ connection, and reports the probe's latency percentiles:
   (``Content-Encoding: gzip``) to ``GET /``;
 - ``logins``: one client keeping 50 ``POST /auth/token`` in flight for unknown usernames
   (each one a full bcrypt if it were queued), ignoring ``Retry-After``;
-- ``both``: the two attackers at once.
+- ``both``: the two attackers at once;
+- ``guess``: one client (127.0.0.1) guessing one known username's password, 4 guesses in
+  flight, ignoring ``Retry-After`` (issue 24, finding 3: the throttle was per username, so
+  this locked the owner out); measured from its first 429; the owner logs in from
+  127.0.0.2 once a second.
 
-Also the status codes each attacker got, what a real user logging in once a second got
-(statuses, slowest answer), and the server's CPU seconds per phase.  The load
+Also the status codes each attacker got, what a real user logging in once a second from
+127.0.0.2 (another address than the attackers') got (statuses, slowest answer), and the
+server's CPU seconds per phase.  The load
 generator shares the machine with the server: read the figures as an upper bound.
 """
 
@@ -106,10 +111,31 @@ async def login_flood(base: str, stop: asyncio.Event, seen: Counter, in_flight: 
         await asyncio.gather(*(one_client() for _ in range(in_flight)))
 
 
-async def real_user(base: str, stop: asyncio.Event, username: str) -> list[tuple[int, float]]:
-    """A real user logging in once a second: (status, milliseconds) of each attempt."""
-    attempts = []
+async def guesser(base: str, stop: asyncio.Event, seen: Counter, username: str, in_flight=4):
+    """Wrong passwords for one known ``username``, ``in_flight`` at a time, from 127.0.0.1."""
     async with aiohttp.ClientSession() as session:
+
+        async def one_client():
+            while not stop.is_set():
+                body = {"username": username, "password": "guess-" + uuid.uuid4().hex}
+                try:
+                    async with session.post(base + "/auth/token", json=body) as resp:
+                        await resp.read()
+                        seen[resp.status] += 1
+                except aiohttp.ClientError as exc:
+                    seen[type(exc).__name__] += 1
+
+        await asyncio.gather(*(one_client() for _ in range(in_flight)))
+
+
+async def real_user(
+    base: str, stop: asyncio.Event, username: str, source: str | None = None
+) -> list[tuple[int, float]]:
+    """A real user logging in once a second (from address ``source``, if given): (status,
+    milliseconds) of each attempt."""
+    attempts = []
+    local = {"local_addr": (source, 0)} if source else {}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(**local)) as session:
         while not stop.is_set():
             started = time.perf_counter()
             body = {"username": username, "password": REAL_PASSWORD}
@@ -129,16 +155,29 @@ async def phase(
     name: str, base: str, pid: int, seconds: float, attackers: list[str], username: str
 ) -> dict:
     stop = asyncio.Event()
-    bombs, logins = Counter(), Counter()
-    tasks = []
+    bombs, logins, guesses = Counter(), Counter(), Counter()
+    # The real user logs in from another address than the attackers (127.0.0.1): the login
+    # throttle is per client, and a user who shares an attacker's address shares its budget.
+    tasks, source = [], "127.0.0.2"
+    if "guess" in attackers:  # against a username of its own: the lock outlives the phase
+        username = f"victim_{name}_{uuid.uuid4().hex[:8]}"
+        async with aiohttp.ClientSession() as session:
+            body = {"username": username, "password": REAL_PASSWORD}
+            async with session.post(base + "/users", json=body) as resp:
+                assert resp.status == 201, await resp.text()
+        tasks.append(asyncio.create_task(guesser(base, stop, guesses, username)))
     if "bombs" in attackers:
         tasks.append(asyncio.create_task(bomber(base, stop, bombs)))
     if "logins" in attackers:
         tasks.append(asyncio.create_task(login_flood(base, stop, logins)))
     await asyncio.sleep(1.0 if tasks else 0)  # let the attack reach its pace first
+    for _ in range(600):  # the guesser measured once it has shut its door (a 429), <= 60 s
+        if "guess" not in attackers or guesses[429]:
+            break
+        await asyncio.sleep(0.1)
     cpu_before = cpu_seconds(pid)
     probing = asyncio.create_task(probe(base, stop))
-    logging_in = asyncio.create_task(real_user(base, stop, username))
+    logging_in = asyncio.create_task(real_user(base, stop, username, source))
     await asyncio.sleep(seconds)
     stop.set()
     latencies = await probing
@@ -156,6 +195,7 @@ async def phase(
         "real_login_max_ms": round(max(ms for _, ms in real), 1),
         "bombs": dict(bombs),
         "logins": dict(logins),
+        "guesses": dict(guesses),
     }
 
 
@@ -188,6 +228,7 @@ async def run(args: argparse.Namespace) -> list[dict]:
                 assert resp.status == 201, await resp.text()
         attackers = {"quiet": [], "bombs": ["bombs"], "logins": ["logins"]}
         attackers["both"] = ["bombs", "logins"]
+        attackers["guess"] = ["guess"]
         for name in args.phases.split(","):
             result = await phase(name, base, server.pid, args.seconds, attackers[name], username)
             result["label"] = args.label

@@ -19,7 +19,7 @@ HUB = web.AppKey("hub", Hub)
 METRICS = web.AppKey("metrics", Metrics)
 #: Which web origins may call the API and open sockets (HTTP CORS and the WebSocket upgrade).
 ORIGINS = web.AppKey("origins", OriginPolicy)
-#: Failed logins per username, in this process (http/login_throttle.py).
+#: Failed logins per client and username, and per client, in this process (http/login_throttle.py).
 LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)
 #: The OpenAPI document, rendered once at start.
 OPENAPI_JSON = web.AppKey("openapi_json", bytes)

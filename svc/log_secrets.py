@@ -39,10 +39,10 @@ class SecretsFilter(logging.Filter):
             record.exc_info, record.exc_text = None, None
             record.levelno, record.levelname = logging.WARNING, "WARNING"
         elif record.exc_info:
-            # Render the traceback now, scrubbed (the exception's text may quote the request).
+            # Render the traceback now, scrubbed (the exception's text may quote the request);
+            # the formatters write exc_text as they write any traceback (svc.logs).
             formatted = logging.Formatter().formatException(record.exc_info)
-            message = f"{message}\n{formatted}"
-            record.exc_info, record.exc_text = None, None
+            record.exc_info, record.exc_text = None, scrub_text(formatted)
         record.msg, record.args = scrub_text(message), None
         return True
 

@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .broker import registry as broker_registry
-from .http.origins import parse_origin
+from .http.client_address import Network, parse_networks
+from .http.origins import compile_pattern, parse_origin
 from .redact import scrub
 from .storage import registry
 
@@ -54,6 +55,8 @@ class Settings:
     shutdown_timeout: float = 10.0
     #: Seconds a request body may take to arrive; slower ones get 408.
     body_timeout: float = 10.0
+    #: Balancers whose X-Forwarded-For / Forwarded name the client (http/client_address.py).
+    trusted_proxies: tuple[Network, ...] = ()
 
     @property
     def resolved_broker_url(self) -> str:
@@ -92,7 +95,7 @@ class Settings:
         regex = get.str("CORS_ORIGIN_REGEX", None)
         if regex is not None:
             try:
-                re.compile(regex)
+                compile_pattern(regex)
             except re.error as exc:
                 raise SettingsError(
                     "CORS_ORIGIN_REGEX", f"not a regular expression ({exc})"
@@ -108,6 +111,10 @@ class Settings:
             # HS256 with a short secret can be brute-forced offline from one token.
             raise SettingsError("JWT_SECRET_KEY", "must be at least 32 bytes long")
         origins = _origins(get.str("CORS_ORIGINS", ""))
+        try:
+            trusted_proxies = parse_networks(get.str("TRUSTED_PROXIES", ""))
+        except ValueError as exc:
+            raise SettingsError("TRUSTED_PROXIES", str(exc)) from None
         return cls(
             database_url=database_url,
             broker_url=broker_url,
@@ -125,6 +132,7 @@ class Settings:
             access_log=get.bool("ACCESS_LOG", cls.access_log),
             shutdown_timeout=get.float("SHUTDOWN_TIMEOUT", cls.shutdown_timeout, 0, 600),
             body_timeout=get.float("BODY_TIMEOUT", cls.body_timeout, 0.1, 3600),
+            trusted_proxies=trusted_proxies,
         )
 
 
@@ -160,6 +168,7 @@ KNOWN_VARIABLES = (
     "LOG_FORMAT",
     "ACCESS_LOG",
     "SHUTDOWN_TIMEOUT",
+    "TRUSTED_PROXIES",
 )
 #: Names other services use for the same thing: svc ignores them, so say so.
 LOOKALIKES = {

@@ -200,6 +200,54 @@ async def test_creating_through_put_profile_needs_that_users_token(auth_client):
     assert resp.status == 201
 
 
+async def test_a_deleted_users_token_creates_nothing(auth_client):
+    """Issue 24, finding 7: after DELETE, the same token made PUT .../profile answer 201,
+    re-creating the id (no password: no token for it worked) and taking a username for good."""
+    user = await new_user(auth_client)
+    token, path = await token_for(auth_client, user), f"/users/{user['id']}"
+    assert (await auth_client.delete(path, headers=bearer(token))).status == 204
+    squatted = "admin" + unique_id()[:20]
+    resp = await auth_client.put(
+        f"{path}/profile", json={"username": squatted}, headers=bearer(token)
+    )
+    assert resp.status == 401, await resp.text()
+    assert "no longer exists" in (await resp.json())["error"]["message"]
+    assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+    for method, suffix, body in (
+        ("DELETE", "", None),
+        ("PUT", "/password", {"new_password": "a new password", "current_password": PASSWORD}),
+    ):
+        resp = await auth_client.request(method, path + suffix, json=body, headers=bearer(token))
+        assert resp.status == 401, (method, await resp.text())
+    assert (await auth_client.get(path)).status == 404  # nothing was created
+    resp = await auth_client.post("/users", json={"username": squatted})
+    assert resp.status == 201  # and the username is anyone's
+
+
+async def test_a_delete_racing_a_put_does_not_let_the_old_token_create_the_id(auth_client):
+    """The PUT's token is checked while the account exists; the DELETE lands while the
+    PUT's body is on its way: the PUT must then create nothing (401), not upsert."""
+    user = await new_user(auth_client)
+    token, path = await token_for(auth_client, user), f"/users/{user['id']}"
+    body = b'{"username": "' + unique_id().encode() + b'"}'
+    reader, writer = await asyncio.open_connection("127.0.0.1", auth_client.port)
+    writer.write(
+        f"PUT {path}/profile HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    )
+    await writer.drain()
+    # Time for the server to check the token against the existing account (a 401 for an
+    # account already gone, should it be slower than this, passes the test as well).
+    await asyncio.sleep(0.3)
+    assert (await auth_client.delete(path, headers=bearer(token))).status == 204
+    writer.write(body)
+    async with deadline(10):
+        status_line = await reader.readline()
+    writer.close()
+    assert status_line.split()[1] == b"401", status_line
+    assert (await auth_client.get(path)).status == 404
+
+
 async def test_reads_stay_open(auth_client):
     user = await new_user(auth_client)
     resp = await auth_client.get(f"/users/{user['id']}")

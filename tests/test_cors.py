@@ -4,7 +4,9 @@ a regex alone, both, ``*``, and none."""
 from __future__ import annotations
 
 import pytest
+from multidict import CIMultiDict
 
+from svc.http.origins import compile_pattern
 from svc.settings import Settings, SettingsError
 from svc.testing import unique_id
 
@@ -196,6 +198,55 @@ async def test_configured_origins_are_compared_as_browsers_send_them(make_client
     client = await make_client(cors_origins=settings.cors_origins)
     resp = await preflight(client, "/users", ALLOWED, "POST")
     assert resp.status == 200
+
+
+@pytest.mark.parametrize(
+    ("regex", "origin"),
+    [
+        (REGEX, "https://pr-\u0663.preview.example.net"),  # ARABIC-INDIC DIGIT THREE
+        (REGEX, "https://pr-\uff14\uff12.preview.example.net"),  # FULLWIDTH 4 2
+        (r"https://.*", "https://pr-\u0663.preview.example.net"),  # no browser sends it
+        (r"https://.*", f"{DISALLOWED} {PREVIEW}"),  # an origin list (RFC 6454)
+        (r"https://.*", f"{PREVIEW}/path"),
+    ],
+    ids=["arabic_digit", "fullwidth_digits", "non_ascii", "origin_list", "path"],
+)
+async def test_the_regex_matches_only_ascii_origins_as_browsers_send_them(
+    make_client, regex, origin
+):
+    """``\\d`` in CORS_ORIGIN_REGEX is [0-9] (re.ASCII), and a pattern's ``.*`` passes only
+    a single origin written as a browser writes it."""
+    client = await make_client(cors_origin_regex=regex)
+    resp = await preflight(client, "/users", origin)
+    assert resp.status == 403 and ACAO not in resp.headers, origin
+    resp = await client.get("/", headers={"Origin": origin})
+    assert ACAO not in resp.headers
+    ws = await client.ws_connect(f"/ws/{unique_id('room')}", origin=origin)
+    msg = await ws.receive(timeout=10)
+    assert msg.data == 4403, (origin, msg)
+    await ws.close()
+    resp = await preflight(client, "/users", "https://pr-42.preview.example.net")
+    assert resp.status == 200  # ASCII digits still match
+
+
+def test_the_regex_is_compiled_ascii():
+    assert compile_pattern(r"\d+").fullmatch("\u0663") is None
+    assert compile_pattern(r"\w+").fullmatch("\u00e9") is None
+    assert compile_pattern(r"\d+").fullmatch("42") is not None
+
+
+async def test_two_origin_headers_get_no_cors(make_client):
+    """A browser sends one Origin: with two, neither is allowed (the first no longer counts)."""
+    client = await make_client(cors_origins=(ALLOWED,))
+    for pair in ((ALLOWED, DISALLOWED), (DISALLOWED, ALLOWED)):
+        headers = CIMultiDict(
+            [("Origin", pair[0]), ("Origin", pair[1]), ("Access-Control-Request-Method", "PUT")]
+        )
+        resp = await client.options("/users", headers=headers)
+        assert resp.status == 403 and ACAO not in resp.headers, pair
+        assert "more than one Origin" in (await resp.json())["error"]["message"]
+        resp = await client.get("/", headers=CIMultiDict([("Origin", o) for o in pair]))
+        assert resp.status == 200 and ACAO not in resp.headers, pair
 
 
 async def test_without_settings_there_is_no_cors(client):

@@ -68,6 +68,7 @@ def test_bad_values_name_the_variable(env, variable, words):
         ({"PORT": "eighty"}, "PORT"),
         ({"DATABASE_URL": "nosuch://x"}, "DATABASE_URL"),
         ({"CORS_ORIGINS": "https://ok.example,https://app.example.com/"}, "CORS_ORIGINS"),
+        ({"TRUSTED_PROXIES": "10.0.0.0/8,balancer.internal"}, "TRUSTED_PROXIES"),
     ],
 )
 def test_start_up_stops_with_one_line(env, variable):

@@ -92,6 +92,18 @@ async def test_create_with_chosen_id(client):
     assert (await resp.json())["error"]["code"] == "conflict"
 
 
+async def test_a_taken_id_does_not_tell_whether_a_username_is_taken(client):
+    """POST /users with an existing id answers the same 409 (fields: id) whether the
+    username is free or taken: no oracle that enumerates usernames and creates nothing."""
+    user, other = await create(client, id=unique_id()), await create(client)
+    answers = []
+    for candidate in (other["profile"]["username"], unique_id()):
+        resp = await client.post("/users", json={"id": user["id"], "username": candidate})
+        answers.append((resp.status, (await resp.json())["error"]["fields"]))
+    assert answers[0] == answers[1], answers
+    assert answers[0][0] == 409 and list(answers[0][1]) == ["id"], answers
+
+
 async def test_username_unique_without_regard_to_case(client):
     username = unique_id()
     await create(client, username=username)

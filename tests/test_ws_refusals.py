@@ -11,6 +11,7 @@ import aiohttp
 import jwt
 import pytest
 from conftest import TEST_SETTINGS
+from multidict import CIMultiDict
 from test_postgres_faults import TcpRelay, through
 from ws_helpers import join, new_user, next_frame
 
@@ -74,15 +75,48 @@ async def test_without_cors_settings_only_the_own_origin_may_open_a_socket(clien
         assert "origin" in reason
 
 
-async def test_the_own_origin_counts_behind_a_proxy(client):
-    """The page is https on the public name; the request reaches svc as http on another."""
-    room = unique_id("room")
-    headers = {"X-Forwarded-Host": "svc.example.app"}
-    ws = await client.ws_connect(f"/ws/{room}", origin="https://svc.example.app", headers=headers)
+async def test_a_dns_rebinding_page_cannot_pass_for_the_own_origin(make_client):
+    """Issue 24, finding 9: Host and X-Forwarded-Host are the client's to write. A page at
+    http://evil.example:PORT whose name was re-pointed at svc sends an Origin and a Host that
+    agree; only an IP or localhost Host (which no one else's DNS can re-point) proves the
+    page is svc's own."""
+    client = await make_client()
+    room, port = unique_id("room"), client.port
+    for origin, headers in (
+        (f"http://evil.example:{port}", {"Host": f"evil.example:{port}"}),
+        ("https://svc.example.app", {"X-Forwarded-Host": "svc.example.app"}),
+        ("https://svc.example.app", {"Host": "svc.example.app"}),
+    ):
+        code, reason = await refused(client, f"/ws/{room}", origin=origin, headers=headers)
+        assert code == 4403 and "origin" in reason, (origin, headers)
+    # svc's own page on an IP or on localhost needs no configuration (the /demo page).
+    for origin, headers in (
+        (own_origin(client), {}),
+        (f"http://localhost:{port}", {"Host": f"localhost:{port}"}),
+        (f"http://[::1]:{port}", {"Host": f"[::1]:{port}"}),
+    ):
+        ws = await client.ws_connect(f"/ws/{room}", origin=origin, headers=headers)
+        assert (await next_frame(ws))["type"] == "welcome", origin
+        await ws.close()
+    # Under a DNS name the operator lists the page's origin (behind a TLS proxy: https).
+    listed = await make_client(cors_origins=("https://svc.example.app",))
+    ws = await listed.ws_connect(f"/ws/{room}", origin="https://svc.example.app")
     assert (await next_frame(ws))["type"] == "welcome"
     await ws.close()
-    code, _ = await refused(client, f"/ws/{room}", origin="https://other.example.app")
-    assert code == 4403
+
+
+async def test_two_origin_headers_are_refused(make_client):
+    """A browser sends one Origin; with two, "the first counts" let an allowed one mask
+    another. Refused whichever comes first."""
+    client = await make_client(cors_origins=(ALLOWED,))
+    room = unique_id("room")
+    for pair in ((ALLOWED, EVIL), (EVIL, ALLOWED), (ALLOWED, ALLOWED)):
+        headers = CIMultiDict([("Origin", pair[0]), ("Origin", pair[1])])
+        code, reason = await refused(client, f"/ws/{room}", headers=headers)
+        assert code == 4403 and "more than one Origin" in reason, pair
+    ws = await client.ws_connect(f"/ws/{room}", origin=ALLOWED)
+    assert (await next_frame(ws))["type"] == "welcome"
+    await ws.close()
 
 
 @pytest.mark.parametrize(

@@ -11,14 +11,18 @@ no key to sign with.
 A token is good only for the account and the password it was issued under.
 A login binds it to the password it verified (the ``pat`` claim: when that
 password was set, to the microsecond), so setting a new password, or deleting
-the account and creating the id again, retires every token issued before.  A
-token without ``pat`` (signed elsewhere with the same key) must be issued
-(``iat``, with sub-second precision) no earlier than the account's creation
-and its last password change.
+the account and creating the id again, retires every token issued before; and
+once its account is deleted such a token is 401 for every write, so it can
+never create the id again (``PUT .../profile`` would, and squat a username).
+A token without ``pat`` (signed elsewhere with the same key: the operator's
+own issuer) must be issued (``iat``, with sub-second precision) no earlier
+than the account's creation and its last password change, and may create its
+id through ``PUT .../profile``.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime
 from typing import Any
@@ -31,9 +35,12 @@ from ..settings import Settings
 from ..storage import Conflict, Credentials, NotFound, username_key
 from . import routing
 from .bodies import read_json
+from .client_address import client_address, ignored_forwarding
 from .errors import APIError
 from .operation import Reply, documented
 from .schemas import TokenRequestSchema, token_request_schema
+
+log = logging.getLogger(__name__)
 
 ALGORITHM = "HS256"
 # exp, iat and sub must be there: a token without exp would live forever, and one
@@ -118,6 +125,15 @@ _STALE = (
 )
 
 
+#: A login's token whose account is gone: it creates nothing, changes nothing.
+ACCOUNT_GONE = "the account of this token no longer exists (it was deleted)"
+
+
+def account_gone() -> APIError:
+    """401 for a token whose account was deleted (see the module)."""
+    return _invalid(ACCOUNT_GONE)
+
+
 def refuse_stale(claims: dict[str, Any], credentials: Credentials) -> None:
     """InvalidToken unless the token is current for ``credentials`` (:func:`is_current`)."""
     if not is_current(claims, credentials):
@@ -146,7 +162,11 @@ async def _check_bearer(request: web.Request, user_id: str) -> Credentials | Non
     try:
         credentials = await request.app[STORAGE].get_credentials(user_id)
     except NotFound:
-        return None  # nothing to protect: creating it (PUT profile), or a 404 to come
+        if "pat" in claims:
+            # A login's token names an account that existed: it was deleted since.  It
+            # must not create the id again (and take a username with it).
+            raise account_gone() from None
+        return None  # a token signed elsewhere: creating it (PUT profile), or a 404 to come
     if not is_current(claims, credentials):
         raise _invalid(_STALE)
     return credentials
@@ -197,7 +217,11 @@ def client_waiting(request: web.Request):
     tag="auth",
     description="Auth on: an HS256 JWT whose `sub` is the user id. A wrong password and an "
     "unknown username get the same 401, in the same time; after five failures in a row for "
-    "one username further attempts wait (429 with `Retry-After`, doubling up to 5 minutes). "
+    "one username from one client (its address, or the one a trusted proxy reports; after "
+    "one once the account has had 20 failures from anyone in 15 minutes), that client's "
+    "further attempts at it wait (429 with `Retry-After`, doubling up to 5 minutes), as "
+    "do all its attempts after 50 failures; the owner logging in from elsewhere is never "
+    "slowed. "
     "A hash of an older scheme is re-hashed on success. The token is good until it "
     "expires, the password is set again, or the account is deleted. Auth off "
     "(`JWT_SECRET_KEY` not set): 404, there is no key to sign with.",
@@ -232,16 +256,27 @@ async def login(request: web.Request) -> web.Response:
 
 
 async def guarded(request: web.Request, key: str, attempt, succeeded):
-    """Await ``attempt`` (a password check) under the failed-login throttle of ``key``:
-    429 with ``Retry-After`` without running it while ``key`` is shut."""
+    """Await ``attempt`` (a password check) under the failed-login throttle of this client
+    and ``key``: 429 with ``Retry-After`` without running it while they are shut."""
     throttle, clock = request.app[LOGIN_THROTTLE], time.monotonic
-    wait = throttle.begin(key, clock())
+    proxies = request.app[SETTINGS].trusted_proxies
+    client = client_address(request, proxies)
+    if not throttle.told_of_ignored_forwarding and ignored_forwarding(request, proxies):
+        # Silent, an unnamed balancer would make every client one, sharing one budget.
+        throttle.told_of_ignored_forwarding = True
+        log.warning(
+            "login throttle: a login from %s carried X-Forwarded-For or Forwarded, ignored "
+            "since that address is not in TRUSTED_PROXIES; if it is your balancer, name it "
+            "there, or every client behind it counts as one (said once)",
+            client,
+        )
+    wait = throttle.begin(client, key, clock())
     if wait:
         attempt.close()  # never started
         error = APIError(
             429,
             "too_many_requests",
-            "too many failed password attempts for this account; try again later",
+            "too many failed password attempts from this client; try again later",
             headers={"Retry-After": str(max(1, round(wait + 0.5)))},
         )
         error.force_close()  # a guesser that does not wait pays a new connection each time
@@ -251,7 +286,7 @@ async def guarded(request: web.Request, key: str, attempt, succeeded):
         result = await attempt
         ok = bool(succeeded(result))
     finally:
-        throttle.end(key, clock(), ok)
+        throttle.end(client, key, clock(), ok)
     return result
 
 

@@ -58,7 +58,10 @@ def preflight(request: web.Request) -> web.Response | None:
 
 
 def _answer_preflight(policy: OriginPolicy, request: web.Request) -> web.Response:
-    origin = request.headers[hdrs.ORIGIN]
+    origins = request.headers.getall(hdrs.ORIGIN)
+    if len(origins) > 1:
+        return _refused("more than one Origin header")
+    origin = origins[0]
     if not policy.allows(origin):
         return _refused(f"the origin {origin[:200]!r} is not allowed")
     method = request.headers[hdrs.ACCESS_CONTROL_REQUEST_METHOD].strip()
@@ -94,9 +97,10 @@ def _decorator(policy: OriginPolicy):
             add_vary(headers, "Origin")
         if hdrs.ACCESS_CONTROL_ALLOW_ORIGIN in headers:
             return  # a preflight answer, complete already
-        origin = request.headers.get(hdrs.ORIGIN)
-        if origin is None or request.method == hdrs.METH_OPTIONS and response.status == 403:
-            return
+        origins = request.headers.getall(hdrs.ORIGIN, ())
+        if len(origins) != 1 or request.method == hdrs.METH_OPTIONS and response.status == 403:
+            return  # none, or two (a browser sends one): nothing to allow
+        origin = origins[0]
         if policy.allows(origin):
             headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = "*" if policy.any else origin
             headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = ", ".join(EXPOSE_HEADERS)

@@ -139,7 +139,7 @@ CATALOGUE: tuple[ErrorKind, ...] = (
     ErrorKind(
         429,
         "too_many_requests",
-        "too many failed password attempts for this account (a login or a `current_password`);"
+        "too many failed password attempts from this client (a login or a `current_password`);"
         " wait `Retry-After` seconds",
         ("Retry-After",),
     ),

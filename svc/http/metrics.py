@@ -99,7 +99,7 @@ class _StateCollector(Collector):
         self._counters = counters
 
     def collect(self) -> Iterator[Metric]:
-        from ..keys import BROKER, HUB, PASSWORDS  # the wiring imports this module
+        from ..keys import BROKER, HUB, LOGIN_THROTTLE, PASSWORDS  # the wiring imports this
 
         app = self._app
         hub = app[HUB]
@@ -145,6 +145,15 @@ class _StateCollector(Collector):
             "Changes or messages the broker could not take",
             value=self._counters.broker_errors + stats.broker_errors,
         )
+        throttled = CounterMetricFamily(
+            "svc_logins_throttled",
+            "Password attempts refused with 429, by the budget that refused them "
+            "(client_username: one client at one account; client: one client in all)",
+            labels=["budget"],
+        )
+        for budget, count in app[LOGIN_THROTTLE].refused.items():
+            throttled.add_metric([budget], count)
+        yield throttled
         for name, value in app[BROKER].stats().items():
             yield GaugeMetricFamily(f"svc_broker_{name}", f"Broker figure: {name}", value=value)
         collections = CounterMetricFamily(

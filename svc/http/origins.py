@@ -1,4 +1,4 @@
-"""Which web origins may use svc: the one allow-list that HTTP CORS and the WebSocket upgrade share.
+r"""Which web origins may use svc: the one allow-list HTTP CORS and the WebSocket upgrade share.
 
 A leaf module (standard library only): settings validate ``CORS_ORIGINS`` with
 :func:`parse_origin`, :mod:`svc.http.cors` and :mod:`svc.rooms.ws` ask an
@@ -7,11 +7,25 @@ A leaf module (standard library only): settings validate ``CORS_ORIGINS`` with
 An origin is what a browser sends in ``Origin``: ``scheme://host[:port]``, lower
 case, without a default port, and nothing after it, not even a ``/``.  A configured
 origin that is not of that form could never match and would fail silently, so it
-stops start-up instead.  ``CORS_ORIGIN_REGEX`` must match an origin in full.
+stops start-up instead.  ``CORS_ORIGIN_REGEX`` must match an origin in full, and
+only an origin of that form is ever matched: a pattern's ``.*`` must not let
+``https://evil.org https://a.up.railway.app`` (a list, which RFC 6454 allows)
+or a path through.  It is compiled with ``re.ASCII``: ``\d`` is ``[0-9]``, not
+every script's digits (``٣``, ``３``), and ``\w`` is ``[A-Za-z0-9_]``.
+
+svc's own origin (the ``/demo`` page) may open a socket without being listed,
+but only where the ``Host`` header proves nothing: an IP address or a
+``localhost`` name, which no one else's DNS can point at svc.  A DNS name equal
+to ``Host`` is not enough: a DNS-rebinding page (``http://evil.example:8000``,
+its name re-pointed at svc's address) sends ``Origin`` and ``Host`` that agree.
+So a page served under a DNS name (``https://svc.example.com/demo``) needs that
+origin in ``CORS_ORIGINS``; ``X-Forwarded-Host`` is never read (anyone can send
+it).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
@@ -54,6 +68,33 @@ def parse_origin(text: str) -> str:
     return f"{scheme}://{host}"
 
 
+def compile_pattern(regex: str) -> re.Pattern:
+    """``CORS_ORIGIN_REGEX`` as svc matches it (ASCII classes: see the module)."""
+    return re.compile(regex, re.ASCII)
+
+
+def _is_origin(text: str) -> bool:
+    """Is ``text`` one origin, exactly as a browser writes it (ASCII: a browser sends an
+    internationalised name as punycode)?"""
+    if not text.isascii():
+        return False
+    try:
+        return parse_origin(text) == text
+    except ValueError:
+        return False
+
+
+def _names_this_machine(host: str) -> bool:
+    """An IP literal or a ``localhost`` name: a host no one else's DNS can re-point."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def _host_and_port(host_header: str) -> tuple[str, int | None] | None:
     try:
         parts = urlsplit("//" + host_header.strip())
@@ -70,7 +111,7 @@ class OriginPolicy:
         #: ``CORS_ORIGINS=*``: every origin, and responses need not vary by it.
         self.any = "*" in origins
         self.exact = frozenset(parse_origin(o) for o in origins if o != "*")
-        self.pattern = re.compile(regex) if regex else None
+        self.pattern = compile_pattern(regex) if regex else None
 
     @property
     def enabled(self) -> bool:
@@ -83,38 +124,43 @@ class OriginPolicy:
             return True
         if origin in self.exact:
             return True
-        return self.pattern is not None and self.pattern.fullmatch(origin) is not None
+        return (
+            self.pattern is not None
+            and self.pattern.fullmatch(origin) is not None
+            and _is_origin(origin)
+        )
 
-    def allows_socket(self, origin: str | None, hosts: Iterable[str]) -> bool:
-        """May a WebSocket with this ``Origin`` header open, on a request to one of ``hosts``
-        (its ``Host``, and ``X-Forwarded-Host`` behind a proxy)?
+    def allows_socket(self, origin: str | None, host: str) -> bool:
+        """May a WebSocket with this ``Origin`` header open, on a request to ``host`` (its
+        ``Host`` header)?
 
         No ``Origin``: not a browser, which can send any header it likes anyway.  A page of
-        the service's own origin always may (the ``/demo`` page); others as for CORS.
+        the service's own origin may (the ``/demo`` page) where ``Host`` is an IP address or
+        ``localhost``; under a DNS name only if listed (see the module); others as for CORS.
         """
         if origin is None:
             return True
-        return self.allows(origin) or self.is_same_origin(origin, hosts)
+        return self.allows(origin) or self.is_same_origin(origin, host)
 
     @staticmethod
-    def is_same_origin(origin: str, hosts: Iterable[str]) -> bool:
-        """Is ``origin`` the host the request came to?  The scheme is not compared: behind
-        a TLS-terminating proxy the page is https while the request arrives as http."""
+    def is_same_origin(origin: str, host: str) -> bool:
+        """Is ``origin`` the host the request came to, and one no DNS can re-point (an IP
+        or ``localhost``)?  The scheme is not compared: behind a TLS-terminating proxy the
+        page is https while the request arrives as http."""
         try:
             normal = parse_origin(origin)
         except ValueError:
             return False
         parts = urlsplit(normal)
         origin_host = parts.hostname or ""
+        if not _names_this_machine(origin_host):
+            return False
         origin_port = parts.port or DEFAULT_PORTS.get(parts.scheme)
-        for host in hosts:
-            found = _host_and_port(host)
-            if found is None or found[0] != origin_host:
-                continue
-            port = found[1]
-            if port == origin_port or (port is None and origin_port in (80, 443)):
-                return True
-        return False
+        found = _host_and_port(host)
+        if found is None or found[0] != origin_host:
+            return False
+        port = found[1]
+        return port == origin_port or (port is None and origin_port in (80, 443))
 
     def describe(self) -> str:
         """The policy in force, for the start-up log."""

@@ -13,7 +13,7 @@ from ..keys import BROKER, METRICS, PASSWORDS, SETTINGS, STORAGE
 from ..storage import Conflict, NotFound, User
 from ..views import format_timestamp, user_json
 from . import routing
-from .auth import authorize_write, client_waiting, guarded, is_owner
+from .auth import account_gone, authorize_write, client_waiting, guarded, is_owner
 from .bodies import read_json
 from .errors import APIError
 from .ids import USER_ID
@@ -130,7 +130,8 @@ async def get_user(request: web.Request) -> web.Response:
     description="Fields present are set, `null` clears one; an empty body is 422. "
     "Without `If-Match` a missing user is created (201) from whatever fields the body has, "
     "with or without a `username` (a user without one cannot log in until it is set); "
-    "with `If-Match` (even `*`) a missing user is 412. Broadcasts `profile_updated` to "
+    "with `If-Match` (even `*`) a missing user is 412. With auth on, the token of a "
+    "deleted account (from a login) creates nothing: 401. Broadcasts `profile_updated` to "
     "every room where the user is present.",
     parameters=("UserId", "IfMatch"),
     body=ProfileSchema,
@@ -141,18 +142,27 @@ async def get_user(request: web.Request) -> web.Response:
 )
 async def update_profile(request: web.Request) -> web.Response:
     user_id = request.match_info["user_id"]
-    await authorize_write(request, user_id)  # creating X through here also needs X's token
+    # Creating X through here also needs X's token, and not one of a deleted X (auth.py).
+    credentials = await authorize_write(request, user_id)
     changes = await read_json(request, profile_schema)
     # RFC 9110 13.2.1: preconditions are evaluated after the request's own checks.
     expected = _expected_version(request)
+    conditional = hdrs.IF_MATCH in request.headers
     try:
         # Without If-Match a missing user is created from whatever fields the body has (the
         # replaced service's clients upsert ids they got elsewhere); with it (even
-        # "If-Match: *", which asks for an existing user), never.
+        # "If-Match: *", which asks for an existing user), never.  Nor when the token was
+        # checked against an existing account: deleted since, it is gone for this token too
+        # (a DELETE racing this PUT must not let the old token create the id again).
         user, created = await request.app[STORAGE].update_profile(
-            user_id, changes, expected_version=expected, create=hdrs.IF_MATCH not in request.headers
+            user_id,
+            changes,
+            expected_version=expected,
+            create=not conditional and credentials is None,
         )
     except NotFound:
+        if credentials is not None and not conditional:
+            raise account_gone() from None
         raise APIError(
             412, "precondition_failed", "If-Match given, but there is no such user"
         ) from None

@@ -196,6 +196,18 @@ class StorageConformance:
         assert caught[0].field == "id", "rule: Conflict.field names the taken value ('id')"
         assert await storage.get_user(user.id) == user, "rule: a refused write changes nothing"
 
+    async def test_a_taken_id_is_the_conflict_whatever_the_username(self, storage: Storage):
+        """POST /users with an existing id must not tell whether a username is taken: the
+        answer names the id whether the username is free or taken (else it is an oracle
+        that enumerates usernames without creating anything)."""
+        user, other = await self._new_user(storage), await self._new_user(storage)
+        rule = "rule: a taken id is reported (field 'id') before any username check"
+        for candidate in (other.profile["username"], unique_id()):
+            with raises(Conflict, "create_user of a taken id raises Conflict") as caught:
+                await storage.create_user(user.id, {"username": candidate})
+            assert caught[0].field == "id", f"{rule} (username {candidate!r})"
+        assert await storage.get_user(user.id) == user, "rule: a refused write changes nothing"
+
     async def test_taken_username_on_create_leaves_no_trace(self, storage: Storage):
         user = await self._new_user(storage)
         other = unique_id()

@@ -21,11 +21,15 @@ GET_USER = f"SELECT {COLUMNS} FROM users WHERE id = ?"
 GET_USERS = f"SELECT {COLUMNS} FROM users WHERE id IN (SELECT value FROM json_each(?))"
 GET_VERSION = "SELECT version FROM users WHERE id = ?"
 
+# A taken id inserts nothing (no row back: the id is the conflict) before the username's
+# unique index is ever consulted: else which constraint SQLite checks first would tell a
+# caller with any existing id whether a username is taken (an oracle creating nothing).
 CREATE_USER = f"""
 INSERT INTO users (id, profile, username_key, version, password_hash, password_updated_at,
                    created_at, updated_at)
-VALUES (:id, :profile, :username_key, 1, :hash, CASE WHEN :hash IS NULL THEN NULL ELSE :now END,
-        :now, :now)
+SELECT :id, :profile, :username_key, 1, :hash, CASE WHEN :hash IS NULL THEN NULL ELSE :now END,
+       :now, :now
+WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = :id)
 RETURNING {COLUMNS}
 """
 

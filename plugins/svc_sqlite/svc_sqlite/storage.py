@@ -122,6 +122,8 @@ class SQLiteStorage(Storage):
             "now": q.now(),
         }
         row = await self._fetchone(q.CREATE_USER, params, user_id=user_id, username=username)
+        if row is None:  # the id is taken: said whatever the username (queries.CREATE_USER)
+            raise Conflict(f"user {user_id!r} already exists", field="id")
         return q.user_from_row(row)
 
     async def get_user(self, user_id: str) -> User:
