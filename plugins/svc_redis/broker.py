@@ -258,7 +258,11 @@ class RedisBroker(Broker):
         except _ERRORS as exc:
             raise Unavailable(f"redis {self._url.address} is down ({_describe(exc)})") from None
         if self._subscriber is None or not self._subscriber.connected:
-            raise Unavailable(f"redis {self._url.address}: pub/sub connection is down")
+            why = self._probe.problem if self._probe is not None else None
+            raise Unavailable(
+                f"redis {self._url.address}: pub/sub connection is down"
+                + (f" ({why})" if why else "")
+            )
         if self._probe is not None:
             try:
                 self._probe.check()
