@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from aiohttp import WSCloseCode
 
-from ..broker import Broker, Change, PresenceChange, RoomMessage
+from ..broker import Broker, Change, PresenceChange, RoomMessage, calling_the_broker
 from ..storage import Storage, User
 from ..views import Member
 from . import frames, heartbeat
@@ -163,7 +163,8 @@ class Hub:
             if room is None:
                 room = self._rooms[room_id] = self._new_room(room_id)
                 try:
-                    await self._load_members(room)
+                    with calling_the_broker():
+                        await self._load_members(room)
                 except BaseException:
                     self._drop_room(room)
                     raise
@@ -178,7 +179,8 @@ class Hub:
             room.local_users[user_id] = room.local_users.get(user_id, 0) + 1
             if room.local_users[user_id] == 1:
                 try:
-                    await self.broker.presence_join(room_id, user_id)
+                    with calling_the_broker():
+                        await self.broker.presence_join(room_id, user_id)
                 except BaseException:
                     await self.leave(conn, presence_joined=False)
                     raise
