@@ -1,9 +1,15 @@
 """A broker that comes back: presence and live events whole again within 5 s of its return.
 
-Two real ``python -m svc`` processes on a Redis server of the test's own, 100 members
-connected to each.  Redis is killed, stays down a few seconds, and comes back empty
-(no persistence: every key and subscription is gone).  Within 5 s of its return both
-processes list all 200 members and a PUT reaches all 200 clients.
+Two real ``python -m svc`` processes, 100 members connected to each, and a broker that
+goes away for a few seconds and comes back:
+
+- Redis, a server of the test's own, killed and started again empty (no persistence:
+  every key and subscription is gone);
+- Postgres (storage and broker), seen through a relay that drops every connection and
+  refuses new ones, as a restarting server does (the shared server is never restarted).
+
+Within 5 s of its return both processes list all 200 members and a PUT reaches all 200
+clients.
 """
 
 from __future__ import annotations
@@ -11,11 +17,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
 from redis_helpers import OwnRedis
 from svc_process import SvcProcess
+from test_postgres_faults import TcpRelay, through
 
 from svc.testing import unique_id
 
@@ -32,6 +40,7 @@ class Client:
     def __init__(self, ws):
         self.ws = ws
         self.versions: dict[str, int] = {}
+        self.welcomed = asyncio.Event()
         self.task = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
@@ -39,7 +48,9 @@ class Client:
             if msg.type is not aiohttp.WSMsgType.TEXT:
                 break
             frame = json.loads(msg.data)
-            if frame["type"] == "profile_updated":
+            if frame["type"] == "welcome":
+                self.welcomed.set()  # (the join is done: its presence is written)
+            elif frame["type"] == "profile_updated":
                 seen = self.versions.get(frame["id"], 0)
                 self.versions[frame["id"]] = max(seen, frame["version"])
 
@@ -69,6 +80,38 @@ async def test_redis_restarted_empty_presence_and_live_events_whole_within_5_s(
         "DATABASE_URL": postgres_url,
         "BROKER_URL": f"{server.url}?prefix={unique_id('rec')}",
     }
+
+    async def outage() -> None:
+        server.kill()
+        await asyncio.sleep(3)
+        server.start()  # empty
+
+    try:
+        await _whole_again_after(outage, env, tmp_path)
+    finally:
+        server.kill()
+
+
+async def test_postgres_back_after_an_outage_presence_and_live_events_whole_within_5_s(
+    postgres_url, tmp_path
+):
+    parts = urlsplit(postgres_url)
+    relay = TcpRelay(parts.hostname or "127.0.0.1", parts.port or 5432)
+    await relay.start()
+    env = {"DATABASE_URL": through(postgres_url, relay)}  # storage, and so the broker
+
+    async def outage() -> None:
+        await relay.cut()  # every connection dropped, new ones refused
+        await asyncio.sleep(3)
+        await relay.restore()
+
+    try:
+        await _whole_again_after(outage, env, tmp_path)
+    finally:
+        await relay.cut()
+
+
+async def _whole_again_after(outage, env: dict, tmp_path) -> None:
     processes = [await SvcProcess(env, tmp_path / f"svc{n}.log").start() for n in (1, 2)]
     room = unique_id("r")
     clients: list[Client] = []
@@ -89,12 +132,11 @@ async def test_redis_restarted_empty_presence_and_live_events_whole_within_5_s(
                 base = processes[n % 2].base
                 clients.append(Client(await http.ws_connect(f"{base}/ws/{room}?user_id={user_id}")))
             everyone = set(members)
+            await asyncio.wait_for(asyncio.gather(*(c.welcomed.wait() for c in clients)), 30)
             for svc in processes:
                 assert await _listed(http, svc.base, room) == everyone
 
-            server.kill()
-            await asyncio.sleep(3)
-            server.start()  # empty
+            await outage()
             back = time.monotonic()
 
             # Presence: both processes list all 200 again.
@@ -130,4 +172,3 @@ async def test_redis_restarted_empty_presence_and_live_events_whole_within_5_s(
             client.task.cancel()
         for svc in processes:
             await svc.stop()
-        server.kill()
