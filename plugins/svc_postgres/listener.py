@@ -86,8 +86,10 @@ class Listener:
         self._task = asyncio.create_task(self._run(), name="svc-postgres-listener")
         try:
             await self.probe.start()
-        except BaseException:
+        except BaseException as exc:
             await self.stop()  # so the next start begins again from nothing
+            if isinstance(exc, Unavailable):
+                raise Unavailable(f"listener is {exc}") from None
             raise
 
     async def stop(self) -> None:

@@ -180,6 +180,9 @@ class RedisBroker(Broker):
         except _ERRORS as exc:
             await self.close()
             raise Unavailable(f"redis {url.redacted}: {_describe(exc)}") from None
+        except Unavailable as exc:  # the probe: subscribed, but nothing comes back
+            await self.close()  # (so the next open starts again from nothing)
+            raise Unavailable(f"redis {url.redacted}: pub/sub {exc}") from None
         self._heartbeat = asyncio.create_task(self._beat_forever(), name="svc-redis-heartbeat")
         log.info("redis: %s, node %s, prefix %s", url.redacted, self.node_id, url.prefix)
 

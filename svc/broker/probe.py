@@ -89,7 +89,7 @@ class DeliveryProbe:
     async def start(self) -> None:
         """Prove once (Unavailable if the connection does not deliver), then every ``every`` s."""
         if await self.prove() is not True:
-            raise Unavailable(f"{self.name} is not delivering: no echo in {self.every:g} s")
+            raise Unavailable(f"not delivering: no echo in {self.every:g} s")
         self._kicked = asyncio.Event()
         self._task = asyncio.create_task(self._run(), name=f"svc-probe {self.name}")
 
