@@ -80,3 +80,27 @@ async def test_a_token_that_cannot_be_sent_proves_nothing():
         assert loop.reopened == 0 and probe.problem is None
     finally:
         await probe.stop()
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "redis"])
+def test_probe_every_is_a_url_parameter_of_each_broker(scheme):
+    from svc_postgres.url import PostgresURL
+    from svc_redis.url import RedisURL
+
+    parse = PostgresURL.parse if scheme == "postgresql" else RedisURL.parse
+    assert parse(f"{scheme}://h/0").probe_every == 5.0  # the default
+    assert parse(f"{scheme}://h/0?probe_every=0.5").probe_every == 0.5
+    for bad in ("0", "nan", "61", "soon"):
+        with pytest.raises(ValueError, match="probe_every"):
+            parse(f"{scheme}://h/0?probe_every={bad}")
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "redis"])
+def test_a_bad_probe_every_stops_start_up_with_one_line_naming_broker_url(scheme):
+    from svc.settings import Settings, SettingsError
+
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"BROKER_URL": f"{scheme}://u:s3cret@h/0?probe_every=-1"})
+    message = str(caught.value)
+    assert message.startswith("BROKER_URL:") and "probe_every" in message
+    assert "s3cret" not in message and "\n" not in message
