@@ -98,7 +98,8 @@ class Subscriber:
 
     def reopen(self) -> None:
         """Drop the connection and subscribe again (it stopped delivering: see the probe)."""
-        self._reopening = True
+        if self.connected:  # (else it is being re-opened already)
+            self._reopening = True
 
     async def _subscribe(self) -> None:
         pubsub = self._client.pubsub()
