@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
 
 import pytest
 import redis
@@ -271,7 +272,10 @@ async def test_close_says_goodbye_at_once(open_brokers):
     assert await two.presence_members(room) == [bob]  # still held by two
 
 
-async def test_an_instance_that_stops_beating_is_expired_by_the_others(open_brokers, redis_url):
+async def test_an_instance_that_stops_beating_is_expired_by_the_others(
+    open_brokers, redis_url, caplog
+):
+    caplog.set_level(logging.WARNING, logger="svc_redis.broker")
     query = "&heartbeat=0.2&node_ttl=1"
     (dying, _), (alive, heard) = await open_brokers(2, query=query)
     room, alice = unique_id("r"), unique_id()
@@ -281,6 +285,9 @@ async def test_an_instance_that_stops_beating_is_expired_by_the_others(open_brok
     await dying.abandon()
     await wait_until(lambda: PresenceChange(room, alice, False) in heard.presence, timeout=15)
     assert alice not in await alive.presence_members(room)
+    # The process that expired it says so, once.
+    lines = [r.getMessage() for r in caplog.records if "expired node" in r.getMessage()]
+    assert len(lines) == 1 and dying.node_id in lines[0], lines
 
 
 async def test_a_leave_that_failed_midway_is_completed_by_the_next_heartbeat(open_brokers):

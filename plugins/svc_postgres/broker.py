@@ -32,7 +32,7 @@ from svc.storage import Misconfigured, Unavailable
 from . import interest, listen_check, messages, payloads, pooling
 from . import pool as pg
 from .errors import translated
-from .listener import Listener
+from .listener import PROBE_CHANNEL, Listener
 from .pool import TIMEOUT
 from .prepared import on_connect
 from .presence import CHANNEL as PRESENCE
@@ -79,6 +79,8 @@ class PostgresBroker(Broker):
             (payloads.CHANGES, payloads.MESSAGES, PRESENCE),
             self._deliver,
             self._gap,
+            self._send_probe,
+            self._url.probe_every,
         )
         self._housekeeping: asyncio.Task | None = None
         self._seq = itertools.count()
@@ -182,6 +184,7 @@ class PostgresBroker(Broker):
         return {
             "listener_up": float(self._listener.connected),
             "listener_reconnects": self._listener.reconnects,
+            "listener_stalls": self._listener.probe.stalls,
             "notify_statements": self._publisher.statements,
             "notifications_sent": self._publisher.notifications,
             "changes_unsent": self.changes_unsent,
@@ -375,6 +378,9 @@ class PostgresBroker(Broker):
 
     async def _execute(self, sql: str, params) -> None:
         await self._fetch(sql, params)
+
+    async def _send_probe(self, token: str) -> None:
+        await self._fetch("SELECT pg_notify(%s, %s)", (PROBE_CHANNEL, token))
 
     def _open_hub(self) -> BrokerListener:
         if self._hub is None:

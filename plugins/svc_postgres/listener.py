@@ -9,6 +9,12 @@ A silent connection is checked every ``KEEPALIVE`` seconds with a ``SELECT 1``
 bounded by ``TIMEOUT``, on top of TCP keepalives (see ``broker.py``), so a
 half-open path (a peer that vanished without a reset) is found in seconds,
 not when the kernel gives up.
+
+A connection can also stay up and stop delivering (a pooler that unlinked the
+``LISTEN`` session, a proxy that stopped forwarding): the listener proves it
+delivers with :class:`svc.broker.probe.DeliveryProbe`, a ``NOTIFY`` to itself on
+``PROBE_CHANNEL`` at start and every ``probe_every`` seconds.  One that stopped is
+re-opened like a lost one (then a gap is reported), with the probe's one line.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from collections.abc import Awaitable, Callable, Iterable
 import aiopg
 import psycopg2
 
+from svc.broker.probe import PROBE_EVERY, DeliveryProbe
 from svc.storage import Unavailable
 
 from .errors import CONNECTION_ERRORS, describe
@@ -32,6 +39,8 @@ KEEPALIVE = 10.0
 TIMEOUT = 5.0
 #: The longest wait between two attempts to re-open.
 MAX_BACKOFF = 2.0
+#: Where every node's probe tokens travel (each node ignores the others' tokens).
+PROBE_CHANNEL = "svc_probe"
 
 
 class Listener:
@@ -41,9 +50,11 @@ class Listener:
         channels: Iterable[str],
         deliver: Callable[[list], Awaitable[None]],
         on_gap: Callable[[], None],
+        send_probe: Callable[[str], Awaitable[None]],
+        probe_every: float = PROBE_EVERY,
     ):
         self._connect = connect
-        self._channels = tuple(channels)
+        self._channels = (*channels, PROBE_CHANNEL)
         self._deliver = deliver
         self._on_gap = on_gap
         self._conn: aiopg.Connection | None = None
@@ -55,6 +66,15 @@ class Listener:
         self.problem = "not started"
         #: For /metrics: how often it had to be re-opened.
         self.reconnects = 0
+        self.probe = DeliveryProbe(
+            "postgres: broker listener",
+            send_probe,
+            self._reopen,
+            lambda: self.connected,
+            every=probe_every,
+        )
+        # Set when the probe asked for a re-open: its line is the only one.
+        self._reopening = False
 
     async def start(self) -> None:
         """Open the connection (raises like ``connect``) and start delivering."""
@@ -64,9 +84,17 @@ class Listener:
         self._conn = await self._listen()
         self.connected = True
         self._task = asyncio.create_task(self._run(), name="svc-postgres-listener")
+        try:
+            await self.probe.start()
+        except BaseException as exc:
+            await self.stop()  # so the next start begins again from nothing
+            if isinstance(exc, Unavailable):
+                raise Unavailable(f"listener is {exc}") from None
+            raise
 
     async def stop(self) -> None:
         self._stopping = True
+        await self.probe.stop()
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -79,6 +107,16 @@ class Listener:
         """Raise Unavailable when the connection is down."""
         if not self.connected:
             raise Unavailable(f"listener is down ({self.problem})")
+        try:
+            self.probe.check()
+        except Unavailable as exc:
+            raise Unavailable(f"listener is {exc}") from None
+
+    def _reopen(self) -> None:
+        """The probe found the connection mute: close it; the loop re-opens it."""
+        if self._conn is not None:
+            self._reopening = True
+            self._close_connection(self.probe.problem or "not delivering")
 
     # -------------------------------------------------------------------------
 
@@ -105,8 +143,9 @@ class Listener:
             try:
                 await self._consume(self._conn)
             except (Unavailable, psycopg2.Error, *CONNECTION_ERRORS) as exc:
-                log.warning("postgres: broker listener lost (%s); reconnecting", describe(exc))
-                self._close_connection(describe(exc))
+                if not self._reopening:  # (a re-open's one line is the probe's)
+                    log.warning("postgres: broker listener lost (%s); reconnecting", describe(exc))
+                    self._close_connection(describe(exc))
             except Exception as exc:  # a bug must not end delivery for good
                 asyncio.get_running_loop().call_exception_handler(
                     {"message": "postgres broker listener failed", "exception": exc}
@@ -115,7 +154,9 @@ class Listener:
             if await self._reconnect():
                 self._on_gap()
 
-    async def _consume(self, conn: aiopg.Connection) -> None:
+    async def _consume(self, conn: aiopg.Connection | None) -> None:
+        if conn is None:  # closed by a re-open before this loop got to it
+            raise Unavailable(self.problem)
         notifies = conn.notifies
         # One pending get across keepalive checks: cancelling it could drop a notification.
         getter = None
@@ -132,13 +173,20 @@ class Listener:
                 getter = None
                 while not notifies.empty():  # everything that came with it: one read-back
                     batch.append(notifies.get_nowait())
-                await self._deliver(batch)
+                if any(notify.channel == PROBE_CHANNEL for notify in batch):
+                    for notify in batch:
+                        if notify.channel == PROBE_CHANNEL:
+                            self.probe.heard(notify.payload)
+                    batch = [notify for notify in batch if notify.channel != PROBE_CHANNEL]
+                if batch:
+                    await self._deliver(batch)
         finally:
             if getter is not None:
                 getter.cancel()
 
     async def _reconnect(self) -> bool:
         delay = 0.05
+        reopened, self._reopening = self._reopening, False
         while not self._stopping:
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_BACKOFF)
@@ -150,6 +198,8 @@ class Listener:
                 continue
             self.connected = True
             self.reconnects += 1
-            log.info("postgres: broker listener reconnected")
+            if not reopened:
+                log.info("postgres: broker listener reconnected")
+            self.probe.kick()
             return True
         return False

@@ -160,9 +160,11 @@ _REGISTER = (
     " ON CONFLICT (id) DO UPDATE SET seen_at = now() RETURNING id"
 )
 _BEAT = "UPDATE svc_nodes SET seen_at = now() WHERE id = %s RETURNING id"
+# SKIP LOCKED: two nodes beating at once expire a dead one once, and one of them says so.
 _EXPIRE = (
-    "SELECT svc_presence_drop_nodes(ARRAY("
-    "SELECT id FROM svc_nodes WHERE seen_at < now() - %s * interval '1 second'))"
+    "SELECT dead, svc_presence_drop_nodes(dead) FROM (SELECT ARRAY("
+    "SELECT id FROM svc_nodes WHERE seen_at < now() - %s * interval '1 second'"
+    " FOR UPDATE SKIP LOCKED) AS dead) AS expiring"
 )
 _GOODBYE = "SELECT svc_presence_drop_nodes(%s)"
 _JOIN = "SELECT svc_presence_join(%s, %s, %s, %s)"
@@ -217,13 +219,19 @@ class Presence:
         await self._fetch(_GOODBYE, ([self.node_id],))
 
     async def beat(self) -> bool:
-        """Say we are alive and expire the silent; True if we had been expired ourselves
-        (and have re-joined what we hold)."""
+        """Say we are alive and expire the silent (one line for each); True if we had been
+        expired ourselves (and have re-joined what we hold)."""
         rejoined = False
         if await self._fetch(_BEAT, (self.node_id,)) is None:
             await self._rejoin()
             rejoined = True
-        await self._fetch(_EXPIRE, (NODE_TTL,))
+        expired = await self._fetch(_EXPIRE, (NODE_TTL,))
+        for node in expired[0] if expired else ():
+            log.warning(
+                "postgres: expired presence node %s (silent for over %g s); its members left",
+                node,
+                NODE_TTL,
+            )
         return rejoined
 
     # -- the broker's presence methods -----------------------------------------

@@ -1,7 +1,9 @@
 """``postgres://`` URLs: what svc reads from them, and what it hands to libpq.
 
-svc takes two parameters of its own from the query, ``pool_size`` and
-``prepared_statements`` (prepared.py); everything else (``sslmode``, ``options``,
+svc takes three parameters of its own from the query, ``pool_size``,
+``prepared_statements`` (prepared.py) and ``probe_every`` (seconds between two proofs
+that the broker's ``LISTEN`` connection still delivers, and how long one may take:
+:mod:`svc.broker.probe`, default 5); everything else (``sslmode``, ``options``,
 ``connect_timeout``...) is libpq's and passes through untouched.  The password is never
 part of a message or a log line: :func:`redact` is the only form of the URL that svc
 prints (``?password=`` masked too).
@@ -17,13 +19,14 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import psycopg2
 import psycopg2.extensions
 
+from svc.broker.probe import PROBE_EVERY
 from svc.redact import redact_url, scrub
 
 SCHEMES = ("postgres", "postgresql")
 DEFAULT_POOL_SIZE = 10
 MAX_POOL_SIZE = 1000
 #: svc's own query parameters, removed before the URL reaches libpq (which rejects unknown ones).
-SVC_PARAMS = ("pool_size", "prepared_statements")
+SVC_PARAMS = ("pool_size", "prepared_statements", "probe_every")
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,8 @@ class PostgresURL:
     prepared_statements: bool
     #: The URL with the password masked, for messages.
     redacted: str
+    #: Seconds between two proofs that the LISTEN connection delivers (svc.broker.probe).
+    probe_every: float = PROBE_EVERY
 
     @classmethod
     def parse(cls, url: str) -> PostgresURL:
@@ -72,7 +77,14 @@ class PostgresURL:
         except psycopg2.ProgrammingError as exc:
             problem = str(exc).strip().removeprefix("invalid dsn: ")
             raise ValueError(f"{shown}: {problem}") from None
-        return cls(params=params, pool_size=pool_size, prepared_statements=prepared, redacted=shown)
+        probe_every = _probe_every(svc.get("probe_every"), shown)
+        return cls(
+            params=params,
+            pool_size=pool_size,
+            prepared_statements=prepared,
+            redacted=shown,
+            probe_every=probe_every,
+        )
 
     def dsn(self, application_name: str, **extra) -> str:
         """The libpq DSN of one svc component, with its own ``application_name`` (so an
@@ -100,6 +112,18 @@ def _pool_size(raw: str | None, shown: str) -> int:
     if not 1 <= size <= MAX_POOL_SIZE:
         raise ValueError(f"{shown}: pool_size must be a whole number from 1 to {MAX_POOL_SIZE}")
     return size
+
+
+def _probe_every(raw: str | None, shown: str) -> float:
+    if raw is None:
+        return PROBE_EVERY
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = float("nan")
+    if not 0.1 <= seconds <= 60:  # NaN fails too
+        raise ValueError(f"{shown}: probe_every must be a number of seconds from 0.1 to 60")
+    return seconds
 
 
 def _flag(raw: str, name: str, shown: str) -> bool:

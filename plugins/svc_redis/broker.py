@@ -20,7 +20,19 @@ down (the hubs' re-reads repair what was not announced).
 
 Presence of a process that dies without ``close`` is expired by the others:
 each process pushes its own deadline ahead every ``heartbeat`` seconds and,
-in the same script, expires the processes whose deadline has passed.
+in the same script, expires the processes whose deadline has passed (the
+process that expires one logs one line naming it).
+
+After Redis lost its state (a restart) or expired this process (a long
+outage), the process re-joins every pair it holds in bulk: a few scripts of
+``REJOIN_PER_SCRIPT`` pairs each, one round trip apiece, whose announcements
+are delivered to this process's own hub at once (their echoes are dropped),
+never one round trip and one echo per member.
+
+The pub/sub connection proves it delivers (:mod:`svc.broker.probe`): every
+``probe_every`` seconds the process publishes a token on its own probe channel
+and the subscriber must hand it back in time, else readiness names
+``broker.pubsub`` and the connection is re-opened.
 """
 
 from __future__ import annotations
@@ -38,6 +50,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
 
 from svc.broker import Broker, BrokerListener, Change, PresenceChange, RoomMessage
+from svc.broker.probe import DeliveryProbe
 from svc.storage import Misconfigured, Unavailable
 
 from . import codec, scripts
@@ -49,6 +62,10 @@ log = logging.getLogger(__name__)
 
 #: Dead processes one heartbeat expires at most (each may hold many members).
 EXPIRE_PER_BEAT = 10
+#: Pairs one re-join script holds: a few hundred microseconds of Redis each, so a
+#: process with thousands of members is back in a few round trips without holding
+#: Redis for long in any one of them.
+REJOIN_PER_SCRIPT = 500
 
 _ERRORS = (RedisError, OSError, asyncio.TimeoutError)
 
@@ -64,6 +81,8 @@ class RedisBroker(Broker):
         host = socket.gethostname()[:32] or "host"
         self.node_id = f"{host}-{os.getpid()}-{secrets.token_hex(4)}"
         self._held_key = f"{prefix}:held:{self.node_id}"
+        self._probe_channel = f"{prefix}:probe:{self.node_id}"
+        self._probe: DeliveryProbe | None = None
         self._client: aioredis.Redis | None = None
         self._sub_client: aioredis.Redis | None = None
         self._subscriber: Subscriber | None = None
@@ -124,22 +143,33 @@ class RedisBroker(Broker):
         self._sub_client = aioredis.Redis(connection_pool=sub_pool)
         self._scripts = {
             name: self._client.register_script(getattr(scripts, name))
-            for name in ("JOIN", "LEAVE", "REGISTER", "HEARTBEAT", "GOODBYE")
+            for name in ("JOIN", "LEAVE", "REGISTER", "HEARTBEAT", "GOODBYE", "REJOIN")
         }
         self._listener = listener
         self._publisher = Publisher(self._client, self._channel, url.timeout, url.address)
+        self._probe = DeliveryProbe(
+            f"redis: pub/sub connection to {url.address}",
+            self._send_probe,
+            lambda: self._subscriber is not None and self._subscriber.reopen(),
+            lambda: self._subscriber is not None and self._subscriber.connected,
+            every=url.probe_every,
+        )
         self._subscriber = Subscriber(
             self._sub_client,
             self._channel,
+            self._probe_channel,
             self._on_payload,
+            self._probe.heard,
             self._back,
             ping_every=url.heartbeat,
             silence=url.heartbeat + 2 * url.timeout,
             where=url.address,
         )
+        self._subscriber.on_subscribed = self._probe.kick
         try:
             await self._bounded(self._client.ping())
             await self._subscriber.start()
+            await self._probe.start()
             await self._register()
         except AuthenticationError as exc:
             await self.close()
@@ -150,6 +180,9 @@ class RedisBroker(Broker):
         except _ERRORS as exc:
             await self.close()
             raise Unavailable(f"redis {url.redacted}: {_describe(exc)}") from None
+        except Unavailable as exc:  # the probe: subscribed, but nothing comes back
+            await self.close()  # (so the next open starts again from nothing)
+            raise Unavailable(f"redis {url.redacted}: pub/sub {exc}") from None
         self._heartbeat = asyncio.create_task(self._beat_forever(), name="svc-redis-heartbeat")
         log.info("redis: %s, node %s, prefix %s", url.redacted, self.node_id, url.prefix)
 
@@ -160,6 +193,9 @@ class RedisBroker(Broker):
         self._closing = True
         tasks = [t for t in (self._heartbeat, self._rejoining) if t is not None]
         self._heartbeat = self._rejoining = None
+        probe, self._probe = self._probe, None
+        if probe is not None:
+            await probe.stop()
         for task in tasks:
             task.cancel()
         if tasks:  # bounded: a cancel that redis-py swallows ends the loop at its next check
@@ -200,6 +236,7 @@ class RedisBroker(Broker):
             "redis_publish_batches": publisher.batches if publisher is not None else 0,
             "redis_published": publisher.published if publisher is not None else 0,
             "redis_rejoins": self._rejoins,
+            "redis_pubsub_stalls": self._probe.stalls if self._probe is not None else 0,
             "redis_malformed_events": self._malformed,
             "redis_held": len(self._held),
         }
@@ -210,6 +247,8 @@ class RedisBroker(Broker):
         self._closing = True
         if self._heartbeat is not None:
             self._heartbeat.cancel()
+        if self._probe is not None:
+            await self._probe.stop()
         if self._subscriber is not None:
             await self._subscriber.stop()
         self._listener = None
@@ -222,8 +261,20 @@ class RedisBroker(Broker):
         except _ERRORS as exc:
             raise Unavailable(f"redis {self._url.address} is down ({_describe(exc)})") from None
         if self._subscriber is None or not self._subscriber.connected:
-            raise Unavailable(f"redis {self._url.address}: pub/sub connection is down")
+            why = self._probe.problem if self._probe is not None else None
+            raise Unavailable(
+                f"redis {self._url.address}: pub/sub connection is down"
+                + (f" ({why})" if why else "")
+            )
+        if self._probe is not None:
+            try:
+                self._probe.check()
+            except Unavailable as exc:
+                raise Unavailable(f"redis {self._url.address}: pub/sub {exc}") from None
         return {"redis": "ok", "pubsub": "ok"}
+
+    async def _send_probe(self, token: str) -> None:
+        await self._bounded(self._open_client().publish(self._probe_channel, token))
 
     # -- news ---------------------------------------------------------------
 
@@ -362,13 +413,46 @@ class RedisBroker(Broker):
         await asyncio.shield(self._rejoining)
 
     async def _rejoin(self) -> None:
-        log.warning("redis: node %s was not registered; re-joining its members", self.node_id)
+        """Register again and hold every pair held here, in bulk (see the module's docstring).
+
+        Each script registers the node again (so a long re-join cannot be expired
+        midway) and joins its pairs; the users that became present with it are
+        announced on the channel, for the others, and delivered here at once: the
+        subscriber may not be reading yet, and nothing here waits for it."""
+        held = list(self._held)
+        log.warning(
+            "redis: node %s was not registered; re-joining its %d member(s)",
+            self.node_id,
+            len(held),
+        )
         self._rejoins += 1
-        await self._register()
-        for room_id, user_id in list(self._held):
-            result = await self._join_once(room_id, user_id)
-            if result == -1:
-                raise Unavailable("expired again while re-joining")
+        ttl = int(self._url.node_ttl * 1000)
+        for start in range(0, len(held) or 1, REJOIN_PER_SCRIPT):
+            chunk = held[start : start + REJOIN_PER_SCRIPT]
+            args: list = [self.node_id, ttl, self._url.prefix, self._channel]
+            announced = []
+            for room_id, user_id in chunk:
+                change = PresenceChange(room_id, user_id, True)
+                seq, payload = self._announcement(change)
+                self._delivered_directly.add(seq)  # its echo, if heard, is dropped
+                announced.append((seq, change))
+                args += [room_id, user_id, scripts.pair(room_id, user_id), payload]
+            try:
+                joined = await self._bounded(
+                    self._scripts["REJOIN"](
+                        keys=[self._nodes_key], args=args, client=self._open_client()
+                    )
+                )
+            except BaseException:
+                self._delivered_directly.difference_update(seq for seq, _ in announced)
+                raise
+            self._registered = True
+            for (seq, change), first in zip(announced, joined, strict=True):
+                if first:
+                    self._deliver(lambda listener, c=change: listener.on_presence(c))
+                else:
+                    self._delivered_directly.discard(seq)  # nothing was published
+        for room_id, user_id in held:
             if (room_id, user_id) not in self._held:  # left while we re-joined it
                 await self._leave(room_id, user_id)
 
@@ -405,7 +489,7 @@ class RedisBroker(Broker):
         self._registered = True
 
     async def _beat(self) -> None:
-        alive = await self._bounded(
+        alive, *expired = await self._bounded(
             self._scripts["HEARTBEAT"](
                 keys=[self._nodes_key],
                 args=[
@@ -418,6 +502,12 @@ class RedisBroker(Broker):
                 client=self._open_client(),
             )
         )
+        for node in expired:
+            log.warning(
+                "redis: expired node %s (silent for over %g s); its members left",
+                node.decode(errors="replace") if isinstance(node, bytes) else node,
+                self._url.node_ttl,
+            )
         if not alive:
             await self._rejoin_all()
         if self._unsure:

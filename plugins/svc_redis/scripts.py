@@ -103,9 +103,10 @@ return 1
 )
 
 #: KEYS: nodes.  ARGV: node, node_ttl (ms), prefix, channel, most nodes to expire.
-#: Pushes the node's deadline ahead, if it is still registered (else returns
-#: 0 and registers nothing: the caller re-joins first), then expires up to
-#: ARGV[5] dead nodes, announcing who left with them.
+#: Pushes the node's deadline ahead, if it is still registered (else registers
+#: nothing: the caller re-joins first), then expires up to ARGV[5] dead nodes,
+#: announcing who left with them.  Returns {1 if it was registered else 0,
+#: the ids of the nodes it expired...}.
 HEARTBEAT = (
     _EFFECTS
     + _NOW_MS
@@ -118,10 +119,12 @@ if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
     alive = 1
 end
 local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[5]))
+local result = {alive}
 for _, node in ipairs(dead) do
     drop(ARGV[3], ARGV[4], node)
+    result[#result + 1] = node
 end
-return alive
+return result
 """
 )
 
@@ -131,5 +134,33 @@ GOODBYE = (
     + """
 drop(ARGV[1], ARGV[2], ARGV[3])
 return 1
+"""
+)
+
+#: KEYS: nodes.  ARGV: node, node_ttl (ms), prefix, channel, then for each pair to hold:
+#: room, user, pair, payload.  (Re-)registers the node and holds every pair, as JOIN
+#: does each (publishing the payload of a user who just became present).  Returns,
+#: per pair, 1 if its user just became present, else 0.  The re-join after Redis
+#: lost its state: one script for hundreds of pairs, not a round trip each.
+REJOIN = (
+    _EFFECTS
+    + _NOW_MS
+    + """
+local prefix, channel, node = ARGV[3], ARGV[4], ARGV[1]
+redis.call('ZADD', KEYS[1], now_ms() + tonumber(ARGV[2]), node)
+local held = prefix .. ':held:' .. node
+local joined = {}
+for i = 5, #ARGV, 4 do
+    local room, user, p = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+    redis.call('SADD', held, p)
+    redis.call('SADD', prefix .. ':holders:' .. p, node)
+    if redis.call('ZADD', prefix .. ':room:' .. room, 'NX', 0, user) == 1 then
+        redis.call('PUBLISH', channel, ARGV[i + 3])
+        joined[#joined + 1] = 1
+    else
+        joined[#joined + 1] = 0
+    end
+end
+return joined
 """
 )

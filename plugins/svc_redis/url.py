@@ -13,6 +13,9 @@ the same over TLS.  svc's own query parameters:
   so one late beat does not expire a live process.
 - ``timeout``: seconds any one Redis command may take (default 2).  It bounds
   what a write request pays for publishing its change when Redis is in trouble.
+- ``probe_every``: seconds between two proofs that the pub/sub connection
+  still delivers (a token to itself, :mod:`svc.broker.probe`), and how long
+  one may take (default 5, from 0.1 to 60).
 
 Passed through to redis-py: ``max_connections`` (default 16) and the TLS
 options ``ssl_cert_reqs``, ``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile``,
@@ -26,6 +29,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
+
+from svc.broker.probe import PROBE_EVERY
 
 SCHEMES = ("redis", "rediss")
 DEFAULT_PREFIX = "svc"
@@ -44,7 +49,7 @@ _PASS_THROUGH = (
     "ssl_keyfile",
     "ssl_check_hostname",
 )
-_OURS = ("prefix", "heartbeat", "node_ttl", "timeout", "max_connections")
+_OURS = ("prefix", "heartbeat", "node_ttl", "timeout", "max_connections", "probe_every")
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,7 @@ class RedisURL:
     node_ttl: float
     timeout: float
     max_connections: int
+    probe_every: float
     #: Keyword arguments for redis-py's connections (password included: never print these).
     connection_kwargs: dict = field(repr=False)
     #: The URL with the password masked, for messages.
@@ -103,6 +109,7 @@ class RedisURL:
                 "(how long a dead process's members may linger)"
             )
         timeout = _number(query, "timeout", DEFAULT_TIMEOUT, 0.05, 60.0, shown)
+        probe_every = _number(query, "probe_every", PROBE_EVERY, 0.1, 60.0, shown)
         max_connections = int(
             _number(query, "max_connections", DEFAULT_MAX_CONNECTIONS, 2, 10_000, shown)
         )
@@ -133,6 +140,7 @@ class RedisURL:
             node_ttl=node_ttl,
             timeout=timeout,
             max_connections=max_connections,
+            probe_every=probe_every,
             connection_kwargs=kwargs,
             redacted=shown,
         )

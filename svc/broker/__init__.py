@@ -1,5 +1,21 @@
 """The broker: what crosses processes (changes, room messages, presence)."""
 
-from .base import Broker, BrokerListener, Change, PresenceChange, RoomMessage
+from .base import (
+    Broker,
+    BrokerListener,
+    BrokerUnavailable,
+    Change,
+    PresenceChange,
+    RoomMessage,
+    calling_the_broker,
+)
 
-__all__ = ["Broker", "BrokerListener", "Change", "PresenceChange", "RoomMessage"]
+__all__ = [
+    "Broker",
+    "BrokerListener",
+    "BrokerUnavailable",
+    "Change",
+    "PresenceChange",
+    "RoomMessage",
+    "calling_the_broker",
+]

@@ -35,9 +35,12 @@ that dies without ``close`` is expired by the others within 30 s.
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..storage.errors import Unavailable
 from ..storage.models import User
 
 
@@ -73,6 +76,24 @@ class RoomMessage:
     room_id: str
     sender: str
     data: str
+
+
+class BrokerUnavailable(Unavailable):
+    """The broker, not storage, cannot answer now: a 503 body or a 4503 close says so.
+
+    Plugins raise plain ``Unavailable``; svc tells the two apart where it calls the
+    broker (:func:`calling_the_broker`), so no plugin has to know."""
+
+
+@contextmanager
+def calling_the_broker() -> Iterator[None]:
+    """Around calls to the broker: its ``Unavailable`` becomes :class:`BrokerUnavailable`."""
+    try:
+        yield
+    except BrokerUnavailable:
+        raise
+    except Unavailable as exc:
+        raise BrokerUnavailable(str(exc)) from exc
 
 
 class BrokerListener(Protocol):

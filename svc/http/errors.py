@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import web
 from marshmallow import ValidationError
 
+from ..broker import BrokerUnavailable
 from ..passwords import ClientGone, PasswordsBusy
 from ..storage import Conflict, NotFound, Unavailable, VersionMismatch
 from .shedding import hold_refusal
@@ -150,7 +151,12 @@ CATALOGUE: tuple[ErrorKind, ...] = (
     ),
     ErrorKind(500, "internal_error", "a bug: logged with its traceback, never expected"),
     ErrorKind(
-        503, "unavailable", "storage or the broker cannot answer right now", ("Retry-After",)
+        503,
+        "unavailable",
+        'storage or the broker cannot answer right now; `message` says which ("storage is '
+        'unavailable" or "the broker is unavailable"), as a WebSocket join\'s 4503 close '
+        "reason does",
+        ("Retry-After",),
     ),
     ErrorKind(
         503,
@@ -189,6 +195,13 @@ def markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
+def unavailable_reason(exc: Unavailable) -> str:
+    """What a 503 body and a 4503 close say: the part that failed, never the wrong one."""
+    if isinstance(exc, BrokerUnavailable):
+        return "the broker is unavailable, try again shortly"
+    return "storage is unavailable, try again shortly"
+
+
 def _from_domain(
     exc: NotFound | Conflict | VersionMismatch | Unavailable | ValidationError,
     request: web.Request | None = None,
@@ -208,13 +221,15 @@ def _from_domain(
     if isinstance(exc, Unavailable):
         from ..keys import METRICS  # the wiring imports this module
 
+        broker = isinstance(exc, BrokerUnavailable)
         if request is not None and METRICS in request.app:
-            request.app[METRICS].counters.storage_errors += 1
+            counters = request.app[METRICS].counters
+            if broker:
+                counters.broker_errors += 1
+            else:
+                counters.storage_errors += 1
         return error_response(
-            503,
-            "unavailable",
-            "storage is unavailable, try again shortly",
-            headers={"Retry-After": "1"},
+            503, "unavailable", unavailable_reason(exc), headers={"Retry-After": "1"}
         )
     assert isinstance(exc, ValidationError)
     return error_response(422, "validation_failed", "the body is not valid", exc.messages)

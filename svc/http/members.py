@@ -13,6 +13,7 @@ import json
 
 from aiohttp import web
 
+from ..broker import calling_the_broker
 from ..keys import BROKER, SETTINGS, STORAGE
 from ..views import member_json, member_records
 from . import routing
@@ -89,13 +90,15 @@ async def list_members(request: web.Request) -> web.Response:
     cursor = request.query.get("cursor")
     after = _decode_cursor(cursor) if cursor else None
     storage, broker = request.app[STORAGE], request.app[BROKER]
-    ids = await broker.presence_members(room_id, after, limit + 1)
+    with calling_the_broker():
+        ids = await broker.presence_members(room_id, after, limit + 1)
     page, more = ids[:limit], len(ids) > limit
     # Auth on: email is its owner's alone, and a list of members has no one owner.
     with_email = not request.app[SETTINGS].auth_enabled
     records = await member_records(storage, page)
     members = b",".join(member_json(m, with_email) for m in records)
-    count = await broker.presence_count(room_id)
+    with calling_the_broker():
+        count = await broker.presence_count(room_id)
     cursor = json.dumps(encode_cursor(page[-1]) if more else None)
     body = b'{"members":[%s],"member_count":%d,"next_cursor":%s}' % (
         members,

@@ -142,7 +142,7 @@ class _StateCollector(Collector):
         )
         yield CounterMetricFamily(
             "svc_broker_errors",
-            "Changes or messages the broker could not take",
+            "Changes or messages the broker could not take, and requests it failed (503, 4503)",
             value=self._counters.broker_errors + stats.broker_errors,
         )
         throttled = CounterMetricFamily(

@@ -10,7 +10,7 @@ an HTTP error before the upgrade reaches it as 1006 with no reason at all.
 - 4401: auth on, and no token, or a bad, expired or stale one;
 - 4404: auth on, and the token's user does not exist (tokens are not revoked:
   this is where one of a deleted user stops);
-- 4503: storage (or the broker) cannot answer now.
+- 4503: storage (or the broker) cannot answer now; the reason says which.
 """
 
 from __future__ import annotations

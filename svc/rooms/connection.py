@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 
 class Connection:
-    """Frames sent before the welcome are held, then follow it."""
+    """Frames sent before the welcome are held, then follow it: all but the profile changes
+    the welcome showed already (the docs promise a version shown is never sent again)."""
 
     __slots__ = (
         "id",
@@ -33,6 +34,8 @@ class Connection:
         "_transport",
         "_held",
         "_held_bytes",
+        "_held_about",
+        "welcomed",
         "_budget",
         "_strikes",
         "_close_later",
@@ -61,6 +64,10 @@ class Connection:
         self._transport: asyncio.Transport | None = None
         self._held: list[bytes] | None = []
         self._held_bytes = 0
+        #: (index in _held, user id, version) of the held profile_updated frames
+        self._held_about: list[tuple[int, str, int]] | None = None
+        #: member id → version its welcome shows (set by the hub, dropped once started)
+        self.welcomed: dict[str, int] | None = None
         #: found at the first frame the client sends: an idle socket never needs one
         self._budget: FrameBudget | None = None
         self._strikes = 0
@@ -71,8 +78,9 @@ class Connection:
         #: loop time of the last ping the heartbeat sent, 0.0 before the first
         self._pinged = 0.0
 
-    def send(self, frame: bytes) -> None:
-        """Write ``frame`` now, without waiting; close with 1013 if the backlog is full."""
+    def send(self, frame: bytes, about: tuple[str, int] | None = None) -> None:
+        """Write ``frame`` now, without waiting; close with 1013 if the backlog is full.
+        ``about``: (user id, version) of a profile_updated frame (see ``start``)."""
         if self.closed:
             return
         held = self._held
@@ -80,6 +88,10 @@ class Connection:
             if self._held_bytes > self._limits.max_backlog:
                 self.close(WSCloseCode.TRY_AGAIN_LATER, "backlog full")
             else:
+                if about is not None:
+                    if self._held_about is None:
+                        self._held_about = []
+                    self._held_about.append((len(held), *about))
                 held.append(frame)
                 self._held_bytes += len(frame)
             return
@@ -97,6 +109,13 @@ class Connection:
             self._spawn(self.aclose(*self._close_later))
             return
         held, self._held = self._held, None
+        about, self._held_about = self._held_about, None
+        welcomed, self.welcomed = self.welcomed, None
+        if about and welcomed:
+            # A change shown to the room while this welcome was read: the welcome may
+            # show that version, or a later one, already.
+            shown = {i for i, user_id, version in about if welcomed.get(user_id, -1) >= version}
+            held = [frame for i, frame in enumerate(held) if i not in shown]
         self.send(welcome)
         for frame in held:
             self.send(frame)

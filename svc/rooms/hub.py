@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from aiohttp import WSCloseCode
 
-from ..broker import Broker, Change, PresenceChange, RoomMessage
+from ..broker import Broker, Change, PresenceChange, RoomMessage, calling_the_broker
 from ..storage import Storage, User
 from ..views import Member
 from . import frames, heartbeat
@@ -99,6 +99,13 @@ class Room:
                 conn.send(frame)
         self.stats.frames_sent += len(self.connections) - (skip is not None)
 
+    def send_change(self, frame: bytes, user_id: str, version: int) -> None:
+        """A profile_updated frame: a joiner whose welcome is being read may show it already."""
+        about = (user_id, version)
+        for conn in self.connections:
+            conn.send(frame, about)
+        self.stats.frames_sent += len(self.connections)
+
 
 class Hub:
     def __init__(
@@ -163,7 +170,8 @@ class Hub:
             if room is None:
                 room = self._rooms[room_id] = self._new_room(room_id)
                 try:
-                    await self._load_members(room)
+                    with calling_the_broker():
+                        await self._load_members(room)
                 except BaseException:
                     self._drop_room(room)
                     raise
@@ -178,7 +186,8 @@ class Hub:
             room.local_users[user_id] = room.local_users.get(user_id, 0) + 1
             if room.local_users[user_id] == 1:
                 try:
-                    await self.broker.presence_join(room_id, user_id)
+                    with calling_the_broker():
+                        await self.broker.presence_join(room_id, user_id)
                 except BaseException:
                     await self.leave(conn, presence_joined=False)
                     raise
@@ -194,11 +203,22 @@ class Hub:
             "connection_id": conn.id,
             "member_count": len(room.members),
         }
-        members = await room.welcome_cache.members(ids, self._read_records_shown, self.with_email)
+        members, conn.welcomed = await room.welcome_cache.listing(
+            ids, self._read_records_read_ahead, self.with_email
+        )
         return frames.encode_with_list(head, "members", members)
 
-    async def _read_records_shown(self, ids: list[str]) -> list[Member]:
+    async def _read_records_read_ahead(self, ids: list[str]) -> list[Member]:
+        """A welcome's read of its members.  A record newer than the rooms have shown is a
+        change still on its way from the broker: it is shown now, to everyone (joiners whose
+        welcome shows it drop it: Connection.start), so the welcome never runs ahead of the
+        room and its later arrival is old news, sent to no one twice."""
         records = await frames.member_records(self.storage, ids)
+        for record in records:
+            if isinstance(record, User) and record.id in self._rooms_of_user:
+                last = self._versions.last(record.id)
+                if last is not None and not last[1] and record.version > last[0]:
+                    self._order.offer(Change(record.id, record.version, record), repair=True)
         self._shown(records)
         return records
 
@@ -373,7 +393,11 @@ class Hub:
             self._close_sockets_of(user_id)  # their leave then follows, through the broker
             return
         for room_id in room_ids:
-            self._rooms[room_id].send(frames.profile_updated(room_id, change.user, self.with_email))
+            self._rooms[room_id].send_change(
+                frames.profile_updated(room_id, change.user, self.with_email),
+                user_id,
+                change.version,
+            )
 
     def _close_sockets_of(self, user_id: str) -> None:
         """A deleted user's sockets here: closed with 4404 (their last one makes them leave)."""

@@ -15,6 +15,10 @@ read again: a read in flight is shared by the welcomes that need its ids, as lon
 change came in since it started.  A welcome that waits for it joined after it started, so a
 change that the read missed either came before (and ended the sharing) or reaches that
 welcome's connection as ``profile_updated``.
+
+Each body's version is kept beside it: the hub tells a joiner's connection which version
+its welcome showed of each member, so a change it showed already is not sent to it again
+(see ``Connection.start``).
 """
 
 from __future__ import annotations
@@ -25,28 +29,38 @@ from collections.abc import Awaitable, Callable
 from ..views import Member, member_json
 
 Read = Callable[[list[str]], Awaitable[list[Member]]]
+#: member id → (its body, the version it shows; 0 for a member without a profile)
+Bodies = dict[str, tuple[bytes, int]]
 
 
 class WelcomeCache:
-    __slots__ = ("ids", "listed", "bodies", "generation", "reading")
+    __slots__ = ("ids", "listed", "versions", "bodies", "generation", "reading")
 
     def __init__(self) -> None:
         #: the ``MemberSet.first`` list that ``listed`` shows
         self.ids: list[str] | None = None
         #: the bodies of ``ids``, comma-separated (the inside of the welcome's ``members``)
         self.listed = b""
-        #: member id → its body: the ids of ``ids``, and those read since it was stored
-        self.bodies: dict[str, bytes] = {}
+        #: member id → the version ``listed`` shows of them
+        self.versions: dict[str, int] = {}
+        #: the ids of ``ids``, and those read since it was stored
+        self.bodies: Bodies = {}
         self.generation = 0
         #: member id → the read in flight that brings its body (started in this generation)
-        self.reading: dict[str, asyncio.Future[dict[str, bytes]]] = {}
+        self.reading: dict[str, asyncio.Future[Bodies]] = {}
 
     async def members(self, ids: list[str], read: Read, with_email: bool) -> bytes:
         """The bodies of ``ids``, comma-separated; ``read`` gets the records not known."""
+        return (await self.listing(ids, read, with_email))[0]
+
+    async def listing(
+        self, ids: list[str], read: Read, with_email: bool
+    ) -> tuple[bytes, dict[str, int]]:
+        """The bodies of ``ids``, comma-separated, and the version each shows."""
         if ids is self.ids:
-            return self.listed
+            return self.listed, self.versions
         generation, known, reading = self.generation, self.bodies, self.reading
-        waits: dict[asyncio.Future[dict[str, bytes]], None] = {}  # ordered, distinct
+        waits: dict[asyncio.Future[Bodies], None] = {}  # ordered, distinct
         unread = []
         for user_id in ids:
             if user_id not in known:
@@ -60,26 +74,30 @@ class WelcomeCache:
             for user_id in unread:
                 reading[user_id] = mine
             waits[mine] = None
-        fetched: dict[str, bytes] = {}
+        fetched: Bodies = {}
         for pending in waits:
             # Shielded: a welcome that gives up must not cancel the others' read.
             fetched.update(await asyncio.shield(pending))
         if ids is self.ids:  # another welcome of the same list has stored it meanwhile
-            return self.listed
+            return self.listed, self.versions
         bodies = {user_id: known.get(user_id) or fetched[user_id] for user_id in ids}
-        listed = b",".join(bodies.values())
+        listed = b",".join(body for body, _ in bodies.values())
+        versions = {user_id: version for user_id, (_, version) in bodies.items()}
         if generation == self.generation:  # else a change came in while reading
-            self.ids, self.listed, self.bodies = ids, listed, bodies
-        return listed
+            self.ids, self.listed, self.versions, self.bodies = ids, listed, versions, bodies
+        return listed, versions
 
-    async def _read(self, ids: list[str], read: Read, with_email: bool) -> dict[str, bytes]:
+    async def _read(self, ids: list[str], read: Read, with_email: bool) -> Bodies:
         generation, reading = self.generation, self.reading
         try:
             records = await read(ids)
         finally:
             for user_id in ids:
                 reading.pop(user_id, None)
-        fetched = {record.id: member_json(record, with_email) for record in records}
+        fetched = {
+            record.id: (member_json(record, with_email), getattr(record, "version", 0))
+            for record in records
+        }
         if generation == self.generation:  # for the welcomes that come before one stores it
             self.bodies.update(fetched)
         return fetched
@@ -87,5 +105,5 @@ class WelcomeCache:
     def forget(self) -> None:
         """A member's record changed: nothing kept may be shown again, nor a read in flight
         shared with a welcome that comes after."""
-        self.ids, self.listed, self.bodies, self.reading = None, b"", {}, {}
+        self.ids, self.listed, self.versions, self.bodies, self.reading = None, b"", {}, {}, {}
         self.generation += 1

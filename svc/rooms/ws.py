@@ -21,7 +21,7 @@ from ..http.components import (
     PRESENCE_WINDOW_MS,
     WELCOME_MEMBERS,
 )
-from ..http.errors import APIError
+from ..http.errors import APIError, unavailable_reason
 from ..http.ids import is_valid_id
 from ..http.operation import Reply, documented
 from ..keys import HUB, SETTINGS
@@ -47,7 +47,8 @@ a JSON error (426; 404 for a room id that breaks the id rule). A refused handsha
 upgraded and closed at once with a code and reason a browser can read: 4401 bad, expired or
 missing token (or `?user_id=` without one), 4403 `Origin` not allowed (the CORS allow-list;
 no `Origin` and the service's own origin always pass), 4404 the token's user is gone, 4422
-a room or user id that breaks the id rule, 4503 storage unavailable.
+a room or user id that breaks the id rule, 4503 storage or the broker unavailable (the
+reason says which).
 
 Server to client (schemas `WelcomeFrame`, `PresenceFrame`, `ProfileUpdatedFrame`,
 `MessageFrame`, `ErrorFrame`, `PongFrame`):
@@ -119,8 +120,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         user_id = await member_id(request)
         try:
             conn = await upgrade_while_joining(request, ws, hub, room_id, user_id)
-        except Unavailable:
-            raise Refused(UNAVAILABLE, "storage is unavailable, try again shortly") from None
+        except Unavailable as exc:
+            raise Refused(UNAVAILABLE, unavailable_reason(exc)) from None
     except Refused as refusal:
         return await refuse(request, ws, refusal, hub.limits.close_timeout)
 
@@ -134,8 +135,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             )
         try:
             welcome = await hub.welcome(conn)
-        except Unavailable:  # upgraded already: the same close as a refusal
-            await ws.close(code=UNAVAILABLE, message=b"storage is unavailable, try again shortly")
+        except Unavailable as exc:  # upgraded already: the same close as a refusal
+            await ws.close(code=UNAVAILABLE, message=unavailable_reason(exc).encode())
             return ws
         conn.start(ws, request.transport, welcome)
         # A crowd's welcome is ~20 KB; this frame lives as long as the socket, so
