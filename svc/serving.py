@@ -73,7 +73,7 @@ def build_app(settings: Settings) -> web.Application:
     if directory:
         from .http.worker_metrics import share
 
-        share(app, directory, os.environ.get(WORKER_VARIABLE) or str(os.getpid()))
+        share(app, directory, os.environ[WORKER_VARIABLE])
     return app
 
 
@@ -111,9 +111,31 @@ async def app_from_env() -> web.AppRunner:
             "DATABASE_URL is memory://: each Gunicorn worker has users of its own; "
             "with more than one worker, set DATABASE_URL to a shared database"
         )
+    app = build_app(settings)
+    # /metrics for every worker of this Gunicorn, each labelled by its pid.
+    from .http.worker_metrics import share
+
+    share(app, _gunicorn_directory(), str(os.getpid()))
     # Gunicorn passes the backlog (--backlog, 2048 by default) and signals; the runner is
     # returned so that svc's own options hold, not Gunicorn's graceful timeout.
-    return _BootRunner(build_app(settings), **runner_options(settings))
+    return _BootRunner(app, **runner_options(settings))
+
+
+def _gunicorn_directory() -> str:
+    """Where this Gunicorn's workers share their metrics: named after their parent (the
+    arbiter) and, on Linux, the moment it started, so a later Gunicorn that gets the same
+    pid never adds up an earlier one's counts."""
+    import tempfile
+
+    arbiter = os.getppid()
+    try:
+        with open(f"/proc/{arbiter}/stat") as stat:
+            started = stat.read().rpartition(")")[2].split()[19]
+    except (OSError, IndexError):
+        started = "0"
+    directory = os.path.join(tempfile.gettempdir(), f"svc-gunicorn-{arbiter}-{started}")
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    return directory
 
 
 class _BootRunner(web.AppRunner):
