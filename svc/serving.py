@@ -115,17 +115,21 @@ async def app_from_env() -> web.AppRunner:
     # /metrics for every worker of this Gunicorn, each labelled by its pid.
     from .http.worker_metrics import share
 
-    share(app, _gunicorn_directory(), str(os.getpid()))
+    directory = _gunicorn_directory()
+    if directory is not None:
+        share(app, directory, str(os.getpid()))
     # Gunicorn passes the backlog (--backlog, 2048 by default) and signals; the runner is
     # returned so that svc's own options hold, not Gunicorn's graceful timeout.
     return _BootRunner(app, **runner_options(settings))
 
 
-def _gunicorn_directory() -> str:
+def _gunicorn_directory() -> str | None:
     """Where this Gunicorn's workers share their metrics: named after their parent (the
     arbiter) and, on Linux, the moment it started, so a later Gunicorn that gets the same
-    pid never adds up an earlier one's counts."""
+    pid never adds up an earlier one's counts.  None (each worker's /metrics its own, said
+    in one line) if that name is taken by a folder another user could write to."""
     import tempfile
+    from stat import S_ISDIR
 
     arbiter = os.getppid()
     try:
@@ -135,6 +139,14 @@ def _gunicorn_directory() -> str:
         started = "0"
     directory = os.path.join(tempfile.gettempdir(), f"svc-gunicorn-{arbiter}-{started}")
     os.makedirs(directory, mode=0o700, exist_ok=True)
+    made = os.lstat(directory)
+    if made.st_uid != os.getuid() or made.st_mode & 0o077 or not S_ISDIR(made.st_mode):
+        # Another user's folder (or link) in a shared /tmp: its files would be read as ours.
+        log.warning(
+            "%s is not this user's private folder: /metrics answers for this worker only",
+            directory,
+        )
+        return None
     return directory
 
 
