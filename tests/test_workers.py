@@ -13,7 +13,7 @@ import time
 
 import aiohttp
 import pytest
-from svc_process import SvcProcess
+from svc_process import SvcProcess, free_port
 from ws_helpers import frame_where
 
 from svc.settings import Settings, SettingsError
@@ -319,3 +319,74 @@ def test_a_port_in_use_is_one_line_before_any_connection(workers):
     assert (
         done.stderr == f"svc: error: PORT: 127.0.0.1:{port} is already in use by another process\n"
     )
+
+
+# --- the parent: crash loops, a refusing database, its own death ---------------------------
+
+
+@pytest.mark.postgres
+async def test_a_worker_that_keeps_dying_at_start_stops_the_service_with_exit_1(
+    postgres_url, tmp_path
+):
+    service = await Workers(
+        {"DATABASE_URL": postgres_url, "WORKERS": "2"}, tmp_path / "svc.log"
+    ).start()
+    try:
+        killed: set[int] = set()
+        deadline = time.monotonic() + 40
+        # Worker 1 killed as soon as it is there, five times: each death is "soon".
+        while service.proc.returncode is None:
+            assert time.monotonic() < deadline, service.log()
+            for pid in service.worker_pids() - killed:
+                if _worker_number(service.log(), pid) == 1:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.add(pid)
+            await asyncio.sleep(0.05)
+        assert await service.proc.wait() == 1
+    finally:
+        await service.stop()
+    log = service.log()
+    assert len(killed) == 5, log
+    for delay in ("0.5", "1", "2", "4"):
+        assert f"starting it again in {delay} s" in log, log
+    assert "worker 1 died 5 times in a row within 10 s of starting (last: killed by SIGKILL)" in log
+    assert "Traceback" not in log
+
+
+def _worker_number(log: str, pid: int) -> int | None:
+    match = re.search(rf"worker (\d+) started \(pid {pid}\)", log)
+    return int(match.group(1)) if match else None
+
+
+@pytest.mark.postgres
+def test_a_database_that_refuses_stops_two_workers_with_its_line(postgres_url):
+    refused = postgres_url.replace("postgres@", "no_such_role_here@")
+    done = run_svc({"PORT": str(free_port()), "WORKERS": "2", "DATABASE_URL": refused})
+    assert done.returncode == 2
+    said = {line for line in done.stderr.splitlines() if line.startswith("svc: error:")}
+    assert len(said) == 1 and "DATABASE_URL" in said.pop(), done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.postgres
+async def test_workers_stop_when_their_parent_is_killed(postgres_url, tmp_path):
+    service = await Workers(
+        {"DATABASE_URL": postgres_url, "WORKERS": "2"}, tmp_path / "svc.log"
+    ).start()
+    assert len(await answering_pids(service.base)) == 2
+    workers = service.worker_pids()
+    os.kill(service.proc.pid, signal.SIGKILL)  # the parent alone: no goodbye
+    await service.proc.wait()
+    deadline = time.monotonic() + 20
+    while any(_state(pid) != "Z" for pid in workers):  # gone, or a zombie not yet reaped
+        assert time.monotonic() < deadline, service.log()
+        await asyncio.sleep(0.1)
+    assert service.log().count("the supervising parent is gone: stopping") == 2
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0]
+    except OSError:
+        return "Z"
