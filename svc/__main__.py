@@ -78,7 +78,7 @@ def serve() -> int:
         if settings.workers > 1 and WORKER_VARIABLE not in os.environ:
             from .workers import supervise
 
-            return supervise(settings, LISTEN_BACKLOG)
+            return supervise(settings)
         _run(settings)
     except SettingsError as exc:
         say_error(exc)

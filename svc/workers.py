@@ -62,7 +62,7 @@ class _Worker:
         self.start_at = 0.0
 
 
-def supervise(settings, backlog: int) -> int:
+def supervise(settings) -> int:
     """Run ``settings.workers`` workers until a signal; the exit code of ``python -m svc``."""
     from . import listen
 
