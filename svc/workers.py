@@ -187,6 +187,16 @@ def _how(code: int) -> str:
     return f"exit code {code}"
 
 
+#: Set in a worker once it found its parent gone (svc.http.worker_metrics: nobody will
+#: read or remove the metrics folder).  Not os.getppid(): the pipe closes as the parent
+#: exits, a moment before its children are handed to another.
+_parent_gone = False
+
+
+def parent_is_gone() -> bool:
+    return _parent_gone
+
+
 async def stop_with_parent(app) -> None:
     """A worker's on_startup: when the parent is gone (its end of the pipe closed), stop
     as on ``SIGTERM``."""
@@ -196,6 +206,8 @@ async def stop_with_parent(app) -> None:
     loop = asyncio.get_running_loop()
 
     def parent_gone() -> None:
+        global _parent_gone
+        _parent_gone = True
         loop.remove_reader(fd)
         log.warning("the supervising parent is gone: stopping")
         os.kill(os.getpid(), signal.SIGTERM)

@@ -370,9 +370,8 @@ def test_a_database_that_refuses_stops_two_workers_with_its_line(postgres_url):
 
 @pytest.mark.postgres
 async def test_workers_stop_when_their_parent_is_killed(postgres_url, tmp_path):
-    service = await Workers(
-        {"DATABASE_URL": postgres_url, "WORKERS": "2"}, tmp_path / "svc.log"
-    ).start()
+    env = {"DATABASE_URL": postgres_url, "WORKERS": "2", "TMPDIR": str(tmp_path)}
+    service = await Workers(env, tmp_path / "svc.log").start()
     assert len(await answering_pids(service.base)) == 2
     workers = service.worker_pids()
     os.kill(service.proc.pid, signal.SIGKILL)  # the parent alone: no goodbye
@@ -382,6 +381,9 @@ async def test_workers_stop_when_their_parent_is_killed(postgres_url, tmp_path):
         assert time.monotonic() < deadline, service.log()
         await asyncio.sleep(0.1)
     assert service.log().count("the supervising parent is gone: stopping") == 2
+    # Nobody left to remove the folder the workers shared their metrics in: they did.
+    folders = [entry for entry in os.listdir(tmp_path) if entry.startswith("svc-workers-")]
+    assert folders == [], os.listdir(tmp_path / folders[0])
 
 
 def _state(pid: int) -> str:

@@ -64,6 +64,15 @@ class WorkerMetrics:
         part.write_bytes(own)
         os.replace(part, self.path)
 
+    def clear_up(self) -> None:
+        """This worker's file and those of dead workers removed, and the folder with them
+        once the last live worker does the same."""
+        for path in self.directory.glob("*.prom"):
+            if path == self.path or not _alive(path.stem.rpartition(".")[2]):
+                path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # another worker's file is still there
+            self.directory.rmdir()
+
     def _read_all(self) -> Iterator[tuple[str, bool, str]]:
         """(worker, alive, text) of each worker that wrote a file, this one first."""
         yield self.worker, True, self.path.read_text()
@@ -122,9 +131,11 @@ class _Merged(Collector):
 def share(app: web.Application, directory: str, worker: str) -> None:
     """Make ``app``'s /metrics answer for every worker writing to ``directory``."""
     from ..keys import METRICS  # the wiring imports this module
+    from ..workers import parent_is_gone
 
     shared = WorkerMetrics(Path(directory), worker)
     app[METRICS].shared = shared
+    parent = os.getppid()
 
     async def writing(app: web.Application) -> AsyncIterator[None]:
         metrics = app[METRICS]
@@ -133,7 +144,11 @@ def share(app: web.Application, directory: str, worker: str) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        shared.write(metrics.own())  # the last counts, for the sums after this worker
+        if parent_is_gone() or os.getppid() != parent:
+            # The parent was killed: nobody will read the folder again, nor remove it.
+            shared.clear_up()
+        else:
+            shared.write(metrics.own())  # the last counts, for the sums after this worker
 
     app.cleanup_ctx.append(writing)
 
