@@ -11,7 +11,8 @@ than the two servers do.  Here both sides stay up (A on 18080, B on 18081), each
 once, and wrk (the same script as ``load.py``'s) loads them in bursts of ``--seconds``,
 ordered A B B A A B … so a drift favours neither.  Per figure, it prints the median of the
 per-burst values and the median of the ratios of each neighbouring A/B pair of bursts;
-``cpu_us`` is the server's own CPU time per request over a burst (from ``/proc``).
+``cpu_us`` is the server's own CPU time per request over a burst (from ``/proc``; with
+``WORKERS``, the parent's and its workers').
 Both servers share the last CPU and wrk gets the others (:func:`pin`; ``--no-pin``).
 """
 
@@ -33,8 +34,33 @@ PORTS = {"a": 18080, "b": 18081}
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks
+    """The server's CPU time: the process's and, for ``WORKERS``, that of every process
+    under it (its workers), alive now."""
+    family = {pid}
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                parents[int(entry)] = int(_stat(int(entry))[1])
+            except (OSError, IndexError, ValueError):  # gone as we looked
+                continue
+    grew = True
+    while grew:
+        children = {child for child, parent in parents.items() if parent in family}
+        grew = not children <= family
+        family |= children
+    total = 0.0
+    for member in family:
+        try:
+            fields = _stat(member)
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks
+    return total
+
+
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
 def pin(servers) -> None:

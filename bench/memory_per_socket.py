@@ -55,9 +55,9 @@ def build_app(bare: bool):
         app.router.add_put("/users/{user_id}/profile", ceiling.put_profile)
         app.router.add_get("/ws/{room_id}", ceiling.websocket)
         return app
-    from svc.__main__ import freeze_startup_heap
     from svc.app import create_app
     from svc.heap_trim import heap_trim_ctx
+    from svc.serving import freeze_startup_heap
     from svc.settings import Settings
 
     app = create_app(Settings(bcrypt_rounds=4))

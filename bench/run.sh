@@ -13,6 +13,8 @@
 #   bash bench/run.sh put-pg-redis-vs-memory     # ... and against no broker (memory://)
 #   bash bench/run.sh put-pg-redis-vs-aiopg      # ... and against the aiohttp + aiopg ceiling
 #   bash bench/run.sh fanout-two                 # 2,000 members over two processes (Redis) vs one
+#   bash bench/run.sh workers                    # WORKERS=2 against WORKERS=1: PUT and GET on
+#                                                # Postgres + Redis, bursts alternated, not pinned
 #   bash bench/run.sh peer-get peer-put peer-connect peer-fanout peer-lag  # against the replaced
 #                                                # service, when its kit is at $PEER_KIT
 #
@@ -129,6 +131,19 @@ for section in "$@"; do
         "$PY" "$HERE/fanout_two.py" --rounds "$ROUNDS" --database-url "$BENCH_PG" \
             --redis-url "${BENCH_REDIS%%\?*}" --server "$PY -m svc" --out "$RESULTS/fanout-two.jsonl" \
             | tee "$RESULTS/fanout-two.txt"
+        ;;
+    workers)
+        # WORKERS=2 against WORKERS=1, both up at once on Postgres storage and the Redis broker
+        # (a prefix each: neither hears the other's changes), bursts alternated.  Not pinned:
+        # two workers on one core would measure nothing.  cpu_us counts every worker.
+        createdb_if_missing "$BENCH_PG"
+        for scenario in put get; do
+            interleave "workers-$scenario-pg-redis" "$scenario" --no-pin \
+                --a-name workers-2 --a "$PY -m svc" --a-env WORKERS=2 --a-env BCRYPT_ROUNDS=12 \
+                --a-env DATABASE_URL=$BENCH_PG --a-env "BROKER_URL=$BENCH_REDIS-w2" \
+                --b-name workers-1 --b "$PY -m svc" --b-env BCRYPT_ROUNDS=12 \
+                --b-env DATABASE_URL=$BENCH_PG --b-env "BROKER_URL=$BENCH_REDIS-w1"
+        done
         ;;
     lag)            pair lag-svc-vs-bare-note lag "${svc[@]}" --b-name svc-cost-4 --b "$PY -m svc" --b-env BCRYPT_ROUNDS=4 ;;
     peer-get|peer-put|peer-connect|peer-fanout|peer-lag)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
+import os
 import sys
 
+from . import listen
 from .broker.registry import broker_plugins
-from .logs import setup_logging
 from .registry import PluginError, Registry
 from .settings import Settings, SettingsError
-from .storage.registry import scheme_of, storage_plugins
+from .storage.registry import storage_plugins
+from .workers import WORKER_VARIABLE
 
 log = logging.getLogger("svc")
 
@@ -70,73 +71,53 @@ def _check(registry: Registry, info) -> str | None:
 
 
 def serve() -> int:
-    setup_logging("json" if _wants_json() else "text")
+    from .serving import say_error, settings_from_env
+
     try:
-        settings = Settings.from_env()
-        setup_logging(settings.log_format)
+        settings = settings_from_env()
+        if settings.workers > 1 and WORKER_VARIABLE not in os.environ:
+            from .workers import supervise
+
+            return supervise(settings)
         _run(settings)
     except SettingsError as exc:
-        # One line that names the variable: no traceback for an operator's typo.
-        print(f"svc: error: {exc}", file=sys.stderr)
+        say_error(exc)
         return 2
     return 0
 
 
-async def freeze_startup_heap(app) -> None:
-    """What start-up built (modules, schemas, the OpenAPI document, plugins) lives as long as
-    the process: moved out of the collector's sight, a full collection under load scans only
-    what requests and sockets made.  (2,000 joins: 0.69 s -> 0.52 s of server CPU, a third
-    of which was full collections; bench/memory_per_socket.py.)"""
-    gc.collect()
-    gc.freeze()
-
-
-def _wants_json() -> bool:
-    """LOG_FORMAT before the settings are read, so what is logged while reading them
-    (warnings about lookalike variables) is already in that format.  A settings error
-    itself is always the one plain ``svc: error:`` line on stderr."""
-    import os
-
-    return os.environ.get("LOG_FORMAT", "").strip().lower() == "json"
-
-
 def _run(settings: Settings) -> None:
-    from aiohttp import web
+    # The port first: one in use is one line, before storage or broker is opened.
+    worker = os.environ.get(WORKER_VARIABLE)
+    sockets = listen.bind(settings.host, settings.port, LISTEN_BACKLOG, reuse_port=bool(worker))
+    try:
+        from aiohttp import web
 
-    from .app import create_app
-    from .heap_trim import heap_trim_ctx
-    from .keys import ORIGINS
+        from .serving import build_app, runner_options
 
-    # Not uvloop, though it gave +10% GET here: aiopg re-registers a recycled fd after a
-    # failed connect, which uvloop refuses (aio-libs/aiopg#909, unfixed), so recovery
-    # from a database outage would break.
-    if not settings.auth_enabled:
-        log.warning(
-            "JWT_SECRET_KEY is not set: auth is off, anyone may change any user (open mode)"
+        # Not uvloop, though it gave +10% GET here: aiopg re-registers a recycled fd after a
+        # failed connect, which uvloop refuses (aio-libs/aiopg#909, unfixed), so recovery
+        # from a database outage would break.
+        app = build_app(settings)
+        if worker:
+            from .workers import stop_with_parent
+
+            app.on_startup.append(stop_with_parent)
+        where = f"http://{settings.host}:{settings.port}"
+        said = f"worker {worker} listening on {where}" if worker else f"listening on {where}"
+        web.run_app(
+            app,
+            sock=sockets,
+            # aiohttp's default of 128 overflows when a room's clients reconnect at once (a
+            # deploy): the kernel drops the SYNs and each client retries a second later.
+            # 2,048 is uvicorn's default; Linux caps it at net.core.somaxconn.
+            backlog=LISTEN_BACKLOG,
+            print=lambda _: log.info("%s", said),
+            **runner_options(settings),
         )
-    log.info(
-        "storage: %s; broker: %s",
-        scheme_of(settings.database_url),
-        scheme_of(settings.resolved_broker_url),
-    )
-    app = create_app(settings)
-    log.info("%s", app[ORIGINS].describe())
-    app.on_startup.append(freeze_startup_heap)  # after cleanup_ctx: storage, broker, hub are up
-    app.cleanup_ctx.append(heap_trim_ctx)  # after a burst of sockets, freed heap goes back
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        access_log=None,  # svc's own (ACCESS_LOG) is written by svc.http.observe
-        # aiohttp's default of 128 overflows when a room's clients reconnect at once (a
-        # deploy): the kernel drops the SYNs and each client retries a second later.
-        # 2,048 is uvicorn's default; Linux caps it at net.core.somaxconn.
-        backlog=LISTEN_BACKLOG,
-        # SIGTERM: stop accepting, close sockets with 1001 (on_shutdown), let in-flight
-        # requests finish for this long, then close the broker and storage; exit 0.
-        shutdown_timeout=settings.shutdown_timeout,
-        print=lambda _: log.info("listening on http://%s:%s", settings.host, settings.port),
-    )
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 if __name__ == "__main__":

@@ -40,8 +40,17 @@ def create_app(
     broker: Broker | None = None,
 ) -> web.Application:
     """The application.  ``storage`` and ``broker`` override the ones the settings name
-    (tests use them to share one backend between several apps)."""
-    settings = settings or Settings()
+    (tests use them to share one backend between several apps).
+
+    ``settings`` is required: called with none (``gunicorn 'svc.app:create_app()'``), it
+    would serve memory storage and an in-process broker, whatever the environment says,
+    each worker its own users, while /health/ready said 200.  Servers use
+    :func:`app_from_env`."""
+    if not isinstance(settings, Settings):
+        raise TypeError(
+            "create_app() needs its Settings (create_app(Settings.from_env())); to serve "
+            "svc under Gunicorn, use svc.app:app_from_env with aiohttp.GunicornWebWorker"
+        )
     log_secrets.install()  # before any request can be logged
     app = web.Application(
         # No middleware: each handler is wrapped where its route is added (http/routing.py).
@@ -72,6 +81,15 @@ def create_app(
     cors.setup(app)
     routing.close_routes(app)  # last: every other path and method gets svc's 404 and 405
     return app
+
+
+async def app_from_env() -> web.AppRunner:
+    """The application for Gunicorn, configured from the environment exactly as
+    ``python -m svc`` is (svc.serving):
+    ``gunicorn svc.app:app_from_env --worker-class aiohttp.GunicornWebWorker``."""
+    from .serving import app_from_env as from_env  # it builds on this module
+
+    return await from_env()
 
 
 async def _passwords_ctx(app: web.Application) -> AsyncIterator[None]:

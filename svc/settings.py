@@ -57,6 +57,8 @@ class Settings:
     body_timeout: float = 10.0
     #: Balancers whose X-Forwarded-For / Forwarded name the client (http/client_address.py).
     trusted_proxies: tuple[Network, ...] = ()
+    #: Worker processes ``python -m svc`` runs on the one port (svc.workers).
+    workers: int = 1
 
     @property
     def resolved_broker_url(self) -> str:
@@ -115,6 +117,9 @@ class Settings:
             trusted_proxies = parse_networks(get.str("TRUSTED_PROXIES", ""))
         except ValueError as exc:
             raise SettingsError("TRUSTED_PROXIES", str(exc)) from None
+        workers = _workers(get.str("WORKERS", "1"))
+        if workers > 1:
+            _check_shared(workers, database_url, broker_url, chosen)
         return cls(
             database_url=database_url,
             broker_url=broker_url,
@@ -133,6 +138,47 @@ class Settings:
             shutdown_timeout=get.float("SHUTDOWN_TIMEOUT", cls.shutdown_timeout, 0, 600),
             body_timeout=get.float("BODY_TIMEOUT", cls.body_timeout, 0.1, 3600),
             trusted_proxies=trusted_proxies,
+            workers=workers,
+        )
+
+
+#: More worker processes than this is a typo, not a machine.
+MAX_WORKERS = 256
+
+
+def _workers(raw: str) -> int:
+    """``WORKERS``: a whole number, or ``auto`` for one per CPU this process may run on
+    (its affinity: a container limited by cpuset gets its share, not the host's)."""
+    if raw.lower() == "auto":
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # no sched_getaffinity (macOS)
+            return os.cpu_count() or 1
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_WORKERS:
+        raise SettingsError(
+            "WORKERS", f"must be auto or a whole number from 1 to {MAX_WORKERS}, got {raw!r}"
+        )
+    return value
+
+
+def _check_shared(workers: int, database_url: str, broker_url: str | None, chosen: str) -> None:
+    """Workers are separate processes: what one keeps in its memory the others never see
+    (a user created through one would be 404 through the next), so refuse, naming each."""
+    in_memory = []
+    if registry.scheme_of(database_url) == "memory":
+        in_memory.append("DATABASE_URL is memory://")
+    if broker_registry.scheme_of(chosen) == "memory":
+        where = "BROKER_URL is memory://" if broker_url else "BROKER_URL is unset (memory://)"
+        in_memory.append(where)
+    if in_memory:
+        raise SettingsError(
+            "WORKERS",
+            f"{workers} worker processes need storage and a broker shared between processes, "
+            f"but {' and '.join(in_memory)}; set them to postgres:// or redis:// (or WORKERS=1)",
         )
 
 
@@ -169,6 +215,7 @@ KNOWN_VARIABLES = (
     "ACCESS_LOG",
     "SHUTDOWN_TIMEOUT",
     "TRUSTED_PROXIES",
+    "WORKERS",
 )
 #: Names other services use for the same thing: svc ignores them, so say so.
 LOOKALIKES = {

@@ -72,13 +72,12 @@ class SvcProcess:
             start_new_session=True,
         )
         log.close()
-        pid = self.proc.pid
         deadline = time.monotonic() + timeout
         async with aiohttp.ClientSession() as session:
             while True:
                 try:
                     async with session.get(self.base + "/") as response:
-                        if response.status == 200 and answered_by(response.headers, pid):
+                        if response.status == 200 and self.answered(response.headers):
                             return True
                 except aiohttp.ClientError:
                     pass
@@ -88,6 +87,10 @@ class SvcProcess:
                     await self.stop()
                     raise AssertionError(f"svc did not start:\n{self.log()}")
                 await asyncio.sleep(0.1)
+
+    def answered(self, headers) -> bool:
+        """Did this child (not another server on its port) give this answer?"""
+        return answered_by(headers, self.proc.pid)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

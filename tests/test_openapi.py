@@ -15,6 +15,7 @@ from svc.http import openapi
 from svc.http.errors import CATALOGUE, kinds_of
 from svc.http.operation import Reply, documented
 from svc.keys import OPENAPI_JSON
+from svc.settings import Settings
 from svc.testing import unique_id
 
 METHODS = {"get", "put", "post", "delete", "patch"}
@@ -77,7 +78,7 @@ async def test_every_route_of_the_app_is_documented_and_nothing_else(client):
 
 
 def test_a_route_without_an_operation_stops_the_build():
-    app = create_app()
+    app = create_app(Settings())
 
     async def metrics(request):  # pragma: no cover - never called
         return web.Response()

@@ -53,9 +53,17 @@ class Metrics:
         self.counters = Counters()
         self.registry.register(self.requests)
         self.registry.register(_StateCollector(app, self.counters))
+        #: Under several workers, the service's figures (svc.http.worker_metrics).
+        self.shared = None
+
+    def own(self) -> bytes:
+        """This process's figures."""
+        return generate_latest(self.registry)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        """What ``GET /metrics`` answers: this process's figures, or the service's."""
+        own = generate_latest(self.registry)
+        return own if self.shared is None else self.shared.render(own)
 
 
 class RequestHistogram(Collector):
