@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import logging
 import sys
@@ -105,7 +106,7 @@ def _run(settings: Settings) -> None:
 
     from .app import create_app
     from .heap_trim import heap_trim_ctx
-    from .keys import ORIGINS
+    from .keys import DRAIN, ORIGINS
 
     # Not uvloop, though it gave +10% GET here: aiopg re-registers a recycled fd after a
     # failed connect, which uvloop refuses (aio-libs/aiopg#909, unfixed), so recovery
@@ -123,8 +124,16 @@ def _run(settings: Settings) -> None:
     log.info("%s", app[ORIGINS].describe())
     app.on_startup.append(freeze_startup_heap)  # after cleanup_ctx: storage, broker, hub are up
     app.cleanup_ctx.append(heap_trim_ctx)  # after a burst of sockets, freed heap goes back
+    # SIGTERM and SIGINT are the drain's (svc/drain.py), not aiohttp's: the first opens the
+    # DRAIN_SECONDS window (readiness 503, everything still served), then shuts down as below.
+    loop = asyncio.new_event_loop()
+    drain = app[DRAIN]
+    drain.install(loop)
+    app.on_startup.append(drain.now_serving)  # last: a signal before it stops start-up at once
     web.run_app(
         app,
+        loop=loop,
+        handle_signals=False,
         host=settings.host,
         port=settings.port,
         access_log=None,  # svc's own (ACCESS_LOG) is written by svc.http.observe
@@ -132,7 +141,7 @@ def _run(settings: Settings) -> None:
         # deploy): the kernel drops the SYNs and each client retries a second later.
         # 2,048 is uvicorn's default; Linux caps it at net.core.somaxconn.
         backlog=LISTEN_BACKLOG,
-        # SIGTERM: stop accepting, close sockets with 1001 (on_shutdown), let in-flight
+        # After the drain: stop accepting, close sockets with 1001 (on_shutdown), let in-flight
         # requests finish for this long, then close the broker and storage; exit 0.
         shutdown_timeout=settings.shutdown_timeout,
         print=lambda _: log.info("listening on http://%s:%s", settings.host, settings.port),
