@@ -4,9 +4,10 @@ connects again after a jittered backoff (0.1 s, doubling to 1 s), and each welco
 It is a member of one room and follows one other user's versions: the welcome's member list
 re-syncs it (it may repeat what was seen, never go back), and each ``profile_updated`` is a
 delivery (always newer than anything seen, the welcome included: never twice, never older).
-Whatever breaks that rule is kept in ``problems``; a ``profile_updated`` repeating the very
-version the welcome just listed is kept apart, in ``welcome_repeats`` (issue 23 found svc
-doing it: docs/api.md says a version already sent is never sent).  Presence frames are not
+Whatever breaks that rule is kept in ``problems``; a ``profile_updated`` at or below the
+version the last welcome listed is kept apart, in ``behind_welcome`` (issue 23 found svc
+repeating the welcome's version: a change in flight when a room opens on a process; docs/api.md
+says a version already sent, or an older one, is never sent).  Presence frames are not
 counted: the contract orders versions in ``profile_updated``, and a client applies presence
 as a set update.
 """
@@ -33,7 +34,7 @@ class ReconnectingClient:
         self.failures = 0  # attempts that did not reach a welcome
         self.pid: int | None = None  # the svc process of the current socket, if known
         self.problems: list[str] = []
-        self.welcome_repeats: list[int] = []
+        self.behind_welcome: list[int] = []
         self._welcomed_at: int | None = None  # the version the last welcome listed
         self._task: asyncio.Task | None = None
 
@@ -80,9 +81,10 @@ class ReconnectingClient:
             self._welcomed_at = None
             self._resync(frame["members"])
         elif kind == "profile_updated" and frame["id"] == self.follows:
-            if frame["version"] == self._welcomed_at == self.version:
-                self.welcome_repeats.append(frame["version"])
-            elif frame["version"] <= self.version:
+            if self._welcomed_at is not None and frame["version"] <= self._welcomed_at:
+                self.behind_welcome.append(frame["version"])
+                return
+            if frame["version"] <= self.version:
                 self.problems.append(
                     f"profile_updated {frame['version']} after {self.version} was seen"
                 )

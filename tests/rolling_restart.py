@@ -54,9 +54,9 @@ class RollResult:
     def problems(self) -> list[str]:
         return [f"{c.user}: {p}" for c in self.clients for p in c.problems]
 
-    def welcome_repeats(self) -> int:
-        """``profile_updated`` frames that repeated the version their welcome listed."""
-        return sum(len(c.welcome_repeats) for c in self.clients)
+    def behind_welcome(self) -> int:
+        """``profile_updated`` frames at or below the version their welcome listed."""
+        return sum(len(c.behind_welcome) for c in self.clients)
 
 
 class Writer:
@@ -116,9 +116,17 @@ async def room_count(session: aiohttp.ClientSession, base: str, room: str) -> tu
 
 
 async def rolling_restart(
-    balancer: Balancer, processes: list[SvcProcess], clients: int = 100
+    balancer: Balancer,
+    processes: list[SvcProcess],
+    clients: int = 100,
+    result: RollResult | None = None,
+    wait_for_balancer: bool = True,
 ) -> RollResult:
-    result = RollResult()
+    """The roll; ``result`` (given) holds what was seen even if a wait gives up.
+
+    ``wait_for_balancer=False`` moves to the next process as soon as the restarted one is
+    ready on its own port, without waiting for the balancer to send to it (a naive roll)."""
+    result = result if result is not None else RollResult()
     room = unique_id("r")
     writer_id = "a" + unique_id("w")  # sorts before the clients: first in every member list
     connector = aiohttp.TCPConnector(limit=0)
@@ -144,7 +152,9 @@ async def rolling_restart(
             )
             writer.start()
             for process in processes:
-                result.restarts.append(await _restart(balancer, process, result.clients))
+                result.restarts.append(
+                    await _restart(balancer, process, result.clients, wait_for_balancer)
+                )
             await writer.stop()
 
             # The room is whole on every process before the last write: 100 members and
@@ -159,13 +169,16 @@ async def rolling_restart(
             await writer.stop()
             for client in everyone:
                 await client.stop()
-    result.writes = writer.writes
-    result.failed_writes = writer.failures
+            result.writes = writer.writes
+            result.failed_writes = writer.failures
     return result
 
 
 async def _restart(
-    balancer: Balancer, process: SvcProcess, clients: list[ReconnectingClient]
+    balancer: Balancer,
+    process: SvcProcess,
+    clients: list[ReconnectingClient],
+    wait_for_balancer: bool,
 ) -> Restart:
     restart = Restart()
     signalled = time.monotonic()
