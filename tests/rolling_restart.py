@@ -201,6 +201,8 @@ async def _restart(
         restart.exited = time.monotonic() - signalled
         await process.start(attempts=1)  # the same port: the balancer knows no other
         restart.ready = time.monotonic() - signalled
+        if not wait_for_balancer:
+            return restart
         await balancer.wait_serving(process.proc.pid)
         restart.balanced = time.monotonic() - signalled
         await wait_for(lambda: all(c.connected.is_set() for c in clients), 30, "every client back")
