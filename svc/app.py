@@ -59,7 +59,6 @@ def create_app(
     app[HUB] = Hub(app[STORAGE], app[BROKER], private_email=settings.auth_enabled)
     app[METRICS] = Metrics(app)
     app[DRAIN] = Drain(settings.drain_seconds)
-    app.on_response_prepare.append(_close_while_draining)
     app.cleanup_ctx.append(_passwords_ctx)
     app.cleanup_ctx.append(_storage_ctx)
     app.cleanup_ctx.append(_broker_ctx)  # after storage: the hub reads users as news arrives
@@ -100,15 +99,6 @@ async def _broker_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     await hub.stop()
     await broker.close()
-
-
-async def _close_while_draining(request: web.Request, response: web.StreamResponse) -> None:
-    """While draining, each HTTP answer closes its connection (an upgrade's stays): no idle
-    keep-alive connection of a balancer is left to be cut when the port closes."""
-    if request.app[DRAIN].draining and response.status != 101:
-        response.force_close()
-        # aiohttp >= 3.10 writes the Connection header before this hook: say it here too.
-        response.headers["Connection"] = "close"
 
 
 async def _close_sockets(app: web.Application) -> None:
