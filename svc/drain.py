@@ -1,9 +1,10 @@
 """Drain on ``SIGTERM``: readiness 503 for ``DRAIN_SECONDS`` while still serving, then shut down.
 
 A balancer learns that a process is going away only from its health check: if the
-process closed its port at the signal, every request the balancer sent it before the
-next check would fail (nginx's passive checks then mark it, and with one peer already
-marked, every peer, as down).  So the first ``SIGTERM`` (or ``SIGINT``) only turns
+process closed its port at the signal, what the balancer sent it before the next check
+would be refused (a balancer that retries elsewhere copes; one that routes only by its
+checks, a cloud load balancer, does not; nginx's default passive check marks the process
+down, and in a rolling restart every process: docs/deploy.md).  So the first ``SIGTERM`` (or ``SIGINT``) only turns
 ``GET /health/ready`` to 503 ``draining``: requests and WebSockets, old and new, are
 served as before, and each HTTP answer closes its connection, so no idle keep-alive
 connection of the balancer is left to be cut when the port closes.  When the window is
