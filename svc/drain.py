@@ -4,13 +4,14 @@ A balancer learns that a process is going away only from its health check: if th
 process closed its port at the signal, what the balancer sent it before the next check
 would be refused (a balancer that retries elsewhere copes; one that routes only by its
 checks, a cloud load balancer, does not; nginx's default passive check marks the process
-down, and in a rolling restart every process: docs/deploy.md).  So the first ``SIGTERM`` (or ``SIGINT``) only turns
-``GET /health/ready`` to 503 ``draining``: requests and WebSockets, old and new, are
-served as before, and each HTTP answer closes its connection, so no idle keep-alive
-connection of the balancer is left to be cut when the port closes.  When the window is
-over, the usual shutdown runs (``web.GracefulExit``: stop accepting, 1001 to every
-socket, ``SHUTDOWN_TIMEOUT`` for requests in flight).  A second signal during the window
-ends it at once: an operator pressing Ctrl-C twice means now.
+down, and in a rolling restart every process: docs/deploy.md).  So the first ``SIGTERM``
+(or ``SIGINT``) only turns ``GET /health/ready`` to 503 ``draining``: requests and
+WebSockets, old and new, are served as before, and each HTTP answer closes its connection
+(http/routing.py), so no idle keep-alive connection of the balancer is left to be cut when
+the port closes.  When the window is over, the usual shutdown runs (``web.GracefulExit``:
+stop accepting, 1001 to every socket, ``SHUTDOWN_TIMEOUT`` for requests in flight).  A
+second signal during the window ends it at once: an operator pressing Ctrl-C twice means
+now.
 """
 
 from __future__ import annotations
