@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
@@ -93,21 +94,28 @@ def _run(settings: Settings) -> None:
     try:
         from aiohttp import web
 
+        from .keys import DRAIN
         from .serving import build_app, runner_options
 
-        # Not uvloop, though it gave +10% GET here: aiopg re-registers a recycled fd after a
-        # failed connect, which uvloop refuses (aio-libs/aiopg#909, unfixed), so recovery
-        # from a database outage would break.
         app = build_app(settings)
         if worker:
             from .workers import stop_with_parent
 
             app.on_startup.append(stop_with_parent)
+        # SIGTERM and SIGINT are the drain's (svc/drain.py), not aiohttp's: the first opens the
+        # DRAIN_SECONDS window (readiness 503, everything still served), then shuts down as
+        # runner_options says. Under WORKERS the parent passes the signal on: each worker drains.
+        loop = asyncio.new_event_loop()
+        drain = app[DRAIN]
+        drain.install(loop)
+        app.on_startup.append(drain.now_serving)  # last: a signal before it stops start-up at once
         where = f"http://{settings.host}:{settings.port}"
         said = f"worker {worker} listening on {where}" if worker else f"listening on {where}"
         web.run_app(
             app,
             sock=sockets,
+            loop=loop,
+            handle_signals=False,
             # aiohttp's default of 128 overflows when a room's clients reconnect at once (a
             # deploy): the kernel drops the SYNs and each client retries a second later.
             # 2,048 is uvicorn's default; Linux caps it at net.core.somaxconn.

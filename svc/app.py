@@ -18,12 +18,13 @@ from aiohttp import web
 from . import log_secrets
 from .broker import Broker
 from .broker.registry import get_plugin as get_broker_plugin
+from .drain import Drain
 from .http import auth, cors, demo, health, members, metrics, openapi, routing, users
 from .http.login_throttle import LoginThrottle
 from .http.metrics import Metrics
 from .http.origins import OriginPolicy
 from .http.request_limits import HANDLER_ARGS
-from .keys import BROKER, HUB, LOGIN_THROTTLE, METRICS, ORIGINS, PASSWORDS, SETTINGS, STORAGE
+from .keys import BROKER, DRAIN, HUB, LOGIN_THROTTLE, METRICS, ORIGINS, PASSWORDS, SETTINGS, STORAGE
 from .passwords import Passwords
 from .redact import scrub
 from .rooms import Hub, ws
@@ -66,6 +67,7 @@ def create_app(
     app[LOGIN_THROTTLE] = LoginThrottle()
     app[HUB] = Hub(app[STORAGE], app[BROKER], private_email=settings.auth_enabled)
     app[METRICS] = Metrics(app)
+    app[DRAIN] = Drain(settings.drain_seconds)
     app.cleanup_ctx.append(_passwords_ctx)
     app.cleanup_ctx.append(_storage_ctx)
     app.cleanup_ctx.append(_broker_ctx)  # after storage: the hub reads users as news arrives

@@ -3,6 +3,7 @@
 from aiohttp import web
 
 from .broker import Broker
+from .drain import Drain
 from .http.login_throttle import LoginThrottle
 from .http.metrics import Metrics
 from .http.origins import OriginPolicy
@@ -16,6 +17,8 @@ STORAGE = web.AppKey("storage", Storage)
 BROKER = web.AppKey("broker", Broker)
 PASSWORDS = web.AppKey("passwords", Passwords)
 HUB = web.AppKey("hub", Hub)
+#: This process's drain window after SIGTERM (drain.py); readiness reads it.
+DRAIN = web.AppKey("drain", Drain)
 METRICS = web.AppKey("metrics", Metrics)
 #: Which web origins may call the API and open sockets (HTTP CORS and the WebSocket upgrade).
 ORIGINS = web.AppKey("origins", OriginPolicy)

@@ -53,6 +53,9 @@ class Settings:
     access_log: bool = False
     #: On SIGTERM, how long in-flight requests may take to finish.
     shutdown_timeout: float = 10.0
+    #: On SIGTERM, how long readiness answers 503 while everything is still served, so
+    #: a balancer's health check moves traffic away before the port closes (svc/drain.py).
+    drain_seconds: float = 5.0
     #: Seconds a request body may take to arrive; slower ones get 408.
     body_timeout: float = 10.0
     #: Balancers whose X-Forwarded-For / Forwarded name the client (http/client_address.py).
@@ -136,6 +139,7 @@ class Settings:
             log_format=get.choice("LOG_FORMAT", cls.log_format, ("text", "json")),
             access_log=get.bool("ACCESS_LOG", cls.access_log),
             shutdown_timeout=get.float("SHUTDOWN_TIMEOUT", cls.shutdown_timeout, 0, 600),
+            drain_seconds=get.float("DRAIN_SECONDS", cls.drain_seconds, 0, 600),
             body_timeout=get.float("BODY_TIMEOUT", cls.body_timeout, 0.1, 3600),
             trusted_proxies=trusted_proxies,
             workers=workers,
@@ -216,6 +220,7 @@ KNOWN_VARIABLES = (
     "SHUTDOWN_TIMEOUT",
     "TRUSTED_PROXIES",
     "WORKERS",
+    "DRAIN_SECONDS",
 )
 #: Names other services use for the same thing: svc ignores them, so say so.
 LOOKALIKES = {

@@ -88,6 +88,9 @@ class SvcProcess:
             "HOST": "127.0.0.1",
             "PORT": str(self.port),
             "BCRYPT_ROUNDS": "4",
+            # A stop is the old immediate shutdown unless a test asks for the drain window
+            # (tests/test_drain.py): five seconds per stop would add minutes to the suite.
+            "DRAIN_SECONDS": "0",
             **env,
         }
         if "JWT_SECRET_KEY" not in env:

@@ -35,6 +35,9 @@ class SvcProcess:
             "PORT": str(self.port),
             "HOST": "127.0.0.1",
             "BCRYPT_ROUNDS": "4",
+            # A stop is the old immediate shutdown unless a test asks for the drain window
+            # (tests/test_drain.py): five seconds per stop would add minutes to the suite.
+            "DRAIN_SECONDS": "0",
             **env,
         }
         self.proc: asyncio.subprocess.Process | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 
 import aiohttp
@@ -71,6 +72,17 @@ async def test_request_id_is_made_echoed_or_replaced(client):
         assert got != insane and got
     # errors carry it too
     assert (await client.get("/no/such/route")).headers["X-Request-ID"]
+
+
+async def test_a_websocket_upgrade_answers_with_its_request_id(client):
+    """The 101 carries it as every answer does: behind a balancer, it says which process
+    took the socket (svc's own ids start with its pid)."""
+    ws = await client.ws_connect("/ws/lobby", headers={"X-Request-ID": "up-1"})
+    assert ws._response.headers["X-Request-ID"] == "up-1"
+    await ws.close()
+    ws = await client.ws_connect("/ws/lobby")
+    assert ws._response.headers["X-Request-ID"].startswith(f"{os.getpid():x}-")
+    await ws.close()
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ def test_defaults():
     assert settings.bcrypt_rounds == 12
     assert settings.auth_enabled is False
     assert settings.cors_origins == ()
+    assert settings.drain_seconds == 5
 
 
 def test_values_are_read():
@@ -28,8 +29,10 @@ def test_values_are_read():
             "CORS_ORIGINS": "https://a.example, https://b.example",
             "CORS_ORIGIN_REGEX": r"https://.*\.up\.railway\.app",
             "JWT_SECRET_KEY": "k" * 32,
+            "DRAIN_SECONDS": "0",
         }
     )
+    assert settings.drain_seconds == 0
     assert (settings.port, settings.host, settings.bcrypt_rounds) == (9001, "127.0.0.1", 10)
     assert settings.cors_origins == ("https://a.example", "https://b.example")
     assert settings.auth_enabled is True
@@ -52,6 +55,8 @@ def test_values_are_read():
         ({"JWT_SECRET_KEY": "short"}, "JWT_SECRET_KEY", "32 bytes"),
         ({"CORS_ORIGIN_REGEX": "(unclosed"}, "CORS_ORIGIN_REGEX", "regular expression"),
         ({"DATABASE_TIMEOUT": "soon"}, "DATABASE_TIMEOUT", "seconds"),
+        ({"DRAIN_SECONDS": "-1"}, "DRAIN_SECONDS", "0 to 600"),
+        ({"DRAIN_SECONDS": "a while"}, "DRAIN_SECONDS", "seconds"),
     ],
 )
 def test_bad_values_name_the_variable(env, variable, words):
@@ -66,6 +71,7 @@ def test_bad_values_name_the_variable(env, variable, words):
     "env, variable",
     [
         ({"PORT": "eighty"}, "PORT"),
+        ({"DRAIN_SECONDS": "5s"}, "DRAIN_SECONDS"),
         ({"DATABASE_URL": "nosuch://x"}, "DATABASE_URL"),
         ({"CORS_ORIGINS": "https://ok.example,https://app.example.com/"}, "CORS_ORIGINS"),
         ({"TRUSTED_PROXIES": "10.0.0.0/8,balancer.internal"}, "TRUSTED_PROXIES"),

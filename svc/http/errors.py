@@ -164,6 +164,13 @@ CATALOGUE: tuple[ErrorKind, ...] = (
         "too many password hashes are waiting (`HASH_QUEUE`); try again after `Retry-After`",
         ("Retry-After",),
     ),
+    ErrorKind(
+        503,
+        "draining",
+        "`GET /health/ready` only: this process is shutting down (`SIGTERM`, `DRAIN_SECONDS`); "
+        "it still serves, but a balancer should send new work to another",
+        ("Retry-After",),
+    ),
 )
 
 

@@ -7,7 +7,7 @@ import json
 from aiohttp import web
 
 from .. import __version__
-from ..keys import BROKER, STORAGE
+from ..keys import BROKER, DRAIN, STORAGE
 from ..storage import Unavailable
 from . import routing
 from .errors import error_response
@@ -33,6 +33,16 @@ async def liveness(request: web.Request) -> web.Response:
     errors=(503,),
 )
 async def readiness(request: web.Request) -> web.Response:
+    drain = request.app[DRAIN]
+    if drain.draining:
+        # Before any check: a balancer must stop sending here even if all is well.
+        return error_response(
+            503,
+            "draining",
+            f"this process is shutting down: it drains for {drain.remaining():.1f} s more, "
+            "then closes its sockets with 1001",
+            headers={"Retry-After": "1"},
+        )
     checks: dict[str, str] = {}
     down: list[str] = []
     for part, service in (("storage", request.app[STORAGE]), ("broker", request.app[BROKER])):

@@ -23,7 +23,7 @@ from time import perf_counter
 
 from aiohttp import hdrs, web
 
-from ..keys import METRICS, SETTINGS
+from ..keys import DRAIN, METRICS, SETTINGS
 from ..logs import request_id
 from . import cors, errors, observe
 from .request_limits import is_compressed, refuse_compressed
@@ -69,6 +69,7 @@ def observed(
     """
     histogram = app[METRICS].requests
     access_log = app[SETTINGS].access_log
+    drain = app[DRAIN]
 
     @functools.wraps(handler)
     async def observed_handler(request: web.Request) -> web.StreamResponse:
@@ -90,10 +91,16 @@ def observed(
                 response = await errors.answer(request, exc)
             status = response.status
             response.headers[observe.REQUEST_ID_HEADER] = rid
+            if drain.started is not None and status != 101:
+                # Draining (svc/drain.py): the connection closes after this answer, so no
+                # idle keep-alive connection of a balancer is left to be cut at the end.
+                response.force_close()
             return response
         except web.HTTPException as exc:
             status = exc.status
             exc.headers[observe.REQUEST_ID_HEADER] = rid
+            if drain.started is not None:
+                exc.force_close()
             raise
         finally:
             duration = perf_counter() - started

@@ -23,8 +23,10 @@ from ..http.components import (
 )
 from ..http.errors import APIError, unavailable_reason
 from ..http.ids import is_valid_id
+from ..http.observe import REQUEST_ID_HEADER
 from ..http.operation import Reply, documented
 from ..keys import HUB, SETTINGS
+from ..logs import request_id
 from ..storage import Unavailable
 from .admission import UNAVAILABLE, Refused, check_origin, check_room, member_id
 from .connection import Connection
@@ -105,6 +107,11 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         # wire.py rule 1: the hub writes pre-framed bytes shared by every socket.
         compress=False,
     )
+    # The 101 carries the request id as every answer does (routing.observed sets it only on
+    # what a handler returns, after the socket's life): through a balancer, it tells which
+    # process took the socket.
+    if (rid := request_id.get()) is not None:
+        ws.headers[REQUEST_ID_HEADER] = rid
     if not ws.can_prepare(request).ok:
         if not is_valid_id(room_id):
             raise APIError(404, "not_found", "no such room: a room id is 1 to 64 of [A-Za-z0-9_-]")
