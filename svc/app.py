@@ -154,8 +154,10 @@ async def open_with_retry(
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 await close()
+                # Neutral on purpose: ``problem`` says whether it refused (a pooler that is
+                # full, a port nobody listens on) or did not answer at all.
                 raise SettingsError(
-                    variable, f"{what} did not answer within {timeout:g} s ({problem})"
+                    variable, f"{what} was still unavailable after {timeout:g} s: {problem}"
                 ) from None
             wait = min(delay, remaining)
             log.warning("%s not ready (%s); retrying in %.1f s", what, problem, wait)
