@@ -26,6 +26,7 @@ from ..http.ids import is_valid_id
 from ..http.operation import Reply, documented
 from ..keys import HUB, SETTINGS
 from ..storage import Unavailable
+from . import wire
 from .admission import UNAVAILABLE, Refused, check_origin, check_room, member_id
 from .connection import Connection
 from .hub import Hub
@@ -148,7 +149,16 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             elif msg.type is WSMsgType.BINARY:
                 hub.receive_binary(conn, now)
             elif msg.type is WSMsgType.PING:
-                await ws.pong(msg.data)
+                # A ping is a frame like any other: it draws on the frame budget, and
+                # one over the rate gets no pong (a flood is closed with 1008 as for
+                # text).  The pong goes out as the hub writes (wire.py): never awaited,
+                # bounded by the backlog, and skipped once the peer has gone; ws.pong
+                # raised ClientConnectionResetError (a 500) at a client that pinged
+                # and reset its connection.
+                if conn.allow_frame(now):
+                    conn.send(wire.pong_frame(msg.data))
+            elif msg.type is WSMsgType.PONG:
+                conn.allow_frame(now)  # unasked-for pongs are frames too (RFC 6455 allows them)
     finally:
         await hub.leave(conn)
         if logged and ws.prepared:
