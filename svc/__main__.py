@@ -104,8 +104,9 @@ def _run(settings: Settings) -> None:
     from aiohttp import web
 
     from .app import create_app
+    from .connections import GatedLoop, default_max_connections
     from .heap_trim import heap_trim_ctx
-    from .keys import ORIGINS
+    from .keys import CONNECTIONS, ORIGINS
 
     # Not uvloop, though it gave +10% GET here: aiopg re-registers a recycled fd after a
     # failed connect, which uvloop refuses (aio-libs/aiopg#909, unfixed), so recovery
@@ -121,6 +122,8 @@ def _run(settings: Settings) -> None:
     )
     app = create_app(settings)
     log.info("%s", app[ORIGINS].describe())
+    # The listening socket's gate (MAX_CONNECTIONS) and the one-line accept errors.
+    loop = GatedLoop(app[CONNECTIONS], settings.max_connections or default_max_connections())
     app.on_startup.append(freeze_startup_heap)  # after cleanup_ctx: storage, broker, hub are up
     app.cleanup_ctx.append(heap_trim_ctx)  # after a burst of sockets, freed heap goes back
     web.run_app(
@@ -136,6 +139,7 @@ def _run(settings: Settings) -> None:
         # requests finish for this long, then close the broker and storage; exit 0.
         shutdown_timeout=settings.shutdown_timeout,
         print=lambda _: log.info("listening on http://%s:%s", settings.host, settings.port),
+        loop=loop,
     )
 
 

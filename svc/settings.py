@@ -54,6 +54,17 @@ class Settings:
     shutdown_timeout: float = 10.0
     #: Seconds a request body may take to arrive; slower ones get 408.
     body_timeout: float = 10.0
+    # -- limits against abuse, per connection (svc/connections.py, docs/security.md) --
+    #: Seconds a request head may take to arrive in full, from the connection's start or
+    #: the previous response (so also how long an idle keep-alive connection is kept).
+    header_timeout: float = 10.0
+    #: Open connections at most; None: the file limit (RLIMIT_NOFILE) less a margin.
+    max_connections: int | None = None
+    #: WebSockets one user may hold open in this process; the next is closed with 4429.
+    max_sockets_per_user: int = 32
+    #: Bytes waiting for all slow WebSocket consumers together; past it the ones with
+    #: the most waiting are closed with 1013.
+    send_buffer_budget: int = 256 * 1024 * 1024
 
     @property
     def resolved_broker_url(self) -> str:
@@ -125,6 +136,14 @@ class Settings:
             access_log=get.bool("ACCESS_LOG", cls.access_log),
             shutdown_timeout=get.float("SHUTDOWN_TIMEOUT", cls.shutdown_timeout, 0, 600),
             body_timeout=get.float("BODY_TIMEOUT", cls.body_timeout, 0.1, 3600),
+            header_timeout=get.float("HEADER_TIMEOUT", cls.header_timeout, 0.1, 3600),
+            max_connections=get.int("MAX_CONNECTIONS", cls.max_connections, 1, 10_000_000),
+            max_sockets_per_user=get.int(
+                "MAX_SOCKETS_PER_USER", cls.max_sockets_per_user, 1, 100_000
+            ),
+            send_buffer_budget=get.int(
+                "SEND_BUFFER_BUDGET", cls.send_buffer_budget, 1024 * 1024, 2**40
+            ),
         )
 
 
@@ -160,6 +179,10 @@ KNOWN_VARIABLES = (
     "LOG_FORMAT",
     "ACCESS_LOG",
     "SHUTDOWN_TIMEOUT",
+    "HEADER_TIMEOUT",
+    "MAX_CONNECTIONS",
+    "MAX_SOCKETS_PER_USER",
+    "SEND_BUFFER_BUDGET",
 )
 #: Names other services use for the same thing: svc ignores them, so say so.
 LOOKALIKES = {
@@ -237,5 +260,8 @@ class _Reader:
         except ValueError:
             value = None
         if value is None or not low <= value <= high:
-            raise SettingsError(name, f"must be {what} from {low:g} to {high:g}, got {raw!r}")
+            shown = str if kind is int else "{:g}".format  # 1048576, not 1.04858e+06
+            raise SettingsError(
+                name, f"must be {what} from {shown(low)} to {shown(high)}, got {raw!r}"
+            )
         return value

@@ -27,9 +27,16 @@ from ..http.operation import Reply, documented
 from ..keys import HUB, SETTINGS
 from ..storage import Unavailable
 from . import wire
-from .admission import UNAVAILABLE, Refused, check_origin, check_room, member_id
+from .admission import (
+    TOO_MANY_SOCKETS,
+    UNAVAILABLE,
+    Refused,
+    check_origin,
+    check_room,
+    member_id,
+)
 from .connection import Connection
-from .hub import Hub
+from .hub import Hub, TooManySockets
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +55,8 @@ a JSON error (426; 404 for a room id that breaks the id rule). A refused handsha
 upgraded and closed at once with a code and reason a browser can read: 4401 bad, expired or
 missing token (or `?user_id=` without one), 4403 `Origin` not allowed (the CORS allow-list;
 no `Origin` and the service's own origin always pass), 4404 the token's user is gone, 4422
-a room or user id that breaks the id rule, 4503 storage unavailable.
+a room or user id that breaks the id rule, 4429 the user already holds `MAX_SOCKETS_PER_USER`
+sockets (default 32, per process), 4503 storage unavailable.
 
 Server to client (schemas `WelcomeFrame`, `PresenceFrame`, `ProfileUpdatedFrame`,
 `MessageFrame`, `ErrorFrame`, `PongFrame`):
@@ -68,10 +76,11 @@ present without a stored user; its first profile change arrives as `profile_upda
 version 1.
 
 Client to server: `{"type": "message", "data": ...}` (at most $kib KiB of data) and
-`{"type": "ping"}` (answered by `{"type": "pong"}`). A slow consumer is closed with 1013;
-shutdown closes every socket with 1001.""").substitute(
-        welcome=WELCOME_MEMBERS, window=PRESENCE_WINDOW_MS, kib=MAX_MESSAGE_KIB
-    ),
+`{"type": "ping"}` (answered by `{"type": "pong"}`). Every frame counts against the frame
+rate, WebSocket pings too: one over it gets no pong, and a flood is closed with 1008. A slow
+consumer is closed with 1013 (its own backlog past 256 KiB, or the slowest first when all
+slow sockets together pass `SEND_BUFFER_BUDGET`); shutdown closes every socket with
+1001.""").substitute(welcome=WELCOME_MEMBERS, window=PRESENCE_WINDOW_MS, kib=MAX_MESSAGE_KIB),
     parameters=(
         "RoomId",
         {
@@ -122,6 +131,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             conn = await upgrade_while_joining(request, ws, hub, room_id, user_id)
         except Unavailable:
             raise Refused(UNAVAILABLE, "storage is unavailable, try again shortly") from None
+        except TooManySockets:
+            raise Refused(TOO_MANY_SOCKETS, "too many connections") from None
     except Refused as refusal:
         return await refuse(request, ws, refusal, hub.limits.close_timeout)
 
