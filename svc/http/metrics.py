@@ -123,7 +123,8 @@ class _StateCollector(Collector):
         yield closed
         yield GaugeMetricFamily(
             "svc_websocket_send_buffer_bytes",
-            "Bytes waiting for slow WebSocket consumers, together (SEND_BUFFER_BUDGET bounds it)",
+            "Bytes waiting for slow WebSocket consumers together, as last seen (an upper "
+            "bound; SEND_BUFFER_BUDGET bounds it)",
             value=hub.send_budget.total,
         )
         yield CounterMetricFamily(

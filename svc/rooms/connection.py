@@ -102,12 +102,16 @@ class Connection:
         if waiting:
             self._send_budget.note(self, waiting + len(frame))
 
-    def waiting(self) -> int:
-        """Bytes written to the socket that it has not taken yet."""
+    def unsent(self) -> int:
+        """Bytes written to the socket that it has not taken yet (closing or not)."""
         transport = self._transport
-        if self.closed or transport is None or transport.is_closing():
-            return 0
-        return transport.get_write_buffer_size()
+        return 0 if transport is None else transport.get_write_buffer_size()
+
+    def abort(self) -> None:
+        """Drop the connection and what waits to be sent on it, now (send_budget.py)."""
+        self.closed = True
+        if self._transport is not None:
+            self._transport.abort()
 
     def start(self, ws: web.WebSocketResponse, transport: asyncio.Transport, welcome: bytes):
         """Send the welcome, then whatever arrived while it was being prepared."""
@@ -153,7 +157,6 @@ class Connection:
             return
         self.closed = True
         self._held = None
-        self._send_budget.forget(self)
         if code == WSCloseCode.TRY_AGAIN_LATER:
             if reason == send_budget.REASON:
                 self._stats.closed_budget += 1

@@ -250,7 +250,8 @@ class Hub:
         room.connections.remove(conn)
         self.stats.churn += 1
         self.stats.left += 1
-        self.send_budget.forget(conn)
+        if not conn.unsent():  # else counted until its bytes are gone (send_budget.py)
+            self.send_budget.forget(conn)
         user_id = conn.user_id
         last_here = False
         if user_id is not None:

@@ -10,8 +10,14 @@ The sum is kept without a look at every socket per frame: a socket is noted here
 when a write finds bytes already waiting on it (a socket that keeps up never is, so
 the fan-out to those costs nothing more), with what waits after that write.  What a
 socket drained since is seen at its next write, so the sum may only be too high; when
-it passes the budget, every noted socket is read again (the ones drained are dropped)
-before anyone is closed.
+it passes the budget, every noted socket is read again (the ones drained, or gone, are
+dropped) before anyone is closed.
+
+A socket being closed still holds its backlog (its close frame waits behind it, and a
+closing socket is aborted only after ``close_timeout``), so it stays counted until its
+bytes are gone.  When the budget is passed again, the sockets already closing that still
+hold bytes are aborted first (their 1013 could not reach a client that does not read),
+and only then are more closed: the sum, closing sockets included, stays bounded.
 """
 
 from __future__ import annotations
@@ -49,14 +55,23 @@ class SendBudget:
     def _enforce(self) -> None:
         waiting = self._waiting
         for conn in list(waiting):
-            now = conn.waiting()
+            now = conn.unsent()
             if now:
                 waiting[conn] = now
             else:
                 del waiting[conn]
         self.total = sum(waiting.values())
         limit = self._limits.send_buffer_budget
+        if self.total <= limit:
+            return
+        for conn in [conn for conn in waiting if conn.closed]:
+            self.total -= waiting.pop(conn)
+            conn.abort()
+        over = self.total - limit
         for conn in sorted(waiting, key=waiting.__getitem__, reverse=True):
-            if self.total <= limit:
+            if over <= 0:
                 return
-            conn.close(WSCloseCode.TRY_AGAIN_LATER, REASON)  # forgets itself here
+            # Still counted until its bytes are gone; aborted if the budget is passed
+            # again first.
+            over -= waiting[conn]
+            conn.close(WSCloseCode.TRY_AGAIN_LATER, REASON)
