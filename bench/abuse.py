@@ -353,7 +353,7 @@ async def attack(name: str, base: str, seconds: float) -> None:
 
 #: phase → (the server's ulimit -n, seconds the attack runs before the probes start)
 CONNECTION_PHASES = {
-    "slow-heads": (1024, 5.0),
+    "slow-heads": (1024, 12.0),
     "conn-flood": (1024, 3.0),
     "ping-flood": (1024, 2.0),
     "slow-consumers": (8192, 8.0),

@@ -157,13 +157,17 @@ class Refused(asyncio.Protocol):
 
     def __init__(self, transport: asyncio.Transport, gate: Gate):
         self._gate = gate
+        self._timer = None
         transport.write(REFUSAL)
         if gate.lingering >= MAX_LINGERING:
             transport.close()
-            self._timer = None
+            return
+        try:
+            transport.write_eof()
+        except OSError:  # the client has gone already (ENOTCONN): nothing to wait for
+            transport.abort()
             return
         gate.lingering += 1
-        transport.write_eof()
         loop = asyncio.get_running_loop()
         self._timer = loop.call_later(REFUSAL_LINGER, transport.abort)
 
