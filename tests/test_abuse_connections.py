@@ -154,6 +154,23 @@ async def test_past_max_connections_a_new_connection_gets_503_at_once(started):
     assert svc.log().count("MAX_CONNECTIONS (20) connections are open") == 1, svc.log()
 
 
+async def test_both_limits_a_flood_of_slow_heads_frees_its_slots_after_header_timeout(started):
+    """MAX_CONNECTIONS full of half-sent heads refuses newcomers only until HEADER_TIMEOUT
+    closes the heads: then a well-behaved client is served again."""
+    svc = await started({"MAX_CONNECTIONS": "5", "HEADER_TIMEOUT": "0.5"})
+    held = await hold(svc, 5)
+    reader, writer = await asyncio.open_connection("127.0.0.1", svc.port)
+    assert (await closed_by_server(reader, 5)).startswith(b"HTTP/1.1 503 ")
+    writer.close()
+    for held_reader, _ in held:  # each closed by the server, within the timeout
+        assert await closed_by_server(held_reader, 5) == b""
+    assert await get_root(svc) == 200
+    for _, held_writer in held:
+        held_writer.close()
+    assert await metric(svc, "svc_header_timeouts_total") >= 5
+    assert await metric(svc, "svc_connections_refused_total") >= 1
+
+
 async def test_max_connections_defaults_to_the_file_limit_less_a_margin(started):
     """Under ``ulimit -n 200`` the default is 200 less the margin: the connection past it
     is refused with 503, never left to exhaust the descriptors."""
