@@ -157,7 +157,7 @@ async def test_past_max_connections_a_new_connection_gets_503_at_once(started):
 async def test_both_limits_a_flood_of_slow_heads_frees_its_slots_after_header_timeout(started):
     """MAX_CONNECTIONS full of half-sent heads refuses newcomers only until HEADER_TIMEOUT
     closes the heads: then a well-behaved client is served again."""
-    svc = await started({"MAX_CONNECTIONS": "5", "HEADER_TIMEOUT": "0.5"})
+    svc = await started({"MAX_CONNECTIONS": "5", "HEADER_TIMEOUT": "1.5"})
     held = await hold(svc, 5)
     reader, writer = await asyncio.open_connection("127.0.0.1", svc.port)
     assert (await closed_by_server(reader, 5)).startswith(b"HTTP/1.1 503 ")
