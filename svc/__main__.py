@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
@@ -94,7 +93,8 @@ def _run(settings: Settings) -> None:
     try:
         from aiohttp import web
 
-        from .keys import DRAIN
+        from .connections import GatedLoop, default_max_connections
+        from .keys import CONNECTIONS, DRAIN
         from .serving import build_app, runner_options
 
         app = build_app(settings)
@@ -105,7 +105,8 @@ def _run(settings: Settings) -> None:
         # SIGTERM and SIGINT are the drain's (svc/drain.py), not aiohttp's: the first opens the
         # DRAIN_SECONDS window (readiness 503, everything still served), then shuts down as
         # runner_options says. Under WORKERS the parent passes the signal on: each worker drains.
-        loop = asyncio.new_event_loop()
+        # The loop gates the listening socket (MAX_CONNECTIONS) and says accept errors once.
+        loop = GatedLoop(app[CONNECTIONS], settings.max_connections or default_max_connections())
         drain = app[DRAIN]
         drain.install(loop)
         app.on_startup.append(drain.now_serving)  # last: a signal before it stops start-up at once

@@ -18,16 +18,28 @@ from aiohttp import web
 from . import log_secrets
 from .broker import Broker
 from .broker.registry import get_plugin as get_broker_plugin
+from .connections import ConnectionStats
 from .drain import Drain
 from .http import auth, cors, demo, health, members, metrics, openapi, routing, users
 from .http.login_throttle import LoginThrottle
 from .http.metrics import Metrics
 from .http.origins import OriginPolicy
 from .http.request_limits import HANDLER_ARGS
-from .keys import BROKER, DRAIN, HUB, LOGIN_THROTTLE, METRICS, ORIGINS, PASSWORDS, SETTINGS, STORAGE
+from .keys import (
+    BROKER,
+    CONNECTIONS,
+    DRAIN,
+    HUB,
+    LOGIN_THROTTLE,
+    METRICS,
+    ORIGINS,
+    PASSWORDS,
+    SETTINGS,
+    STORAGE,
+)
 from .passwords import Passwords
 from .redact import scrub
-from .rooms import Hub, ws
+from .rooms import Hub, RoomSettings, ws
 from .settings import Settings, SettingsError
 from .storage import Misconfigured, Storage, Unavailable
 from .storage.registry import get_plugin as get_storage_plugin
@@ -56,7 +68,10 @@ def create_app(
     app = web.Application(
         # No middleware: each handler is wrapped where its route is added (http/routing.py).
         client_max_size=settings.max_body_bytes,
-        handler_args=HANDLER_ARGS,  # never inflate a request body (request_limits.py)
+        # never inflate a request body (request_limits.py); HEADER_TIMEOUT is aiohttp's
+        # keep-alive timer, armed at the connection's start and after each response
+        # (svc/connections.py): a head must be whole within it.
+        handler_args={**HANDLER_ARGS, "keepalive_timeout": settings.header_timeout},
     )
     app[SETTINGS] = settings
     app[ORIGINS] = OriginPolicy(settings.cors_origins, settings.cors_origin_regex)
@@ -65,7 +80,12 @@ def create_app(
     app[BROKER] = broker or get_broker_plugin(broker_url)(broker_url)
     app[PASSWORDS] = Passwords(settings.bcrypt_rounds, max_queue=settings.hash_queue)
     app[LOGIN_THROTTLE] = LoginThrottle()
-    app[HUB] = Hub(app[STORAGE], app[BROKER], private_email=settings.auth_enabled)
+    limits = RoomSettings(
+        max_sockets_per_user=settings.max_sockets_per_user,
+        send_buffer_budget=settings.send_buffer_budget,
+    )
+    app[HUB] = Hub(app[STORAGE], app[BROKER], limits, private_email=settings.auth_enabled)
+    app[CONNECTIONS] = ConnectionStats()  # counted by python -m svc's gate (connections.py)
     app[METRICS] = Metrics(app)
     app[DRAIN] = Drain(settings.drain_seconds)
     app.cleanup_ctx.append(_passwords_ctx)

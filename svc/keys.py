@@ -3,6 +3,7 @@
 from aiohttp import web
 
 from .broker import Broker
+from .connections import ConnectionStats
 from .drain import Drain
 from .http.login_throttle import LoginThrottle
 from .http.metrics import Metrics
@@ -26,3 +27,5 @@ ORIGINS = web.AppKey("origins", OriginPolicy)
 LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)
 #: The OpenAPI document, rendered once at start.
 OPENAPI_JSON = web.AppKey("openapi_json", bytes)
+#: What python -m svc's listening gate counts: open, refused, head timeouts (connections.py).
+CONNECTIONS = web.AppKey("connections", ConnectionStats)

@@ -62,6 +62,17 @@ class Settings:
     trusted_proxies: tuple[Network, ...] = ()
     #: Worker processes ``python -m svc`` runs on the one port (svc.workers).
     workers: int = 1
+    # -- limits against abuse, per connection (svc/connections.py, docs/security.md) --
+    #: Seconds a request head may take to arrive in full, from the connection's start or
+    #: the previous response (so also how long an idle keep-alive connection is kept).
+    header_timeout: float = 10.0
+    #: Open connections at most; None: the file limit (RLIMIT_NOFILE) less a margin.
+    max_connections: int | None = None
+    #: WebSockets one user may hold open in this process; the next is closed with 4429.
+    max_sockets_per_user: int = 32
+    #: Bytes waiting for all slow WebSocket consumers together; past it the ones with
+    #: the most waiting are closed with 1013.
+    send_buffer_budget: int = 256 * 1024 * 1024
 
     @property
     def resolved_broker_url(self) -> str:
@@ -143,6 +154,14 @@ class Settings:
             body_timeout=get.float("BODY_TIMEOUT", cls.body_timeout, 0.1, 3600),
             trusted_proxies=trusted_proxies,
             workers=workers,
+            header_timeout=get.float("HEADER_TIMEOUT", cls.header_timeout, 0.1, 3600),
+            max_connections=get.int("MAX_CONNECTIONS", cls.max_connections, 1, 10_000_000),
+            max_sockets_per_user=get.int(
+                "MAX_SOCKETS_PER_USER", cls.max_sockets_per_user, 1, 100_000
+            ),
+            send_buffer_budget=get.int(
+                "SEND_BUFFER_BUDGET", cls.send_buffer_budget, 1024 * 1024, 2**40
+            ),
         )
 
 
@@ -221,6 +240,10 @@ KNOWN_VARIABLES = (
     "TRUSTED_PROXIES",
     "WORKERS",
     "DRAIN_SECONDS",
+    "HEADER_TIMEOUT",
+    "MAX_CONNECTIONS",
+    "MAX_SOCKETS_PER_USER",
+    "SEND_BUFFER_BUDGET",
 )
 #: Names other services use for the same thing: svc ignores them, so say so.
 LOOKALIKES = {
@@ -298,5 +321,8 @@ class _Reader:
         except ValueError:
             value = None
         if value is None or not low <= value <= high:
-            raise SettingsError(name, f"must be {what} from {low:g} to {high:g}, got {raw!r}")
+            shown = str if kind is int else "{:g}".format  # 1048576, not 1.04858e+06
+            raise SettingsError(
+                name, f"must be {what} from {shown(low)} to {shown(high)}, got {raw!r}"
+            )
         return value

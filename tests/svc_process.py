@@ -26,7 +26,9 @@ def answered_by(headers, pid: int) -> bool:
 
 
 class SvcProcess:
-    def __init__(self, env: dict[str, str], log_path: Path):
+    def __init__(self, env: dict[str, str], log_path: Path, file_limit: int | None = None):
+        """``file_limit``: the child's ``ulimit -n`` (RLIMIT_NOFILE), lowered before it starts."""
+        self.file_limit = file_limit
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -73,6 +75,7 @@ class SvcProcess:
             stdout=log,
             stderr=log,
             start_new_session=True,
+            preexec_fn=None if self.file_limit is None else self._lower_file_limit,
         )
         log.close()
         deadline = time.monotonic() + timeout
@@ -94,6 +97,12 @@ class SvcProcess:
     def answered(self, headers) -> bool:
         """Did this child (not another server on its port) give this answer?"""
         return answered_by(headers, self.proc.pid)
+
+    def _lower_file_limit(self) -> None:
+        import resource
+
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.file_limit, hard))
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

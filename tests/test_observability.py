@@ -47,11 +47,18 @@ async def test_metrics_count_requests_sockets_and_hashes(client):
         "svc_password_hashes_in_flight",
         "svc_storage_errors_total",
         "svc_broker_errors_total",
+        "svc_websocket_send_buffer_bytes",
+        "svc_connections_open",
+        "svc_connections_refused_total",
+        "svc_header_timeouts_total",
+        "svc_accept_errors_total",
     ):
         assert samples(text, name), f"{name} missing from /metrics"
     assert set(samples(text, "svc_websocket_closed_total")) == {
         '{reason="backlog"}',
         '{reason="flood"}',
+        '{reason="send_budget"}',
+        '{reason="too_many_sockets"}',
     }
     assert set(samples(text, "svc_gc_collections_total")) == {
         '{generation="0"}',

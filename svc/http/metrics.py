@@ -126,7 +126,15 @@ class _StateCollector(Collector):
         )
         closed.add_metric(["backlog"], stats.closed_backlog)
         closed.add_metric(["flood"], stats.closed_flood)
+        closed.add_metric(["send_budget"], stats.closed_budget)
+        closed.add_metric(["too_many_sockets"], stats.closed_per_user)
         yield closed
+        yield GaugeMetricFamily(
+            "svc_websocket_send_buffer_bytes",
+            "Bytes waiting for slow WebSocket consumers together, as last seen (an upper "
+            "bound; SEND_BUFFER_BUDGET bounds it)",
+            value=hub.send_budget.total,
+        )
         yield CounterMetricFamily(
             "svc_presence_batches",
             "Presence frames sent (one per room per window)",
@@ -172,6 +180,33 @@ class _StateCollector(Collector):
         for generation, figures in enumerate(gc.get_stats()):
             collections.add_metric([str(generation)], figures["collections"])
         yield collections
+        yield from _connection_metrics(app)
+
+
+def _connection_metrics(app: web.Application) -> Iterator[Metric]:
+    """The listening gate's figures (svc/connections.py; zero outside ``python -m svc``)."""
+    from ..keys import CONNECTIONS
+
+    stats = app[CONNECTIONS]
+    yield GaugeMetricFamily(
+        "svc_connections_open", "HTTP and WebSocket connections open", value=stats.open
+    )
+    yield CounterMetricFamily(
+        "svc_connections_refused",
+        "Connections refused with 503 because MAX_CONNECTIONS were open",
+        value=stats.refused,
+    )
+    yield CounterMetricFamily(
+        "svc_header_timeouts",
+        "Connections closed with no complete request head within HEADER_TIMEOUT "
+        "(an idle keep-alive connection counts)",
+        value=stats.header_timeouts,
+    )
+    yield CounterMetricFamily(
+        "svc_accept_errors",
+        "Connections the kernel held that could not be accepted (no file descriptor left)",
+        value=stats.accept_errors,
+    )
 
 
 @documented(

@@ -10,6 +10,8 @@ an HTTP error before the upgrade reaches it as 1006 with no reason at all.
 - 4401: auth on, and no token, or a bad, expired or stale one;
 - 4404: auth on, and the token's user does not exist (tokens are not revoked:
   this is where one of a deleted user stops);
+- 4429: the user already holds ``MAX_SOCKETS_PER_USER`` sockets in this process
+  (decided by the hub as it joins: svc.rooms.hub.TooManySockets);
 - 4503: storage (or the broker) cannot answer now; the reason says which.
 """
 
@@ -28,6 +30,7 @@ ORIGIN_NOT_ALLOWED = 4403
 BAD_ID = 4422
 BAD_TOKEN = 4401
 NO_SUCH_USER = 4404
+TOO_MANY_SOCKETS = 4429
 UNAVAILABLE = 4503
 #: The protocol's limit on a close reason, in bytes.
 MAX_REASON = 123

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 
 from aiohttp import WSCloseCode, web
 
-from . import wire
+from . import send_budget, wire
 from .budget import FrameBudget, budget_for
+from .send_budget import SendBudget
 
 if TYPE_CHECKING:
     from .hub import RoomSettings
@@ -42,6 +43,7 @@ class Connection:
         "_stats",
         "seen",
         "_pinged",
+        "_send_budget",
     )
 
     def __init__(
@@ -51,6 +53,7 @@ class Connection:
         limits: RoomSettings,
         spawn: Callable[[Coroutine], asyncio.Task],
         stats: RoomStats,
+        send_budget: SendBudget,
     ):
         self.id = secrets.token_urlsafe(12)
         self.room_id = room_id
@@ -77,6 +80,8 @@ class Connection:
         self.seen = 0.0
         #: loop time of the last ping the heartbeat sent, 0.0 before the first
         self._pinged = 0.0
+        #: the bytes waiting for every slow socket of the hub, together (send_budget.py)
+        self._send_budget = send_budget
 
     def send(self, frame: bytes, about: tuple[str, int] | None = None) -> None:
         """Write ``frame`` now, without waiting; close with 1013 if the backlog is full.
@@ -95,11 +100,30 @@ class Connection:
                 held.append(frame)
                 self._held_bytes += len(frame)
             return
-        written = wire.write(self._transport, frame, self._limits.max_backlog)
-        if written is None:
+        # wire.write, inlined to learn what was already waiting: a socket that keeps up
+        # (nothing waiting) costs the send budget nothing.
+        transport = self._transport
+        if transport.is_closing():
             self.closed = True
-        elif not written:
+            return
+        waiting = transport.get_write_buffer_size()
+        if waiting > self._limits.max_backlog:
             self.close(WSCloseCode.TRY_AGAIN_LATER, "backlog full")
+            return
+        transport.write(frame)
+        if waiting:
+            self._send_budget.note(self, waiting + len(frame))
+
+    def unsent(self) -> int:
+        """Bytes written to the socket that it has not taken yet (closing or not)."""
+        transport = self._transport
+        return 0 if transport is None else transport.get_write_buffer_size()
+
+    def abort(self) -> None:
+        """Drop the connection and what waits to be sent on it, now (send_budget.py)."""
+        self.closed = True
+        if self._transport is not None:
+            self._transport.abort()
 
     def start(self, ws: web.WebSocketResponse, transport: asyncio.Transport, welcome: bytes):
         """Send the welcome, then whatever arrived while it was being prepared."""
@@ -153,7 +177,10 @@ class Connection:
         self.closed = True
         self._held = None
         if code == WSCloseCode.TRY_AGAIN_LATER:
-            self._stats.closed_backlog += 1
+            if reason == send_budget.REASON:
+                self._stats.closed_budget += 1
+            else:
+                self._stats.closed_backlog += 1
         elif code == WSCloseCode.POLICY_VIOLATION:
             self._stats.closed_flood += 1
         if self.ws is None:

@@ -28,6 +28,7 @@ from .connection import Connection
 from .member_set import MemberSet
 from .ordering import ChangeOrder
 from .presence import PresenceBatcher
+from .send_budget import SendBudget
 from .stats import RoomStats
 from .versions import VersionBook
 from .welcome_cache import WelcomeCache
@@ -64,6 +65,15 @@ class RoomSettings:
     reconcile_every: float = 15.0
     #: How long a closing handshake may take before the socket is dropped.
     close_timeout: float = 5.0
+    #: WebSockets one user may hold open here (MAX_SOCKETS_PER_USER); the next gets 4429.
+    max_sockets_per_user: int = 32
+    #: Bytes waiting for all slow sockets together (SEND_BUFFER_BUDGET); past it the ones
+    #: with the most waiting are closed with 1013 (send_budget.py).
+    send_buffer_budget: int = 256 * 1024 * 1024
+
+
+class TooManySockets(Exception):
+    """The user holds ``max_sockets_per_user`` sockets here already."""
 
 
 class Room:
@@ -130,6 +140,9 @@ class Hub:
         self._order = ChangeOrder(self._versions, self._show_change)
         self._tasks: set[asyncio.Task] = set()
         self._outbox: asyncio.Queue[RoomMessage] | None = None
+        #: user → their sockets here, in every room (MAX_SOCKETS_PER_USER)
+        self._sockets_of_user: dict[str, int] = {}
+        self.send_budget = SendBudget(self.limits)
 
     # -- life cycle -----------------------------------------------------------
 
@@ -164,7 +177,33 @@ class Hub:
     # -- joining and leaving ----------------------------------------------------
 
     async def join(self, room_id: str, user_id: str | None) -> Connection:
-        """A connection in ``room_id`` (a member if ``user_id``); frames wait for its start."""
+        """A connection in ``room_id`` (a member if ``user_id``); frames wait for its start.
+
+        TooManySockets when the user holds ``max_sockets_per_user`` here already: counted
+        at once, before any await, so a burst of joins cannot all pass."""
+        if user_id is not None:
+            self._take_socket_slot(user_id)
+        try:
+            room = await self._ready_room(room_id)
+        except BaseException:
+            if user_id is not None:
+                self._release_socket_slot(user_id)
+            raise
+        conn = Connection(room_id, user_id, self.limits, self.spawn, self.stats, self.send_budget)
+        room.connections.append(conn)
+        self.stats.churn += 1
+        if user_id is not None:
+            room.local_users[user_id] = room.local_users.get(user_id, 0) + 1
+            if room.local_users[user_id] == 1:
+                try:
+                    with calling_the_broker():
+                        await self.broker.presence_join(room_id, user_id)
+                except BaseException:
+                    await self.leave(conn, presence_joined=False)
+                    raise
+        return conn
+
+    async def _ready_room(self, room_id: str) -> Room:
         while True:
             room = self._rooms.get(room_id)
             if room is None:
@@ -178,20 +217,21 @@ class Hub:
             else:
                 await room.ready.wait()
             if self._rooms.get(room_id) is room:
-                break  # else its loading failed: start over, and fail (or not) on our own
-        conn = Connection(room_id, user_id, self.limits, self.spawn, self.stats)
-        room.connections.append(conn)
-        self.stats.churn += 1
-        if user_id is not None:
-            room.local_users[user_id] = room.local_users.get(user_id, 0) + 1
-            if room.local_users[user_id] == 1:
-                try:
-                    with calling_the_broker():
-                        await self.broker.presence_join(room_id, user_id)
-                except BaseException:
-                    await self.leave(conn, presence_joined=False)
-                    raise
-        return conn
+                return room  # else its loading failed: start over, and fail (or not) on our own
+
+    def _take_socket_slot(self, user_id: str) -> None:
+        held = self._sockets_of_user.get(user_id, 0)
+        if held >= self.limits.max_sockets_per_user:
+            self.stats.closed_per_user += 1
+            raise TooManySockets(user_id)
+        self._sockets_of_user[user_id] = held + 1
+
+    def _release_socket_slot(self, user_id: str) -> None:
+        held = self._sockets_of_user[user_id] - 1
+        if held:
+            self._sockets_of_user[user_id] = held
+        else:
+            del self._sockets_of_user[user_id]
 
     async def welcome(self, conn: Connection) -> bytes:
         room = self._rooms.get(conn.room_id) or self._new_room(conn.room_id)
@@ -230,9 +270,12 @@ class Hub:
         room.connections.remove(conn)
         self.stats.churn += 1
         self.stats.left += 1
+        if not conn.unsent():  # else counted until its bytes are gone (send_budget.py)
+            self.send_budget.forget(conn)
         user_id = conn.user_id
         last_here = False
         if user_id is not None:
+            self._release_socket_slot(user_id)
             left = room.local_users[user_id] - 1
             if left:
                 room.local_users[user_id] = left

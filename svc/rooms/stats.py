@@ -12,6 +12,10 @@ class RoomStats:
     #: sockets closed with 1013 (backlog full) and 1008 (flooding)
     closed_backlog: int = 0
     closed_flood: int = 0
+    #: sockets closed with 1013 because all slow sockets together passed SEND_BUFFER_BUDGET
+    closed_budget: int = 0
+    #: sockets closed with 4429: their user had MAX_SOCKETS_PER_USER open here
+    closed_per_user: int = 0
     #: presence frames sent (one per room per window)
     presence_batches: int = 0
     #: messages the broker could not take

@@ -8,8 +8,9 @@ transport, without awaiting.  That is safe only while three rules hold:
 1. **No compression** on these sockets (``WebSocketResponse(compress=False)``):
    with permessage-deflate the peer would inflate bytes we never deflated.
 2. **Nothing else writes frames** to these sockets: no ``ws.send_*`` calls.
-   aiohttp's own writer only sends control frames (pong, close), and the
-   heartbeat writes :data:`PING` here; RFC 6455 allows control frames between
+   aiohttp's own writer only sends the close frame; the heartbeat's :data:`PING`
+   and the answers to a client's pings (:func:`pong_frame`) are written here.
+   RFC 6455 allows control frames between
    whole data frames, and our frames are always whole: one ``transport.write``
    each, never interleaved.
 3. **aiohttp answers a client's Close and closes the transport itself**, so a
@@ -37,6 +38,12 @@ def text_frame(payload: bytes) -> bytes:
 
 #: An empty server ping (FIN, opcode 9, no mask), for the hub's heartbeat.
 PING = b"\x89\x00"
+
+
+def pong_frame(payload: bytes) -> bytes:
+    """The answer to a client's ping (FIN, opcode 10, no mask).  aiohttp's reader has
+    already refused a control frame over 125 bytes, so the length fits in one byte."""
+    return bytes((0x8A, len(payload))) + payload
 
 
 def write(transport: asyncio.Transport, frame: bytes, max_backlog: int) -> bool | None:

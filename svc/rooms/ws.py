@@ -28,9 +28,17 @@ from ..http.operation import Reply, documented
 from ..keys import HUB, SETTINGS
 from ..logs import request_id
 from ..storage import Unavailable
-from .admission import UNAVAILABLE, Refused, check_origin, check_room, member_id
+from . import wire
+from .admission import (
+    TOO_MANY_SOCKETS,
+    UNAVAILABLE,
+    Refused,
+    check_origin,
+    check_room,
+    member_id,
+)
 from .connection import Connection
-from .hub import Hub
+from .hub import Hub, TooManySockets
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +57,8 @@ a JSON error (426; 404 for a room id that breaks the id rule). A refused handsha
 upgraded and closed at once with a code and reason a browser can read: 4401 bad, expired or
 missing token (or `?user_id=` without one), 4403 `Origin` not allowed (the CORS allow-list;
 no `Origin` and the service's own origin always pass), 4404 the token's user is gone, 4422
-a room or user id that breaks the id rule, 4503 storage or the broker unavailable (the
+a room or user id that breaks the id rule, 4429 the user already holds `MAX_SOCKETS_PER_USER`
+sockets (default 32, per process), 4503 storage or the broker unavailable (the
 reason says which).
 
 Server to client (schemas `WelcomeFrame`, `PresenceFrame`, `ProfileUpdatedFrame`,
@@ -70,10 +79,11 @@ present without a stored user; its first profile change arrives as `profile_upda
 version 1.
 
 Client to server: `{"type": "message", "data": ...}` (at most $kib KiB of data) and
-`{"type": "ping"}` (answered by `{"type": "pong"}`). A slow consumer is closed with 1013;
-shutdown closes every socket with 1001.""").substitute(
-        welcome=WELCOME_MEMBERS, window=PRESENCE_WINDOW_MS, kib=MAX_MESSAGE_KIB
-    ),
+`{"type": "ping"}` (answered by `{"type": "pong"}`). Every frame counts against the frame
+rate, WebSocket pings too: one over it gets no pong, and a flood is closed with 1008. A slow
+consumer is closed with 1013 (its own backlog past 256 KiB, or the slowest first when all
+slow sockets together pass `SEND_BUFFER_BUDGET`); shutdown closes every socket with
+1001.""").substitute(welcome=WELCOME_MEMBERS, window=PRESENCE_WINDOW_MS, kib=MAX_MESSAGE_KIB),
     parameters=(
         "RoomId",
         {
@@ -129,6 +139,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             conn = await upgrade_while_joining(request, ws, hub, room_id, user_id)
         except Unavailable as exc:
             raise Refused(UNAVAILABLE, unavailable_reason(exc)) from None
+        except TooManySockets:
+            raise Refused(TOO_MANY_SOCKETS, "too many connections") from None
     except Refused as refusal:
         return await refuse(request, ws, refusal, hub.limits.close_timeout)
 
@@ -156,7 +168,16 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             elif msg.type is WSMsgType.BINARY:
                 hub.receive_binary(conn, now)
             elif msg.type is WSMsgType.PING:
-                await ws.pong(msg.data)
+                # A ping is a frame like any other: it draws on the frame budget, and
+                # one over the rate gets no pong (a flood is closed with 1008 as for
+                # text).  The pong goes out as the hub writes (wire.py): never awaited,
+                # bounded by the backlog, and skipped once the peer has gone; ws.pong
+                # raised ClientConnectionResetError (a 500) at a client that pinged
+                # and reset its connection.
+                if conn.allow_frame(now):
+                    conn.send(wire.pong_frame(msg.data))
+            elif msg.type is WSMsgType.PONG:
+                conn.allow_frame(now)  # unasked-for pongs are frames too (RFC 6455 allows them)
     finally:
         await hub.leave(conn)
         if logged and ws.prepared:

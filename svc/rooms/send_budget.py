@@ -1,0 +1,77 @@
+"""``SEND_BUFFER_BUDGET``: the bytes waiting for all slow consumers together, bounded.
+
+Each socket's own backlog is bounded (``max_backlog``, 256 KiB: past it, 1013), but
+nothing bounded the sum: 4,000 sockets that never read, fed by one member at the
+allowed rate, held 1 GiB of server memory from 0.8 MB sent.  Past the budget, the
+sockets with the most bytes waiting (the slowest readers) are closed with 1013 first,
+until the sum is back under it.
+
+The sum is kept without a look at every socket per frame: a socket is noted here
+when a write finds bytes already waiting on it (a socket that keeps up never is, so
+the fan-out to those costs nothing more), with what waits after that write.  What a
+socket drained since is seen at its next write, so the sum may only be too high; when
+it passes the budget, every noted socket is read again (the ones drained, or gone, are
+dropped) before anyone is closed.
+
+A socket being closed still holds its backlog (its close frame waits behind it, and a
+closing socket is aborted only after ``close_timeout``), so it stays counted until its
+bytes are gone.  When the budget is passed again, the sockets already closing that still
+hold bytes are aborted first (their 1013 could not reach a client that does not read),
+and only then are more closed: the sum, closing sockets included, stays bounded.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import WSCloseCode
+
+if TYPE_CHECKING:
+    from .connection import Connection
+    from .hub import RoomSettings
+
+REASON = "send buffer budget exceeded"
+
+
+class SendBudget:
+    __slots__ = ("_limits", "total", "_waiting")
+
+    def __init__(self, limits: RoomSettings):
+        self._limits = limits  # read at each check: tests lower it on a live hub
+        #: bytes waiting on the noted sockets, as last seen (an upper bound)
+        self.total = 0
+        self._waiting: dict[Connection, int] = {}
+
+    def note(self, conn: Connection, waiting: int) -> None:
+        """``conn`` has ``waiting`` bytes waiting after a write."""
+        self.total += waiting - self._waiting.get(conn, 0)
+        self._waiting[conn] = waiting
+        if self.total > self._limits.send_buffer_budget:
+            self._enforce()
+
+    def forget(self, conn: Connection) -> None:
+        self.total -= self._waiting.pop(conn, 0)
+
+    def _enforce(self) -> None:
+        waiting = self._waiting
+        for conn in list(waiting):
+            now = conn.unsent()
+            if now:
+                waiting[conn] = now
+            else:
+                del waiting[conn]
+        self.total = sum(waiting.values())
+        limit = self._limits.send_buffer_budget
+        if self.total <= limit:
+            return
+        for conn in [conn for conn in waiting if conn.closed]:
+            self.total -= waiting.pop(conn)
+            conn.abort()
+        over = self.total - limit
+        for conn in sorted(waiting, key=waiting.__getitem__, reverse=True):
+            if over <= 0:
+                return
+            # Still counted until its bytes are gone; aborted if the budget is passed
+            # again first.
+            over -= waiting[conn]
+            conn.close(WSCloseCode.TRY_AGAIN_LATER, REASON)
