@@ -24,6 +24,7 @@ import psycopg2
 from svc.deadline import deadline
 from svc.storage import Unavailable
 
+from . import connection
 from .errors import DATABASE_ERRORS, raise_translated
 from .migrations import migrate
 
@@ -53,7 +54,7 @@ async def create(
     on_connect: Callable[[aiopg.Connection], Awaitable[None]] | None = None,
 ) -> Pool:
     """A pool; ``on_connect`` runs on each connection it opens (prepared.py's preparer)."""
-    pool = await aiopg.create_pool(
+    pool = await connection.create_pool(
         dsn,
         minsize=1,
         maxsize=maxsize,
@@ -66,13 +67,13 @@ async def create(
 
 async def connect(dsn: str) -> aiopg.Connection:
     """A connection of its own, outside the pool."""
-    return await aiopg.connect(dsn, timeout=TIMEOUT, **CONNECTION_OPTIONS)
+    return await connection.connect(dsn, timeout=TIMEOUT, **CONNECTION_OPTIONS)
 
 
 async def migrate_schema(dsn: str) -> None:
     """Apply the migrations on a connection of their own: waiting for another process's
     migration may take a while, longer than a statement may."""
-    async with aiopg.connect(dsn, timeout=TIMEOUT, **CONNECTION_OPTIONS) as conn:
+    async with connection.connect(dsn, timeout=TIMEOUT, **CONNECTION_OPTIONS) as conn:
         async with conn.cursor() as cur:
             await cur.execute("SET statement_timeout = 0")
         await migrate(conn)
