@@ -106,10 +106,9 @@ def _run(settings: Settings) -> None:
     from .app import create_app
     from .heap_trim import heap_trim_ctx
     from .keys import ORIGINS
+    from .loop import install_event_loop
 
-    # Not uvloop, though it gave +10% GET here: aiopg re-registers a recycled fd after a
-    # failed connect, which uvloop refuses (aio-libs/aiopg#909, unfixed), so recovery
-    # from a database outage would break.
+    install_event_loop(settings.event_loop)  # uvloop unless EVENT_LOOP=asyncio (svc/loop.py)
     if not settings.auth_enabled:
         log.warning(
             "JWT_SECRET_KEY is not set: auth is off, anyone may change any user (open mode)"

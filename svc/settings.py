@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from .broker import registry as broker_registry
 from .http.origins import parse_origin
+from .loop import EVENT_LOOPS
 from .redact import scrub
 from .storage import registry
 
@@ -54,6 +55,8 @@ class Settings:
     shutdown_timeout: float = 10.0
     #: Seconds a request body may take to arrive; slower ones get 408.
     body_timeout: float = 10.0
+    #: "uvloop" or "asyncio" (svc/loop.py).
+    event_loop: str = "uvloop"
 
     @property
     def resolved_broker_url(self) -> str:
@@ -125,6 +128,7 @@ class Settings:
             access_log=get.bool("ACCESS_LOG", cls.access_log),
             shutdown_timeout=get.float("SHUTDOWN_TIMEOUT", cls.shutdown_timeout, 0, 600),
             body_timeout=get.float("BODY_TIMEOUT", cls.body_timeout, 0.1, 3600),
+            event_loop=get.choice("EVENT_LOOP", cls.event_loop, EVENT_LOOPS),
         )
 
 
@@ -160,6 +164,7 @@ KNOWN_VARIABLES = (
     "LOG_FORMAT",
     "ACCESS_LOG",
     "SHUTDOWN_TIMEOUT",
+    "EVENT_LOOP",
 )
 #: Names other services use for the same thing: svc ignores them, so say so.
 LOOKALIKES = {

@@ -13,11 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from urllib.parse import urlsplit
 
+import aiohttp
 import psycopg2
 import pytest
 import uvloop
 from svc_postgres.connection import Connection, Pool, connect, create_pool
+from svc_process import SvcProcess
+from test_postgres_faults import TcpRelay, eventually, through
+from ws_helpers import frame_where
+
+from svc.testing import unique_id
 
 pytestmark = pytest.mark.postgres
 
@@ -88,3 +95,67 @@ def test_a_pool_refused_then_made_and_refilled_on_one_loop(loop_name, postgres_u
             await pool.wait_closed()
 
     run_on(loop_name, scenario())
+
+
+@pytest.fixture
+async def relay(postgres_url):
+    parts = urlsplit(postgres_url)
+    relay = TcpRelay(parts.hostname or "127.0.0.1", parts.port or 5432)
+    await relay.start()
+    yield relay
+    await relay.cut()
+
+
+async def test_svc_on_uvloop_recovers_from_an_outage(postgres_url, relay, tmp_path):
+    """The database refuses (relay closed): 503 ``unavailable``; it comes back: 200 again,
+    ready again, and the broker's LISTEN delivers a PUT to a WebSocket member."""
+    svc = SvcProcess(
+        {"DATABASE_URL": through(postgres_url, relay), "EVENT_LOOP": "uvloop"},
+        tmp_path / "svc.log",
+    )
+    await svc.start()
+    try:
+        assert "event loop: uvloop" in svc.log()
+        async with aiohttp.ClientSession(svc.base) as http:
+            user = unique_id()
+            resp = await http.put(f"/users/{user}/profile", json={"username": user})
+            assert resp.status == 201
+            ws = await http.ws_connect(f"/ws/{unique_id('r')}?user_id={user}")
+            assert (await ws.receive_json())["type"] == "welcome"
+
+            await relay.cut()
+            resp = await http.get(f"/users/{user}")
+            assert resp.status == 503
+            assert (await resp.json())["error"]["code"] == "unavailable"
+
+            async def every_part_down_and_retried():
+                resp = await http.get("/health/ready")
+                message = (await resp.json())["error"]["message"] if resp.status == 503 else ""
+                return "pool is down" in message and "listener is down" in message
+
+            await eventually(every_part_down_and_retried)
+            # Requests meanwhile make the pool try, and be refused, again and again.
+            for _ in range(3):
+                resp = await http.put(f"/users/{user}/profile", json={"bio": "lost"})
+                assert resp.status == 503
+                assert (await resp.json())["error"]["code"] == "unavailable"
+
+            await relay.restore()
+
+            async def ready():
+                return (await http.get("/health/ready")).status == 200
+
+            await eventually(ready, timeout=30)
+            resp = await http.get(f"/users/{user}")
+            assert resp.status == 200
+            resp = await http.put(f"/users/{user}/profile", json={"bio": "back"})
+            assert resp.status == 200
+            version = (await resp.json())["version"]
+            update = await frame_where(
+                ws, lambda f: f["type"] == "profile_updated" and f["version"] == version
+            )
+            assert update["profile"]["bio"] == "back"
+            await ws.close()
+        assert "UVPoll" not in svc.log() and "Traceback" not in svc.log(), svc.log()
+    finally:
+        await svc.stop()

@@ -52,6 +52,7 @@ def test_values_are_read():
         ({"JWT_SECRET_KEY": "short"}, "JWT_SECRET_KEY", "32 bytes"),
         ({"CORS_ORIGIN_REGEX": "(unclosed"}, "CORS_ORIGIN_REGEX", "regular expression"),
         ({"DATABASE_TIMEOUT": "soon"}, "DATABASE_TIMEOUT", "seconds"),
+        ({"EVENT_LOOP": "trio"}, "EVENT_LOOP", "one of uvloop, asyncio"),
     ],
 )
 def test_bad_values_name_the_variable(env, variable, words):
@@ -66,6 +67,7 @@ def test_bad_values_name_the_variable(env, variable, words):
     "env, variable",
     [
         ({"PORT": "eighty"}, "PORT"),
+        ({"EVENT_LOOP": "tokio"}, "EVENT_LOOP"),
         ({"DATABASE_URL": "nosuch://x"}, "DATABASE_URL"),
         ({"CORS_ORIGINS": "https://ok.example,https://app.example.com/"}, "CORS_ORIGINS"),
     ],
