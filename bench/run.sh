@@ -101,7 +101,8 @@ for section in "$@"; do
     interleaved-get|interleaved-put)  # svc on memory against bare aiohttp, bursts alternated
         interleave "$section-svc-vs-bare" "${section#interleaved-}" "${svc[@]}" "${bare[@]}" ;;
     interleaved-get-asyncio|interleaved-put-asyncio)  # svc on uvloop against svc on asyncio's loop
-        interleave "${section#interleaved-}-uvloop-vs-asyncio" "$(echo "$section" | cut -d- -f2)" "${svc[@]}" \
+        scenario=${section#interleaved-}; scenario=${scenario%-asyncio}
+        interleave "interleaved-$scenario-uvloop-vs-asyncio" "$scenario" "${svc[@]}" \
             --a-name svc-uvloop --a-env EVENT_LOOP=uvloop --b-name svc-asyncio --b "$PY -m svc" \
             --b-env BCRYPT_ROUNDS=12 --b-env EVENT_LOOP=asyncio
         ;;
