@@ -106,13 +106,14 @@ async def relay(postgres_url):
     await relay.cut()
 
 
-async def test_svc_on_uvloop_recovers_from_an_outage(postgres_url, relay, tmp_path):
+async def test_svc_on_uvloop_recovers_from_an_outage_and_a_restart(postgres_url, relay, tmp_path):
     """The database refuses (relay closed): 503 ``unavailable``; it comes back: 200 again,
-    ready again, and the broker's LISTEN delivers a PUT to a WebSocket member."""
-    svc = SvcProcess(
-        {"DATABASE_URL": through(postgres_url, relay), "EVENT_LOOP": "uvloop"},
-        tmp_path / "svc.log",
-    )
+    ready again, and the broker's LISTEN delivers a PUT to a WebSocket member.  Then the
+    server ends every connection of this svc at once (a restart, as svc sees one): the same."""
+    name = unique_id("uvloop")
+    url = through(postgres_url, relay)
+    url += ("&" if "?" in url else "?") + f"application_name={name}"
+    svc = SvcProcess({"DATABASE_URL": url, "EVENT_LOOP": "uvloop"}, tmp_path / "svc.log")
     await svc.start()
     try:
         assert "event loop: uvloop" in svc.log()
@@ -155,6 +156,25 @@ async def test_svc_on_uvloop_recovers_from_an_outage(postgres_url, relay, tmp_pa
                 ws, lambda f: f["type"] == "profile_updated" and f["version"] == version
             )
             assert update["profile"]["bio"] == "back"
+
+            async with connect(postgres_url) as admin, admin.cursor() as cur:
+                await cur.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE application_name LIKE %s",
+                    (f"{name}%",),
+                )
+                assert (await cur.fetchone())[0] >= 3  # storage pool, broker pool, listener
+
+            async def written_again():
+                resp = await http.put(f"/users/{user}/profile", json={"bio": "restarted"})
+                return resp.status == 200 and (await resp.json())["version"]
+
+            version = await eventually(written_again)
+            update = await frame_where(
+                ws, lambda f: f["type"] == "profile_updated" and f["version"] >= version
+            )
+            assert update["profile"]["bio"] == "restarted"
+            await eventually(ready)
             await ws.close()
         assert "UVPoll" not in svc.log() and "Traceback" not in svc.log(), svc.log()
     finally:
