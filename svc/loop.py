@@ -1,7 +1,7 @@
 """The event loop ``python -m svc`` runs on: uvloop, unless ``EVENT_LOOP=asyncio``.
 
 uvloop (libuv's loop, in Cython) serves aiohttp's requests for less CPU: GET on memory took
-0.86-0.90x the CPU per request of asyncio's loop, side by side (bench/README.md, "uvloop").  Every
+0.86-0.93x the CPU per request of asyncio's loop, side by side (bench/README.md, "uvloop").  Every
 built-in storage and broker runs on it: memory; Postgres (aiopg, with the fix for a
 reconnect after a refused connect, plugins/svc_postgres/connection.py); Redis (redis-py's
 asyncio client, plain transports); SQLite (aiosqlite: a thread per connection, its results
