@@ -7,7 +7,8 @@ cannot move much.
 
 ``pair.py`` runs each side on fresh processes for a 10 s round; on a shared machine whose
 speed drifts by 2× over tens of seconds (seen here), three such rounds can disagree more
-than the two servers do.  Here both sides stay up (A on 18080, B on 18081), each is seeded
+than the two servers do.  Here both sides stay up (A on 18080, B on 18081, or from
+``BENCH_PORT``), each is seeded
 once, and wrk (the same script as ``load.py``'s) loads them in bursts of ``--seconds``,
 ordered A B B A A B … so a drift favours neither.  Per figure, it prints the median of the
 per-burst values and the median of the ratios of each neighbouring A/B pair of bursts;
@@ -30,7 +31,9 @@ from types import SimpleNamespace
 from load import WRK_GET, WRK_PUT, seed, wrk
 from pair import add_server_options, start, stop
 
-PORTS = {"a": 18080, "b": 18081}
+#: BENCH_PORT and the next: other ports when several people benchmark on one machine.
+_FIRST_PORT = int(os.environ.get("BENCH_PORT", "18080"))
+PORTS = {"a": _FIRST_PORT, "b": _FIRST_PORT + 1}
 
 
 def cpu_seconds(pid: int) -> float:

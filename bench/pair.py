@@ -25,7 +25,8 @@ import urllib.request
 from pathlib import Path
 
 LOAD = Path(__file__).with_name("load.py")
-PORT = 18080
+#: BENCH_PORT: another free port when several people benchmark on one machine.
+PORT = int(os.environ.get("BENCH_PORT", "18080"))
 
 
 def start(command: str, env: list[str], port: int) -> subprocess.Popen:

@@ -9,6 +9,7 @@
 #   bash bench/run.sh reconnect-pg               # 2,000 members drop and come back: Postgres vs memory
 #   bash bench/run.sh interleaved-get interleaved-get-pg interleaved-put-pg  # the same ratios,
 #                                                # both servers up, alternating 2 s bursts
+#   bash bench/run.sh interleaved-get-asyncio      # svc on uvloop (its default) against svc on asyncio
 #   bash bench/run.sh put-pg-brokers             # PUT on Postgres: Redis broker against Postgres broker
 #   bash bench/run.sh put-pg-redis-vs-memory     # ... and against no broker (memory://)
 #   bash bench/run.sh put-pg-redis-vs-aiopg      # ... and against the aiohttp + aiopg ceiling
@@ -18,7 +19,7 @@
 #   bash bench/run.sh peer-get peer-put peer-connect peer-fanout peer-lag  # against the replaced
 #                                                # service, when its kit is at $PEER_KIT
 #
-# ROUNDS=5 for more rounds.  Postgres figures use $BENCH_PG (a database of their own).
+# ROUNDS=5 for more rounds.  BENCH_PORT=28080 (and the next port) if 18080 is taken.  Postgres figures use $BENCH_PG (a database of their own).
 # Raw JSONL and console output land in $BENCH_WORK/results (default /tmp/bench/results).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -35,8 +36,9 @@ PY=$VENV/bin/python
 RESULTS=$WORK/results
 
 svc=(--a-name svc --a "$PY -m svc" --a-env BCRYPT_ROUNDS=12)
-bare=(--b-name bare --b "$PY $HERE/ceilings/bare.py --port {port}")
-pgceil=(--b-name aiopg --b "$PY $HERE/ceilings/pg.py --port {port} --dsn $CEILING_PG")
+# The ceilings run on uvloop, as svc does by default (EVENT_LOOP).
+bare=(--b-name bare --b "$PY $HERE/ceilings/bare.py --port {port} --uvloop")
+pgceil=(--b-name aiopg --b "$PY $HERE/ceilings/pg.py --port {port} --dsn $CEILING_PG --uvloop")
 peer=(--b-name peer --b "$WORK/venv-peer/bin/uvicorn app:app --host 127.0.0.1 --port {port}")
 
 pair() {  # pair NAME SCENARIO ARGS... [-- LOAD ARGS]
@@ -100,6 +102,12 @@ for section in "$@"; do
         ;;
     interleaved-get|interleaved-put)  # svc on memory against bare aiohttp, bursts alternated
         interleave "$section-svc-vs-bare" "${section#interleaved-}" "${svc[@]}" "${bare[@]}" ;;
+    interleaved-get-asyncio|interleaved-put-asyncio)  # svc on uvloop against svc on asyncio's loop
+        scenario=${section#interleaved-}; scenario=${scenario%-asyncio}
+        interleave "interleaved-$scenario-uvloop-vs-asyncio" "$scenario" "${svc[@]}" \
+            --a-name svc-uvloop --a-env EVENT_LOOP=uvloop --b-name svc-asyncio --b "$PY -m svc" \
+            --b-env BCRYPT_ROUNDS=12 --b-env EVENT_LOOP=asyncio
+        ;;
     interleaved-get-pg|interleaved-put-pg)  # svc on Postgres against aiohttp + aiopg, the same way
         createdb_if_missing "$BENCH_PG"; createdb_if_missing "$CEILING_PG"
         scenario=${section#interleaved-}; scenario=${scenario%-pg}

@@ -93,10 +93,12 @@ def _run(settings: Settings) -> None:
     try:
         from aiohttp import web
 
-        from .connections import GatedLoop, default_max_connections
+        from .connections import default_max_connections, gated_loop
         from .keys import CONNECTIONS, DRAIN
+        from .loop import install_event_loop, loop_class
         from .serving import build_app, runner_options
 
+        install_event_loop(settings.event_loop)  # uvloop unless EVENT_LOOP=asyncio (svc/loop.py)
         app = build_app(settings)
         if worker:
             from .workers import stop_with_parent
@@ -106,7 +108,8 @@ def _run(settings: Settings) -> None:
         # DRAIN_SECONDS window (readiness 503, everything still served), then shuts down as
         # runner_options says. Under WORKERS the parent passes the signal on: each worker drains.
         # The loop gates the listening socket (MAX_CONNECTIONS) and says accept errors once.
-        loop = GatedLoop(app[CONNECTIONS], settings.max_connections or default_max_connections())
+        limit = settings.max_connections or default_max_connections()
+        loop = gated_loop(loop_class(settings.event_loop), app[CONNECTIONS], limit)
         drain = app[DRAIN]
         drain.install(loop)
         app.on_startup.append(drain.now_serving)  # last: a signal before it stops start-up at once

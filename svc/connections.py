@@ -21,8 +21,9 @@ logged once per episode: an episode ends after :data:`EPISODE_QUIET` seconds
 without one, so a flood costs one line, not a line per refusal.
 
 The gate is a protocol factory, so it sits where the listening socket is made:
-:class:`GatedLoop` is the event loop ``python -m svc`` runs, and its
-``create_server`` (the one aiohttp's site calls) wraps aiohttp's factory.
+:func:`gated_loop` makes the event loop ``python -m svc`` runs (uvloop's or asyncio's,
+``EVENT_LOOP``), whose ``create_server`` (the one aiohttp's site calls) wraps aiohttp's
+factory.
 """
 
 from __future__ import annotations
@@ -224,20 +225,22 @@ class GatedHandler(web.RequestHandler):
             self._gate.stats.header_timeouts += 1
 
 
-class GatedLoop(asyncio.SelectorEventLoop):
-    """The event loop of ``python -m svc``: its listening sockets go through a :class:`Gate`,
-    and accept errors are one line per episode (:func:`quiet_accept_errors`)."""
+def gated_loop(
+    base: type[asyncio.AbstractEventLoop], stats: ConnectionStats, limit: int
+) -> asyncio.AbstractEventLoop:
+    """A new loop of class ``base`` (svc.loop.loop_class) whose listening sockets go through
+    a :class:`Gate`, and whose accept errors are one line per episode
+    (:func:`quiet_accept_errors`; uvloop's own accept does not report them at all)."""
 
-    def __init__(self, stats: ConnectionStats, limit: int):
-        super().__init__()
-        self.stats = stats
-        self.limit = limit
-        quiet_accept_errors(self, stats)
+    class GatedLoop(base):
+        async def create_server(self, protocol_factory, *args, **kwargs):
+            if isinstance(protocol_factory, web.Server):  # aiohttp's site: the service itself
+                protocol_factory = Gate(protocol_factory, stats, limit)
+            return await super().create_server(protocol_factory, *args, **kwargs)
 
-    async def create_server(self, protocol_factory, *args, **kwargs):
-        if isinstance(protocol_factory, web.Server):  # aiohttp's site: the service itself
-            protocol_factory = Gate(protocol_factory, self.stats, self.limit)
-        return await super().create_server(protocol_factory, *args, **kwargs)
+    loop = GatedLoop()
+    quiet_accept_errors(loop, stats)
+    return loop
 
 
 ACCEPT_ERROR = "socket.accept() out of system resource"

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from .broker import registry as broker_registry
 from .http.client_address import Network, parse_networks
 from .http.origins import compile_pattern, parse_origin
+from .loop import EVENT_LOOPS
 from .redact import scrub
 from .storage import registry
 
@@ -73,6 +74,8 @@ class Settings:
     #: Bytes waiting for all slow WebSocket consumers together; past it the ones with
     #: the most waiting are closed with 1013.
     send_buffer_budget: int = 256 * 1024 * 1024
+    #: "uvloop" or "asyncio" (svc/loop.py).
+    event_loop: str = "uvloop"
 
     @property
     def resolved_broker_url(self) -> str:
@@ -162,6 +165,7 @@ class Settings:
             send_buffer_budget=get.int(
                 "SEND_BUFFER_BUDGET", cls.send_buffer_budget, 1024 * 1024, 2**40
             ),
+            event_loop=get.choice("EVENT_LOOP", cls.event_loop, EVENT_LOOPS),
         )
 
 
@@ -244,6 +248,7 @@ KNOWN_VARIABLES = (
     "MAX_CONNECTIONS",
     "MAX_SOCKETS_PER_USER",
     "SEND_BUFFER_BUDGET",
+    "EVENT_LOOP",
 )
 #: Names other services use for the same thing: svc ignores them, so say so.
 LOOKALIKES = {

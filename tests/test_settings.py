@@ -57,6 +57,7 @@ def test_values_are_read():
         ({"DATABASE_TIMEOUT": "soon"}, "DATABASE_TIMEOUT", "seconds"),
         ({"DRAIN_SECONDS": "-1"}, "DRAIN_SECONDS", "0 to 600"),
         ({"DRAIN_SECONDS": "a while"}, "DRAIN_SECONDS", "seconds"),
+        ({"EVENT_LOOP": "trio"}, "EVENT_LOOP", "one of uvloop, asyncio"),
     ],
 )
 def test_bad_values_name_the_variable(env, variable, words):
@@ -72,6 +73,7 @@ def test_bad_values_name_the_variable(env, variable, words):
     [
         ({"PORT": "eighty"}, "PORT"),
         ({"DRAIN_SECONDS": "5s"}, "DRAIN_SECONDS"),
+        ({"EVENT_LOOP": "tokio"}, "EVENT_LOOP"),
         ({"DATABASE_URL": "nosuch://x"}, "DATABASE_URL"),
         ({"CORS_ORIGINS": "https://ok.example,https://app.example.com/"}, "CORS_ORIGINS"),
         ({"TRUSTED_PROXIES": "10.0.0.0/8,balancer.internal"}, "TRUSTED_PROXIES"),

@@ -1,7 +1,8 @@
 """The ceiling for svc's Postgres paths: aiohttp + aiopg, one statement per request, the row
 as JSON; no validation, no events, no middleware.
 
-    python bench/ceilings/pg.py --port 8003 --dsn postgresql://postgres@127.0.0.1/bench_ceiling
+    python bench/ceilings/pg.py --port 8003 --dsn postgresql://postgres@127.0.0.1/bench_ceiling \
+        [--uvloop]
 
 Its own table ``ceiling_users`` (same shape as svc's ``users``), filled with ``u0``…``u999``.
 - ``GET /users/{id}``: ``SELECT`` the row.
@@ -71,7 +72,14 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8003)
     parser.add_argument("--dsn", required=True)
     parser.add_argument("--pool", type=int, default=10)
+    parser.add_argument("--uvloop", action="store_true", help="as svc runs by default")
     args = parser.parse_args()
+    if args.uvloop:
+        import asyncio
+
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
     async def pool_ctx(app: web.Application):
         app[POOL] = await aiopg.create_pool(args.dsn, minsize=1, maxsize=args.pool)

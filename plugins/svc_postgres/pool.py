@@ -24,6 +24,7 @@ import psycopg2
 from svc.deadline import deadline
 from svc.storage import Unavailable
 
+from . import connection
 from .errors import DATABASE_ERRORS, raise_translated
 from .migrations import migrate
 
@@ -53,7 +54,7 @@ async def create(
     on_connect: Callable[[aiopg.Connection], Awaitable[None]] | None = None,
 ) -> Pool:
     """A pool; ``on_connect`` runs on each connection it opens (prepared.on_connect)."""
-    pool = await aiopg.create_pool(
+    pool = await connection.create_pool(
         dsn,
         minsize=1,
         maxsize=maxsize,
@@ -66,12 +67,12 @@ async def create(
 
 async def connect(dsn: str) -> aiopg.Connection:
     """A connection of its own, outside the pool."""
-    return await aiopg.connect(dsn, timeout=TIMEOUT, **CONNECTION_OPTIONS)
+    return await connection.connect(dsn, timeout=TIMEOUT, **CONNECTION_OPTIONS)
 
 
 async def migrate_schema(dsn: str) -> None:
     """Apply the migrations on a connection of their own (migrations.py)."""
-    async with aiopg.connect(dsn, timeout=TIMEOUT, **CONNECTION_OPTIONS) as conn:
+    async with connection.connect(dsn, timeout=TIMEOUT, **CONNECTION_OPTIONS) as conn:
         await migrate(conn)
 
 
