@@ -46,12 +46,21 @@ EPISODE_QUIET = 10.0
 FD_MARGIN = 64
 #: The least MAX_CONNECTIONS derived from a tiny file limit.
 MIN_DEFAULT = 16
+#: A connection whose descriptor is this close to the file limit says the process is about
+#: to run out: uvloop (libuv) then drops what it cannot accept without telling anyone, so
+#: this is the one sign an operator gets on either loop.
+NEAR_FD_LIMIT = 16
+
+
+def _file_limit() -> int | None:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return None if soft == resource.RLIM_INFINITY else soft
 
 
 def default_max_connections() -> int:
     """What the process's file limit (``RLIMIT_NOFILE``, soft) allows, less a margin."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
+    soft = _file_limit()
+    if soft is None:
         return 65536
     return max(MIN_DEFAULT, soft - FD_MARGIN)
 
@@ -68,6 +77,8 @@ class ConnectionStats:
     header_timeouts: int = 0
     #: accept() calls that failed for want of a descriptor or memory (EMFILE, ENFILE, ...)
     accept_errors: int = 0
+    #: connections admitted on one of the last NEAR_FD_LIMIT descriptors of the file limit
+    near_file_limit: int = 0
 
 
 class Episodes:
@@ -118,6 +129,10 @@ class Gate:
         #: refused connections still being closed (Refused)
         self.lingering = 0
         self._episodes = Episodes()
+        self.file_limit = _file_limit()
+        #: a descriptor at or above this is one of the last NEAR_FD_LIMIT
+        self.fd_ceiling = None if self.file_limit is None else self.file_limit - NEAR_FD_LIMIT
+        self._fd_episodes = Episodes()
 
     def __call__(self) -> GatedHandler:
         # As aiohttp's Server.__call__ does: the handler gets the server's arguments.
@@ -143,6 +158,27 @@ class Gate:
 
     def release(self) -> None:
         self.stats.open -= 1
+
+    def check_descriptor(self, transport: asyncio.BaseTransport) -> None:
+        """One line per episode when connections get the last descriptors of the file limit
+        (MAX_CONNECTIONS set above what it allows): past them the kernel's queue is dropped,
+        in silence on uvloop, with asyncio's accept errors (quiet_accept_errors) on asyncio."""
+        if self.fd_ceiling is None:
+            return
+        sock = transport.get_extra_info("socket")
+        fd = -1 if sock is None else sock.fileno()
+        if fd < self.fd_ceiling:
+            return
+        self.stats.near_file_limit += 1
+        if self._fd_episodes.starts(asyncio.get_running_loop().time()):
+            log.error(
+                "cannot accept connections much longer: a connection got descriptor %d of "
+                "the file limit %d (ulimit -n); new ones wait or are dropped until some close. "
+                "Set MAX_CONNECTIONS below the file limit, or raise the limit "
+                "(svc_connections_near_file_limit_total counts them; one line per episode)",
+                fd,
+                self.file_limit,
+            )
 
 
 class Refused(asyncio.Protocol):
@@ -202,6 +238,7 @@ class GatedHandler(web.RequestHandler):
         self._admitted = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._gate.check_descriptor(transport)
         if not self._gate.admit():
             # Nothing of aiohttp's starts for it: the answer, and a close.
             transport.set_protocol(Refused(transport, self._gate))

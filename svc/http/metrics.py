@@ -207,6 +207,12 @@ def _connection_metrics(app: web.Application) -> Iterator[Metric]:
         "Connections the kernel held that could not be accepted (no file descriptor left)",
         value=stats.accept_errors,
     )
+    yield CounterMetricFamily(
+        "svc_connections_near_file_limit",
+        "Connections admitted on one of the last 16 descriptors of the file limit (past it, "
+        "new connections wait or are dropped)",
+        value=stats.near_file_limit,
+    )
 
 
 @documented(
