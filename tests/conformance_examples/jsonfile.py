@@ -5,7 +5,8 @@ to prove that they are enough to pass ``svc.testing.StorageConformance``
 (tests/test_jsonfile_conformance.py); tests/test_conformance_catches.py then
 breaks copies of it on purpose and checks that the suite notices.
 
-It is an example, not a product: it rewrites the whole file on every write,
+It is an example, not a product: it reads the whole file on every call (another
+instance on the URL may have written it) and rewrites it on every write,
 synchronously.  That keeps every method free of ``await``, which is what makes
 each write atomic on the one event loop (and a real backend would not block
 the loop with file I/O).
@@ -55,24 +56,27 @@ class JsonFileStorage(Storage):
     # -- life cycle -------------------------------------------------------
 
     async def open(self) -> None:
-        users = self._read()
+        self._use(self._read())
+
+    def _read(self) -> dict[str, dict[str, Any]]:
+        folder = os.path.dirname(self._path)
+        if not os.path.isdir(folder):
+            # "Never, as configured" (docs/plugins.md): svc makes no folder, and a late
+            # mount is for whatever starts svc to wait for, as it would for a database.
+            raise Misconfigured(f"the folder {folder} does not exist")
+        try:
+            return self._load()
+        except (OSError, ValueError, KeyError) as exc:
+            # Unreadable or not ours: retrying will not help.
+            raise Misconfigured(f"cannot read {self._path}: {exc}") from None
+
+    def _use(self, users: dict[str, dict[str, Any]]) -> None:
         self._users = users
         self._ids_by_key = {
             self._key(record["profile"]["username"]): user_id
             for user_id, record in users.items()
             if record["profile"]["username"] is not None
         }
-
-    def _read(self) -> dict[str, dict[str, Any]]:
-        folder = os.path.dirname(self._path)
-        if not os.path.isdir(folder):
-            # Perhaps a volume not mounted yet: "not yet", svc retries.
-            raise Unavailable(f"no directory {folder}")
-        try:
-            return self._load()
-        except (OSError, ValueError, KeyError) as exc:
-            # Unreadable or not ours: retrying will not help.
-            raise Misconfigured(f"cannot read {self._path}: {exc}") from None
 
     def _load(self) -> dict[str, dict[str, Any]]:
         if not os.path.exists(self._path):
@@ -96,6 +100,12 @@ class JsonFileStorage(Storage):
     def _open_users(self) -> dict[str, dict[str, Any]]:
         if self._users is None:
             raise Unavailable("storage is not open")
+        # Read afresh each time: another instance on this URL (another svc process) may
+        # have written the file since.
+        try:
+            self._use(self._load())
+        except (OSError, ValueError, KeyError) as exc:
+            raise Unavailable(f"cannot read {self._path}: {exc}") from None
         return self._users
 
     # -- records ----------------------------------------------------------
