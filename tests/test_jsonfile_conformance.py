@@ -16,7 +16,7 @@ class TestJsonFileStorage(StorageConformance):
 
     @pytest.fixture
     def url(self, tmp_path):
-        return f"jsonfile://{tmp_path}/users.json"
+        return f"jsonfile:///{tmp_path}/users.json"  # tmp_path is absolute: four slashes
 
     @pytest.fixture
     async def storage(self, url):
@@ -35,7 +35,7 @@ class TestJsonFileStorage(StorageConformance):
         return [
             "jsonfile://",
             "jsonfile://host/users.json",
-            "jsonfile:///relative-looking/users.txt",
+            "jsonfile:///users.txt",
             "jsonfile:///data/users.json?mode=fast",
             "sqlite:///data/users.json",
         ]
@@ -50,7 +50,7 @@ class TestJsonFileStorage(StorageConformance):
     @pytest.fixture
     def garbage_storage(self, tmp_path):
         (tmp_path / "garbage.json").write_text("not JSON: the remains of another program")
-        return self.backend(f"jsonfile://{tmp_path}/garbage.json")
+        return self.backend(f"jsonfile:///{tmp_path}/garbage.json")
 
     # No `unavailable_storage`: nothing a file does is "not yet" (a missing folder is
     # Misconfigured, as svc_sqlite's is: the test at the end of this file).
@@ -59,7 +59,7 @@ class TestJsonFileStorage(StorageConformance):
 async def test_a_missing_folder_is_misconfigured_not_unavailable(tmp_path):
     """The same decision as svc_sqlite's (docs/plugins.md): svc makes no folder, and does
     not wait for one."""
-    backend = JsonFileStorage(f"jsonfile://{tmp_path}/no/such/folder/users.json")
+    backend = JsonFileStorage(f"jsonfile:///{tmp_path}/no/such/folder/users.json")
     with pytest.raises(Misconfigured, match="folder .* does not exist"):
         await backend.open()
     await backend.close()

@@ -2,7 +2,7 @@
 
 A plugin author proves a backend by subclassing :class:`StorageConformance` in
 their own tests and overriding one fixture, ``storage``, that yields an opened
-backend (pytest with pytest-aiohttp, ``asyncio_mode = auto``)::
+backend (pytest with pytest-aiohttp, ``asyncio_mode = auto``; Hypothesis)::
 
     import pytest
     from svc.testing import StorageConformance, reopener
@@ -10,8 +10,12 @@ backend (pytest with pytest-aiohttp, ``asyncio_mode = auto``)::
 
     class TestSQLiteStorage(StorageConformance):
         @pytest.fixture
-        async def storage(self, tmp_path):
-            backend = SQLiteStorage(f"sqlite:///{tmp_path}/svc.db")  # 4 slashes: absolute
+        def url(self, tmp_path):
+            return f"sqlite:///{tmp_path}/svc.db"  # tmp_path is absolute: four slashes
+
+        @pytest.fixture
+        async def storage(self, url):
+            backend = SQLiteStorage(url)
             await backend.open()
             yield backend
             await backend.close()
@@ -19,17 +23,29 @@ backend (pytest with pytest-aiohttp, ``asyncio_mode = auto``)::
         # Optional: each one left out skips the tests that need it, with the reason
         # shown by `pytest -ra`.
         @pytest.fixture
-        async def reopen(self, tmp_path):  # persistence across close() and open()
-            async with reopener(lambda: SQLiteStorage(f"sqlite://{tmp_path}/db")) as reopen:
+        async def reopen(self, url):  # persistence across close() and open()
+            async with reopener(lambda: SQLiteStorage(url)) as reopen:
                 yield reopen
+
+        @pytest.fixture
+        async def second_storage(self, url):  # a second instance on the same URL
+            backend = SQLiteStorage(url)
+            await backend.open()
+            yield backend
+            await backend.close()
 
         @pytest.fixture
         def bad_urls(self):  # URLs check_url must refuse
             return ["sqlite://", "sqlite:///db?journal=maybe"]
 
         @pytest.fixture
-        def unavailable_storage(self):  # an unopened backend whose open() raises Unavailable
-            return SQLiteStorage("sqlite:///nonexistent-mount/db")
+        def unavailable_storage(self):  # an unopened backend whose open() says "not yet"
+            ...  # svc_sqlite's: a file another process holds locked
+
+        @pytest.fixture
+        def garbage_storage(self, tmp_path):  # an unopened backend on a file of garbage
+            (tmp_path / "junk.db").write_text("not a database" * 100)
+            return SQLiteStorage(f"sqlite:///{tmp_path}/junk.db")
 
 Every failure names the rule broken (``rule: ...``), as stated in the
 docstrings of :mod:`svc.storage`.  The tests make their own unique ids and

@@ -1,4 +1,7 @@
-"""``jsonfile:///abs/path.json``: every user in one JSON file.
+"""``jsonfile:///relative/path.json`` or ``jsonfile:////absolute/path.json``: every user in
+one JSON file.  The path follows the rule svc's file plugins share (docs/plugins.md,
+SQLAlchemy's SQLite URLs): what follows ``jsonfile:///`` is the path, so a fourth slash
+makes it absolute.
 
 Written as a plugin author would, from the docstrings of ``svc.storage`` alone,
 to prove that they are enough to pass ``svc.testing.StorageConformance``
@@ -20,7 +23,7 @@ import os
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from svc.storage import (
     PROFILE_FIELDS,
@@ -39,7 +42,8 @@ from svc.storage import (
 class JsonFileStorage(Storage):
     # The docstring says super().__init__ need not be called; this backend doesn't.
     def __init__(self, url: str):
-        self._path = urlsplit(url).path
+        # What follows "jsonfile:///" (relative to the folder svc starts in, unless absolute).
+        self._path = os.path.abspath(unquote(urlsplit(url).path[1:]))
         self._users: dict[str, dict[str, Any]] | None = None  # id → stored record, when open
         self._ids_by_key: dict[str, str] = {}  # username_key(username) → id
 
@@ -49,7 +53,9 @@ class JsonFileStorage(Storage):
         if parts.scheme != "jsonfile":
             raise ValueError(f"{url}: the scheme must be jsonfile://")
         if parts.netloc or not parts.path.startswith("/") or not parts.path.endswith(".json"):
-            raise ValueError(f"{url}: expected jsonfile:///absolute/path/to/file.json")
+            raise ValueError(
+                f"{url}: expected jsonfile:///relative/path.json or jsonfile:////absolute/path.json"
+            )
         if parts.query or parts.fragment:
             raise ValueError(f"{url}: takes no query or fragment")
 
