@@ -128,6 +128,10 @@ class Registry:
         try:
             return getattr(module, attr) if attr else module
         except AttributeError:
+            # Where from: a folder named like the package (name/name/, svc started from its
+            # parent) imports as an empty namespace package instead of the installed one.
+            where = getattr(module, "__file__", None) or ", ".join(getattr(module, "__path__", []))
             raise PluginError(
-                f"{self.kind} plugin {info.target}: {module_name} has no {attr!r}"
+                f"{self.kind} plugin {info.target}: {module_name} (imported from {where}) "
+                f"has no {attr!r}"
             ) from None

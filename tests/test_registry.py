@@ -76,6 +76,25 @@ def test_missing_dependency_names_the_package(third_party):
         registry.get_plugin("needsdep://x")
 
 
+def test_a_plugin_shadowed_by_its_own_folder_says_where_it_was_imported_from(tmp_path, monkeypatch):
+    """The distribution's folder is named like its package (svc_shadow/svc_shadow/), and svc
+    starts in the folder above: `import svc_shadow` finds the outer folder, a namespace
+    package with no class in it.  The error says which folder was imported."""
+    package = tmp_path / "svc_shadow" / "svc_shadow"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("from svc_memory import MemoryStorage as Shadow\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry.register("shadow", "svc_shadow:Shadow")
+    try:
+        with pytest.raises(registry.PluginError) as caught:
+            registry.get_plugin("shadow://x")
+    finally:
+        registry.unregister("shadow")
+        sys.modules.pop("svc_shadow", None)
+    assert f"imported from {tmp_path / 'svc_shadow'}" in str(caught.value)
+    assert "has no 'Shadow'" in str(caught.value)
+
+
 def test_register_for_tests():
     class Registered(MemoryStorage):
         pass

@@ -50,8 +50,9 @@ def refusal(exc: BaseException) -> str | None:
 
 
 #: SQLSTATEs that waiting will not cure: 28 invalid authorisation, 3D000 no such
-#: database, 3F000 no such schema, 42501 insufficient privilege (no right to create).
-PERMANENT_SQLSTATES = ("28", "3D000", "3F000", "42501")
+#: database, 3F000 no such schema, 42 the schema refused (42501 no right to create; 42P07
+#: and the like: the database holds another program's tables, not svc's).
+PERMANENT_SQLSTATES = ("28", "3D000", "3F000", "42")
 #: libpq's words for the same when it fails before the server gives a SQLSTATE
 #: (a server set to another language is not recognised, and is retried as before).
 PERMANENT_MESSAGES = (

@@ -12,16 +12,28 @@ Rules every backend keeps (``svc.testing.StorageConformance`` checks each):
 - The constructor takes the URL and does no I/O; ``super().__init__`` need not
   be called.  ``check_url`` may reject a malformed URL before anything starts.
 - ``open`` connects and creates or migrates what it needs.  Raise
-  ``Unavailable`` for "not yet" (svc retries with backoff for a bounded time)
-  and ``Misconfigured`` for "never, as configured" (svc stops at once with
-  one line).  ``close`` is called after a failed ``open`` too, and twice is safe.
+  ``Unavailable`` for "not yet" (svc retries with backoff for a bounded time:
+  a server that does not answer, a file another process holds locked) and
+  ``Misconfigured`` for "never, as configured" (svc stops at once with one
+  line): bad credentials, no such database, a folder that does not exist (svc
+  makes none, and waiting for a mount is for whatever starts svc), a file or
+  database that holds garbage or another program's tables.  ``close`` is
+  called after a failed ``open`` too, and twice is safe.
 - Every write is atomic for its user; data written is there after ``close``
-  and a new ``open`` of the same URL (unless the URL says otherwise, as
-  ``memory://`` does).
+  and a new ``open`` of the same URL, and two instances open on one URL (two
+  svc processes) see each other's writes at once (unless the URL keeps
+  nothing, as ``memory://``).
+- Text is any ``str`` but U+0000 and lone surrogates (U+D800 to U+DFFF), which
+  svc's HTTP layer refuses because Postgres cannot store them; every other
+  character round-trips exactly, at any length HTTP accepts (a bio of 1,000
+  characters of up to 4 UTF-8 bytes each, 16 avatar URLs of 2,048...).
+  The keys of ``profile`` and ``changes`` are always names of
+  ``PROFILE_FIELDS``: svc validates every body first, and a backend need not
+  check them.
 - Records are :class:`~svc.storage.models.User`: versions, UTC timestamps and
   fresh profile mappings as its docstring says.  Usernames are unique under
-  :func:`~svc.storage.models.username_key` (casefold, not your database's
-  ``lower()``); a user may have none.
+  :func:`~svc.storage.models.username_key` (casefold alone: not your
+  database's ``lower()``, no NFKC); a user may have none.
 - A password change is not a profile change: it moves ``password_updated_at``
   only, never ``version`` or ``updated_at``.
 - Hand out nothing the caller can change you through, and keep nothing the
@@ -29,8 +41,9 @@ Rules every backend keeps (``svc.testing.StorageConformance`` checks each):
   ``avatar_urls``): copy, or use :func:`~svc.storage.models.frozen_profile`.
 
 The suite names the rule in every failure; its optional fixtures (``reopen``,
-``bad_urls``, ``unavailable_storage``) check persistence, ``check_url`` and a
-failed ``open``, and are skipped, with the reason, when not supplied.
+``second_storage``, ``bad_urls``, ``unavailable_storage``, ``garbage_storage``)
+check persistence, a second instance, ``check_url`` and a failed ``open``, and
+are skipped, with the reason, when not supplied.
 """
 
 from __future__ import annotations
@@ -76,7 +89,13 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def ping(self) -> dict[str, str]:
-        """Readiness: part name → ``"ok"``; raise Unavailable naming the part that is down."""
+        """Readiness: ``{part: "ok"}`` for each part checked; raise Unavailable naming the
+        part that is down.
+
+        A part is your own short lowercase word for what you checked (Postgres: ``"pool"``,
+        SQLite: ``"sqlite"``); ``/health/ready`` shows it as ``"storage.<part>": "ok"``.
+        One part is enough; name more only when they can fail apart.
+        """
 
     # -- users -------------------------------------------------------------
 
@@ -86,7 +105,8 @@ class Storage(abc.ABC):
     ) -> User:
         """Store a new user at version 1, ``created_at == updated_at``.
 
-        ``profile`` holds some of the profile fields (missing ones are ``None``);
+        ``profile`` holds some of the profile fields (missing ones are ``None``;
+        its keys are always names of ``PROFILE_FIELDS``);
         copy it, the caller may reuse it.  With a hash, ``password_updated_at``
         is set too (to the creation time).  Conflict (``field``
         "id" or "username") if the id or the username is taken.
@@ -110,6 +130,8 @@ class Storage(abc.ABC):
     ) -> tuple[User, bool]:
         """Merge ``changes`` into the profile (``None`` clears a field); bump the version
         and ``updated_at``.  Returns the new record and whether it was created.
+        ``changes`` is never empty and its keys are always names of ``PROFILE_FIELDS``
+        (svc refuses any other before calling).
 
         Only the fields in ``changes`` are written, so two concurrent updates of
         different fields both survive, and concurrent updates get distinct
@@ -136,7 +158,10 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def get_credentials(self, user_id: str) -> Credentials:
-        """The stored hash of a user, by id, with its timestamps.  NotFound if none."""
+        """The stored hash of a user, by id, with its timestamps.  NotFound if there is
+        no user; a user without a password has Credentials whose ``password_hash`` is
+        ``None``, not NotFound: svc answers a missing user with 404, and lets a user
+        with no password yet set one without ``current_password``."""
 
     @abc.abstractmethod
     async def find_credentials(self, username: str) -> Credentials:
@@ -145,8 +170,11 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def delete_user(self, user_id: str) -> User:
-        """Remove the user and their hash; returns the record as it was.  NotFound if none.
+        """Remove the user and their hash; returns the record as it was when deleted.
+        NotFound if none.
 
+        "When deleted": an update that commits while the deletion is under way is in
+        the returned record (one ``DELETE ... RETURNING``, not a read then a delete).
         The deletion is announced (by svc) at the returned version + 1; the id
         may be created again later, starting over at version 1.
         """

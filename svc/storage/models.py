@@ -18,9 +18,11 @@ def username_key(username: str) -> str:
     Usernames are unique under this key, and ``find_credentials`` finds a user
     by it; the profile keeps the username exactly as given.  Use this function,
     not your database's ``lower()``: the HTTP field rule admits ASCII only, but
-    storage is handed any text, and ``"Straße"`` and ``"STRASSE"`` are the same
-    user under casefold and two users under lower.  A backend that indexes the
-    key stores exactly this value.
+    storage is handed any text (``Storage`` says which), and ``"Straße"`` and
+    ``"STRASSE"`` are the same user under casefold and two users under lower.
+    Casefold alone: no Unicode normalisation on top (NFKC would make the
+    fullwidth ``"ａｄａ"`` one user with ``"ada"``; casefold keeps them two).  A
+    backend that indexes the key stores exactly this value.
     """
     return username.casefold()
 

@@ -2,7 +2,7 @@
 
 A plugin author proves a backend by subclassing :class:`StorageConformance` in
 their own tests and overriding one fixture, ``storage``, that yields an opened
-backend (pytest with pytest-aiohttp, ``asyncio_mode = auto``)::
+backend (pytest with pytest-aiohttp, ``asyncio_mode = auto``; Hypothesis)::
 
     import pytest
     from svc.testing import StorageConformance, reopener
@@ -10,8 +10,12 @@ backend (pytest with pytest-aiohttp, ``asyncio_mode = auto``)::
 
     class TestSQLiteStorage(StorageConformance):
         @pytest.fixture
-        async def storage(self, tmp_path):
-            backend = SQLiteStorage(f"sqlite:///{tmp_path}/svc.db")  # 4 slashes: absolute
+        def url(self, tmp_path):
+            return f"sqlite:///{tmp_path}/svc.db"  # tmp_path is absolute: four slashes
+
+        @pytest.fixture
+        async def storage(self, url):
+            backend = SQLiteStorage(url)
             await backend.open()
             yield backend
             await backend.close()
@@ -19,17 +23,29 @@ backend (pytest with pytest-aiohttp, ``asyncio_mode = auto``)::
         # Optional: each one left out skips the tests that need it, with the reason
         # shown by `pytest -ra`.
         @pytest.fixture
-        async def reopen(self, tmp_path):  # persistence across close() and open()
-            async with reopener(lambda: SQLiteStorage(f"sqlite://{tmp_path}/db")) as reopen:
+        async def reopen(self, url):  # persistence across close() and open()
+            async with reopener(lambda: SQLiteStorage(url)) as reopen:
                 yield reopen
+
+        @pytest.fixture
+        async def second_storage(self, url):  # a second instance on the same URL
+            backend = SQLiteStorage(url)
+            await backend.open()
+            yield backend
+            await backend.close()
 
         @pytest.fixture
         def bad_urls(self):  # URLs check_url must refuse
             return ["sqlite://", "sqlite:///db?journal=maybe"]
 
         @pytest.fixture
-        def unavailable_storage(self):  # an unopened backend whose open() raises Unavailable
-            return SQLiteStorage("sqlite:///nonexistent-mount/db")
+        def unavailable_storage(self):  # an unopened backend whose open() says "not yet"
+            ...  # svc_sqlite's: a file another process holds locked
+
+        @pytest.fixture
+        def garbage_storage(self, tmp_path):  # an unopened backend on a file of garbage
+            (tmp_path / "junk.db").write_text("not a database" * 100)
+            return SQLiteStorage(f"sqlite:///{tmp_path}/junk.db")
 
 Every failure names the rule broken (``rule: ...``), as stated in the
 docstrings of :mod:`svc.storage`.  The tests make their own unique ids and
@@ -40,15 +56,20 @@ svc's own backends run this same suite.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import unicodedata
+from collections.abc import Awaitable, Mapping
 from datetime import datetime, timedelta, timezone
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from ..storage import (
     PROFILE_FIELDS,
     Conflict,
+    Misconfigured,
     NotFound,
     Storage,
     Unavailable,
@@ -57,6 +78,7 @@ from ..storage import (
     username_key,
 )
 from .helpers import raises, unique_id, wait_until
+from .limits import longest_profile
 
 __all__ = ["StorageConformance", "unique_id", "wait_until"]
 
@@ -65,6 +87,12 @@ __all__ = ["StorageConformance", "unique_id", "wait_until"]
 CLOCK_SLACK = timedelta(minutes=10)
 #: A pause longer than any clock's resolution, so that "later" is visible in timestamps.
 TICK = 0.02
+#: The text a backend is handed: any str but U+0000 and lone surrogates, which svc's HTTP
+#: layer refuses (svc/http/schemas.py) because Postgres cannot store them, nor UTF-8 carry one.
+TEXT = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=40)
+#: Usernames that NFKC would make one but casefold keeps two: fullwidth letters, a circled
+#: and a superscript digit.  (Each pair's first is what NFKC makes of its second.)
+NFKC_TWINS = (("ada", "\uff41\uff44\uff41"), ("no1", "no\u2460"), ("x2", "x\u00b2"))
 
 
 def check_utc(moment: object, what: str) -> None:
@@ -95,6 +123,20 @@ def check_record(user: object, user_id: str, what: str) -> None:
     check_utc(user.updated_at, f"{what}.updated_at")
     if user.password_updated_at is not None:
         check_utc(user.password_updated_at, f"{what}.password_updated_at")
+
+
+def shown(value: object) -> str:
+    """A value for a failure message: long ones by their length, not their text."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{type(value).__name__} of {len(value)}: {text[:60]}..."
+
+
+async def seen(read: Awaitable[Any], rule: str) -> Any:
+    """``await read``; a NotFound fails the test naming ``rule``."""
+    try:
+        return await read
+    except NotFound as exc:
+        pytest.fail(f"rule: {rule} (NotFound: {exc})")
 
 
 def try_to_change(profile: Mapping) -> None:
@@ -138,6 +180,24 @@ class StorageConformance:
         listens at its address)."""
         pytest.skip("open() failing with Unavailable not checked: supply `unavailable_storage`")
 
+    @pytest.fixture
+    def garbage_storage(self) -> Storage:
+        """An unopened backend whose URL names a file or database that exists but holds
+        garbage (not this backend's data): its ``open()`` must raise ``Misconfigured``."""
+        pytest.skip(
+            "open() on garbage not checked: supply `garbage_storage` unless your URL names "
+            "nothing that can hold data (as memory:// does)"
+        )
+
+    @pytest.fixture
+    async def second_storage(self) -> Storage:
+        """A second opened backend on the ``storage`` fixture's URL, as a second svc
+        process would open it (close it on the way out)."""
+        pytest.skip(
+            "two instances on one URL not checked: supply `second_storage` "
+            "unless your URL keeps nothing (as memory:// does)"
+        )
+
     async def _new_user(self, storage: Storage, **profile) -> User:
         user_id = unique_id()
         profile.setdefault("username", user_id)
@@ -175,6 +235,71 @@ class StorageConformance:
         assert fetched.profile["display_name"] == "  spaces kept  ", (
             "rule: text round-trips exactly"
         )
+
+    @settings(
+        max_examples=25,
+        deadline=None,
+        # One backend serves every example (the ids are unique, nothing carries over), and
+        # each subclass runs this method on a backend of its own: both by design.
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.differing_executors,
+        ],
+    )
+    @given(text=TEXT)
+    # Always tried, whatever is drawn: beyond U+FFFF, controls, separators, combining.
+    @example(text="\U0001f680 \U0010ffff\x01\x1f\x7f\u2028\u0301\ufeff\\\"'")
+    async def test_any_text_round_trips(self, storage: Storage, text: str):
+        """Storage is handed any text but U+0000 and lone surrogates (svc.storage.Storage)."""
+        rule = "any text the interface is handed round-trips exactly"
+        user_id = unique_id()
+        profile = {
+            "username": f"{user_id}{text}",
+            "display_name": text,
+            "bio": text,
+            "email": text,
+            "avatar_url": text,
+            "avatar_urls": {f"k{text}": text},
+        }
+        created = await storage.create_user(user_id, profile)
+        stored = await storage.get_user(user_id)
+        for what, record in (("create_user()", created), ("get_user()", stored)):
+            for name, value in profile.items():
+                assert record.profile[name] == value, (
+                    f"rule: {rule} ({what}: {name} {record.profile[name]!r}, given {value!r})"
+                )
+        updated, _ = await storage.update_profile(user_id, {"bio": text[::-1]})
+        assert updated.profile["bio"] == text[::-1], f"rule: {rule} (update_profile, {text!r})"
+        assert (await storage.get_user(user_id)).profile["bio"] == text[::-1], (
+            f"rule: {rule} (get_user after update_profile, {text!r})"
+        )
+        found = await seen(storage.find_credentials(profile["username"]), f"{rule} (username)")
+        assert found.user_id == user_id, f"rule: {rule} (find_credentials of {text!r})"
+
+    async def test_the_longest_values_http_accepts_round_trip(self, storage: Storage):
+        """Every field at the most svc's request schemas allow (svc/http/schemas.py): a
+        bio of 1,000 characters, 16 avatar URLs of 2,048..., each character up to 4 bytes."""
+        rule = "the longest values HTTP accepts round-trip"
+        created_id, updated_id = unique_id(), unique_id()
+        profile = longest_profile(created_id)
+        created = await storage.create_user(created_id, profile)
+        other = longest_profile(updated_id)
+        await storage.create_user(updated_id, {"display_name": "short"})
+        updated, _ = await storage.update_profile(updated_id, other)
+        records = {
+            "create_user()": (created, profile),
+            "get_user()": (await storage.get_user(created_id), profile),
+            "update_profile()": (updated, other),
+            "get_user() after update_profile()": (await storage.get_user(updated_id), other),
+        }
+        for what, (record, wanted) in records.items():
+            for name, value in wanted.items():
+                assert record.profile[name] == value, (
+                    f"rule: {rule} ({what}: {name} is {shown(record.profile[name])}, "
+                    f"given {shown(value)})"
+                )
+        found = await seen(storage.find_credentials(profile["username"]), rule)
+        assert found.user_id == created_id, f"rule: {rule} (find_credentials)"
 
     async def test_get_missing_is_not_found(self, storage: Storage):
         with raises(NotFound, "get_user of a missing id raises NotFound"):
@@ -254,6 +379,26 @@ class StorageConformance:
             await storage.create_user(unique_id(), {"username": f"STRASSE{tail}"})
         found = await storage.find_credentials(f"strasse{tail}")
         assert found.user_id == user.id, f"rule: {rule} (find_credentials)"
+
+    async def test_usernames_equal_only_under_nfkc_stay_distinct(self, storage: Storage):
+        """The rule is casefold alone: no Unicode normalisation on top (NFKC makes the
+        fullwidth "ａｄａ" into "ada", casefold does not)."""
+        rule = "usernames equal under NFKC but distinct under username_key stay distinct"
+        tail = unique_id("_")
+        for plain, twin in NFKC_TWINS:
+            plain, twin = f"{plain}{tail}", f"{twin}{tail}"
+            assert unicodedata.normalize("NFKC", twin) == plain != twin
+            assert username_key(plain) != username_key(twin)
+            first = await storage.create_user(unique_id(), {"username": plain})
+            try:
+                second = await storage.create_user(unique_id(), {"username": twin})
+            except Conflict as exc:
+                pytest.fail(f"rule: {rule} ({plain!r} and {twin!r}: Conflict {exc})")
+            for user, name in ((first, plain), (second, twin)):
+                found = await seen(storage.find_credentials(name), rule)
+                assert found.user_id == user.id, (
+                    f"rule: {rule} (find_credentials({name!r}) found {found.user_id!r})"
+                )
 
     async def test_username_is_stored_as_given(self, storage: Storage):
         name = f"MiXeD.Case-{unique_id()}"
@@ -587,6 +732,31 @@ class StorageConformance:
         assert await storage.get_users([user.id]) == [], "rule: a deleted user is gone"
         await storage.create_user(unique_id(), {"username": user.id})  # the name is free again
 
+    async def test_delete_racing_updates_returns_the_record_as_deleted(self, storage: Storage):
+        """An update that commits while a deletion is under way is part of what was
+        deleted: svc announces the deletion at the returned version + 1, so a stale record
+        would announce a version that some client already holds."""
+        rule = "delete_user racing update_profile returns the record as deleted"
+        user = await self._new_user(storage)
+        updates = [storage.update_profile(user.id, {"bio": f"bio {i}"}) for i in range(20)]
+        results = await asyncio.gather(
+            *updates[:10], storage.delete_user(user.id), *updates[10:], return_exceptions=True
+        )
+        deleted, raced = results[10], results[:10] + results[11:]
+        for outcome in (deleted, *raced):
+            if isinstance(outcome, BaseException) and not isinstance(outcome, NotFound):
+                raise outcome
+        assert not isinstance(deleted, BaseException), f"rule: {rule} (it raised {deleted!r})"
+        # An update after the deletion finds no user: each that wrote came before it.
+        written = [outcome[0] for outcome in raced if not isinstance(outcome, BaseException)]
+        last = max(written, key=lambda u: u.version, default=user)
+        assert (deleted.version, deleted.profile["bio"]) == (last.version, last.profile["bio"]), (
+            f"rule: {rule} (it returned version {deleted.version}, but an update that "
+            f"came before the deletion wrote version {last.version})"
+        )
+        with raises(NotFound, "a deleted user is gone"):
+            await storage.get_user(user.id)
+
     async def test_id_created_again_starts_over(self, storage: Storage):
         user = await self._new_user(storage)
         await storage.set_password_hash(user.id, "$hash$old")
@@ -639,6 +809,29 @@ class StorageConformance:
         updated, _ = await storage.update_profile(kept.id, {"bio": "after"})
         assert updated.version == kept.version + 1, f"rule: {rule} (versions continue)"
 
+    async def test_two_instances_on_one_url_see_each_others_writes(
+        self, storage: Storage, second_storage: Storage
+    ):
+        """svc runs several processes on one DATABASE_URL (WORKERS, or several machines):
+        each reads what the others wrote, not a copy taken when it opened."""
+        rule = "two instances opened on one URL see each other's writes"
+        one, two = storage, second_storage
+        user = await self._new_user(one, bio="by one")
+        assert await seen(two.get_user(user.id), f"{rule} (a new user)") == user, f"rule: {rule}"
+        assert await one.get_user(user.id) == user  # whatever `one` may cache, it is warm now
+        updated, _ = await two.update_profile(user.id, {"bio": "by two"})
+        assert await one.get_user(user.id) == updated, f"rule: {rule} (an update)"
+        await one.set_password_hash(user.id, "$hash$one")
+        found = await seen(two.find_credentials(user.id.upper()), f"{rule} (a password)")
+        assert found.password_hash == "$hash$one", f"rule: {rule} (a password)"
+        with raises(Conflict, f"{rule} (a username taken through one is taken in the other)"):
+            await two.create_user(unique_id(), {"username": user.id.upper()})
+        await two.delete_user(user.id)
+        with raises(NotFound, f"{rule} (a deletion)"):
+            await one.get_user(user.id)
+        with raises(NotFound, f"{rule} (a deletion frees the username)"):
+            await one.find_credentials(user.id)
+
     def test_check_url_refuses_bad_urls(self, storage: Storage, bad_urls: list[str]):
         if not bad_urls:
             pytest.skip("check_url not checked: supply `bad_urls`, URLs it must refuse")
@@ -666,5 +859,15 @@ class StorageConformance:
         try:
             await unavailable_storage.close()
             await unavailable_storage.close()
+        except Exception as exc:
+            pytest.fail(f"rule: close() follows a failed open(), and twice is safe ({exc!r})")
+
+    async def test_open_on_garbage_is_misconfigured(self, garbage_storage: Storage):
+        rule = "a file or database holding garbage makes open() say 'never' with Misconfigured"
+        with raises(Misconfigured, f"{rule}, not Unavailable ('not yet', retried in vain)"):
+            await garbage_storage.open()
+        try:
+            await garbage_storage.close()
+            await garbage_storage.close()
         except Exception as exc:
             pytest.fail(f"rule: close() follows a failed open(), and twice is safe ({exc!r})")

@@ -1,11 +1,15 @@
-"""``jsonfile:///abs/path.json``: every user in one JSON file.
+"""``jsonfile:///relative/path.json`` or ``jsonfile:////absolute/path.json``: every user in
+one JSON file.  The path follows the rule svc's file plugins share (docs/plugins.md,
+SQLAlchemy's SQLite URLs): what follows ``jsonfile:///`` is the path, so a fourth slash
+makes it absolute.
 
 Written as a plugin author would, from the docstrings of ``svc.storage`` alone,
 to prove that they are enough to pass ``svc.testing.StorageConformance``
 (tests/test_jsonfile_conformance.py); tests/test_conformance_catches.py then
 breaks copies of it on purpose and checks that the suite notices.
 
-It is an example, not a product: it rewrites the whole file on every write,
+It is an example, not a product: it reads the whole file on every call (another
+instance on the URL may have written it) and rewrites it on every write,
 synchronously.  That keeps every method free of ``await``, which is what makes
 each write atomic on the one event loop (and a real backend would not block
 the loop with file I/O).
@@ -19,7 +23,7 @@ import os
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from svc.storage import (
     PROFILE_FIELDS,
@@ -38,7 +42,8 @@ from svc.storage import (
 class JsonFileStorage(Storage):
     # The docstring says super().__init__ need not be called; this backend doesn't.
     def __init__(self, url: str):
-        self._path = urlsplit(url).path
+        # What follows "jsonfile:///" (relative to the folder svc starts in, unless absolute).
+        self._path = os.path.abspath(unquote(urlsplit(url).path[1:]))
         self._users: dict[str, dict[str, Any]] | None = None  # id → stored record, when open
         self._ids_by_key: dict[str, str] = {}  # username_key(username) → id
 
@@ -48,31 +53,36 @@ class JsonFileStorage(Storage):
         if parts.scheme != "jsonfile":
             raise ValueError(f"{url}: the scheme must be jsonfile://")
         if parts.netloc or not parts.path.startswith("/") or not parts.path.endswith(".json"):
-            raise ValueError(f"{url}: expected jsonfile:///absolute/path/to/file.json")
+            raise ValueError(
+                f"{url}: expected jsonfile:///relative/path.json or jsonfile:////absolute/path.json"
+            )
         if parts.query or parts.fragment:
             raise ValueError(f"{url}: takes no query or fragment")
 
     # -- life cycle -------------------------------------------------------
 
     async def open(self) -> None:
-        users = self._read()
+        self._use(self._read())
+
+    def _read(self) -> dict[str, dict[str, Any]]:
+        folder = os.path.dirname(self._path)
+        if not os.path.isdir(folder):
+            # "Never, as configured" (docs/plugins.md): svc makes no folder, and a late
+            # mount is for whatever starts svc to wait for, as it would for a database.
+            raise Misconfigured(f"the folder {folder} does not exist")
+        try:
+            return self._load()
+        except (OSError, ValueError, KeyError) as exc:
+            # Unreadable or not ours: retrying will not help.
+            raise Misconfigured(f"cannot read {self._path}: {exc}") from None
+
+    def _use(self, users: dict[str, dict[str, Any]]) -> None:
         self._users = users
         self._ids_by_key = {
             self._key(record["profile"]["username"]): user_id
             for user_id, record in users.items()
             if record["profile"]["username"] is not None
         }
-
-    def _read(self) -> dict[str, dict[str, Any]]:
-        folder = os.path.dirname(self._path)
-        if not os.path.isdir(folder):
-            # Perhaps a volume not mounted yet: "not yet", svc retries.
-            raise Unavailable(f"no directory {folder}")
-        try:
-            return self._load()
-        except (OSError, ValueError, KeyError) as exc:
-            # Unreadable or not ours: retrying will not help.
-            raise Misconfigured(f"cannot read {self._path}: {exc}") from None
 
     def _load(self) -> dict[str, dict[str, Any]]:
         if not os.path.exists(self._path):
@@ -96,6 +106,12 @@ class JsonFileStorage(Storage):
     def _open_users(self) -> dict[str, dict[str, Any]]:
         if self._users is None:
             raise Unavailable("storage is not open")
+        # Read afresh each time: another instance on this URL (another svc process) may
+        # have written the file since.
+        try:
+            self._use(self._load())
+        except (OSError, ValueError, KeyError) as exc:
+            raise Unavailable(f"cannot read {self._path}: {exc}") from None
         return self._users
 
     # -- records ----------------------------------------------------------

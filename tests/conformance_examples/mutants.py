@@ -6,15 +6,26 @@ it fails it).  tests/test_conformance_catches.py runs the suite against each.
 
 from __future__ import annotations
 
+import asyncio
+import unicodedata
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
-from svc.storage import Storage
+from svc.storage import Storage, Unavailable
 
 from .jsonfile import JsonFileStorage
 
 
-class ForgetsOnReopen(JsonFileStorage):
+class CachesAtOpen(JsonFileStorage):
+    """Reads the file once, at ``open()``: another instance's writes are never seen."""
+
+    def _open_users(self):
+        if self._users is None:
+            raise Unavailable("storage is not open")
+        return self._users
+
+
+class ForgetsOnReopen(CachesAtOpen):
     """Keeps everything in memory: a restart loses every user."""
 
     def _load(self):
@@ -92,15 +103,17 @@ class CloseTwiceFails(JsonFileStorage):
         await super().close()
 
 
-class SharesProfile(JsonFileStorage):
-    """Hands out its own profile dict: a caller's change is a change to the store."""
+class SharesProfile(CachesAtOpen):
+    """Hands out its own profile dict: a caller's change is a change to the store (of one
+    that keeps its records in memory)."""
 
     def _user(self, user_id, record):
         return replace(super()._user(user_id, record), profile=record["profile"])
 
 
-class KeepsCallersAvatarUrls(JsonFileStorage):
-    """Stores the caller's nested ``avatar_urls`` dict by reference (a shallow copy)."""
+class KeepsCallersAvatarUrls(CachesAtOpen):
+    """Stores the caller's nested ``avatar_urls`` dict by reference (a shallow copy), in a
+    store that keeps its records in memory."""
 
     async def create_user(self, user_id, profile, password_hash=None):
         user = await super().create_user(user_id, profile, password_hash)
@@ -140,6 +153,63 @@ class DeleteReturnsNextVersion(JsonFileStorage):
     async def delete_user(self, user_id):
         user = await super().delete_user(user_id)
         return replace(user, version=user.version + 1)
+
+
+class GarbageIsUnavailable(JsonFileStorage):
+    """Takes a file it cannot parse for one being written: "not yet", retried in vain."""
+
+    def _load(self):
+        try:
+            return super()._load()
+        except ValueError as exc:
+            raise Unavailable(f"cannot parse {self._path} yet: {exc}") from None
+
+
+class DeleteReturnsStaleRead(JsonFileStorage):
+    """Reads the record, then deletes it after an ``await``: an update in between is lost
+    from what it returns (as a SELECT then a DELETE would, in two statements)."""
+
+    async def delete_user(self, user_id):
+        before = await self.get_user(user_id)
+        await asyncio.sleep(0)
+        await super().delete_user(user_id)
+        return before
+
+
+class TruncatesLongText(JsonFileStorage):
+    """A column sized in bytes: text past 1,000 UTF-8 bytes is cut (a bio of 1,000
+    characters is up to 4,000)."""
+
+    def _user(self, user_id, record):
+        user = super()._user(user_id, record)
+        profile = {
+            name: value.encode()[:1000].decode(errors="ignore") if isinstance(value, str) else value
+            for name, value in user.profile.items()
+        }
+        return replace(user, profile=profile)
+
+
+class AsciiJsonLosesAstralText(JsonFileStorage):
+    """Stores text through a codec that cannot hold characters beyond U+FFFF (as MySQL's
+    3-byte ``utf8`` would): they come back as U+FFFD."""
+
+    def _save(self):
+        for record in self._users.values():
+            profile = record["profile"]
+            for name in ("bio", "display_name"):
+                if isinstance(profile[name], str):
+                    profile[name] = "".join(
+                        c if ord(c) <= 0xFFFF else "\ufffd" for c in profile[name]
+                    )
+        super()._save()
+
+
+class NfkcUsernames(JsonFileStorage):
+    """Normalises usernames with NFKC before casefold: the fullwidth "ａｄａ" takes "ada"."""
+
+    @staticmethod
+    def _key(username: str) -> str:
+        return unicodedata.normalize("NFKC", username).casefold()
 
 
 #: name → (broken backend, the rule the suite's failure must name).
@@ -189,4 +259,22 @@ MUTANTS: dict[str, tuple[type[JsonFileStorage], str]] = {
         DeleteReturnsNextVersion,
         "delete_user returns the record as it was",
     ),
+    "garbage_is_unavailable": (
+        GarbageIsUnavailable,
+        "a file or database holding garbage makes open() say 'never' with Misconfigured",
+    ),
+    "delete_returns_stale_read": (
+        DeleteReturnsStaleRead,
+        "delete_user racing update_profile returns the record as deleted",
+    ),
+    "truncates_long_text": (TruncatesLongText, "the longest values HTTP accepts round-trip"),
+    "ascii_json_loses_astral_text": (
+        AsciiJsonLosesAstralText,
+        "any text the interface is handed round-trips exactly",
+    ),
+    "nfkc_usernames": (
+        NfkcUsernames,
+        "usernames equal under NFKC but distinct under username_key stay distinct",
+    ),
+    "caches_at_open": (CachesAtOpen, "two instances opened on one URL see each other's writes"),
 }
