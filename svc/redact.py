@@ -15,8 +15,11 @@ import re
 from urllib.parse import unquote
 
 MASK = "***"
+#: A name that contains one of these words (any case) holds a secret: a URL's query
+#: parameter here, a ``name=value`` in a log line (svc.log_secrets).  The one list.
+SECRET_WORDS = r"pass|pwd|secret|token|key"
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/+")
-_SECRET_PARAM = re.compile(r"pass|pwd|secret|token|key", re.IGNORECASE)
+_SECRET_PARAM = re.compile(SECRET_WORDS, re.IGNORECASE)
 
 
 def _split(url: str) -> tuple[str, str | None, str, str | None]:

@@ -14,7 +14,8 @@ from marshmallow import Schema, fields, validate
 
 from ..rooms.hub import RoomSettings
 from ..storage import PROFILE_FIELDS
-from .schemas import USER_ID_PATTERN, ProfileSchema
+from .ids import ID_RULE, WHOLE_ID_PATTERN
+from .schemas import ProfileSchema
 
 #: The coalescing window of presence frames, stated once for every text that mentions it.
 PRESENCE_WINDOW_MS = round(RoomSettings.presence_window * 1000)
@@ -27,7 +28,7 @@ def ecma(pattern: str) -> str:
     return pattern[:-2] + "$" if pattern.endswith(r"\Z") else pattern
 
 
-ID_PATTERN = ecma(USER_ID_PATTERN)  # docs/api.md: a room id follows the user id rule
+ID_PATTERN = ecma(WHOLE_ID_PATTERN)  # docs/api.md: a room id follows the user id rule
 
 
 def ref(name: str, kind: str = "schemas") -> dict:
@@ -230,7 +231,7 @@ SCHEMAS: dict[str, type[Schema] | dict] = {
     "PongFrame": PongFrameSchema,
 }
 
-_ID_RULE = "1 to 64 of `A-Z a-z 0-9 _ -`; another shape is 404"
+_ID_RULE = f"{ID_RULE}; another shape is 404"
 
 PARAMETERS: dict[str, dict] = {
     "UserId": {
