@@ -7,6 +7,9 @@ where a URL parser no longer sees a password at all.  So these functions do not
 trust a parser: whatever stands before the last ``@`` of the part before the
 query, past the first ``:``, is treated as a password, and so is the value of
 any query parameter whose name says password, secret, token or key.
+
+Public API (docs/plugins.md): plugins may import :func:`redact_url` and :func:`scrub`,
+as the built-in ones do; their names and meaning are kept.
 """
 
 from __future__ import annotations
