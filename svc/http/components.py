@@ -2,7 +2,7 @@
 server sends (request bodies are the marshmallow schemas that validate them, in schemas.py),
 path and header parameters, and response headers.
 
-These schemas are documentation: the server builds its JSON elsewhere (``svc.views``,
+These schemas are documentation: the server builds its JSON elsewhere (``svc.serialize``,
 ``svc.rooms.frames``), and the tests hold every real answer and frame to them.
 """
 
@@ -76,7 +76,7 @@ class UserSchema(Schema):
     updated_at = fields.DateTime(required=True)
 
 
-# A present id without a stored user (svc.views.ProfilelessMember): joined a room before
+# A present id without a stored user (svc.serialize.ProfilelessMember): joined a room before
 # creating a profile, or deleted while connected.  Its first profile change then arrives as
 # `profile_updated` at version 1.
 PROFILELESS_MEMBER = {

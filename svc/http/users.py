@@ -10,8 +10,8 @@ from aiohttp import hdrs, web
 
 from ..broker import Change
 from ..keys import BROKER, METRICS, PASSWORDS, SETTINGS, STORAGE
+from ..serialize import format_timestamp, user_json
 from ..storage import Conflict, NotFound, User
-from ..views import format_timestamp, user_json
 from . import routing
 from .auth import account_gone, authorize_write, client_waiting, guarded, is_owner
 from .bodies import read_json
