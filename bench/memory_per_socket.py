@@ -1,6 +1,7 @@
 """Where a server's memory per idle WebSocket goes: tracemalloc and RSS around N joins.
 
     python bench/memory_per_socket.py [--clients 2000] [--top 25] [--bare] [--no-trace]
+                                      [--python-gc]
 
 Starts svc (memory storage, or ``--bare``: bench/ceilings/bare.py) in this process on a
 free loopback port, takes a snapshot, has a child process join ``--clients`` WebSockets to
@@ -44,7 +45,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def build_app(bare: bool):
+def build_app(bare: bool, python_gc: bool = False):
     if bare:
         from aiohttp import web
         from ceilings import bare as ceiling
@@ -56,13 +57,12 @@ def build_app(bare: bool):
         app.router.add_get("/ws/{room_id}", ceiling.websocket)
         return app
     from svc.app import create_app
-    from svc.heap_trim import heap_trim_ctx
-    from svc.serving import freeze_startup_heap
+    from svc.collector import collector_ctx
     from svc.settings import Settings
 
     app = create_app(Settings(bcrypt_rounds=4))
-    app.on_startup.append(freeze_startup_heap)  # as python -m svc does
-    app.cleanup_ctx.append(heap_trim_ctx)
+    if not python_gc:
+        app.cleanup_ctx.append(collector_ctx)  # as python -m svc does
     return app
 
 
@@ -101,7 +101,7 @@ async def serve_and_measure(args) -> None:
     from aiohttp import web
 
     port = free_port()
-    runner = web.AppRunner(build_app(args.bare), access_log=None)
+    runner = web.AppRunner(build_app(args.bare, args.python_gc), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
@@ -159,6 +159,9 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--bare", action="store_true")
     parser.add_argument("--no-trace", action="store_true")
+    parser.add_argument(
+        "--python-gc", action="store_true", help="Python's collector, not svc.collector's"
+    )
     parser.add_argument("--group", choices=["lineno", "traceback", "filename"], default="lineno")
     parser.add_argument("--frames", type=int, default=1)
     parser.add_argument("--settle", type=float, default=3.0)

@@ -2,6 +2,9 @@
 
 ``asyncio.timeout`` only exists from Python 3.11, and svc supports 3.10.  Used where svc
 bounds a wait (the Postgres pool's queue) and by the tests (``svc.testing`` re-exports it).
+
+Public API (docs/plugins.md): plugins may import :func:`deadline`, as the built-in
+Postgres plugin does; its name and meaning are kept.
 """
 
 from __future__ import annotations

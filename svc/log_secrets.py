@@ -4,10 +4,10 @@ aiohttp logs a request it cannot parse with the raw request line, query string
 and all, and a WebSocket joins with ``?token=<JWT>``: one malformed request
 would put a working token in the error log (with a traceback, per request).
 :class:`SecretsFilter` sits on aiohttp's server-side loggers and rewrites each
-record before any handler sees it: JWTs and ``token=`` / ``password=`` /
-``secret=`` / ``key=`` values become ``***``; a request that could not be parsed
-is one line, no traceback (it is the client's mistake, and a scanner's stream of
-them must not flood the log).
+record before any handler sees it: JWTs and the values of ``name=`` whose name
+says password, secret, token or key (svc.redact's one list) become ``***``; a
+request that could not be parsed is one line, no traceback (it is the client's
+mistake, and a scanner's stream of them must not flood the log).
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import re
 
 from aiohttp.http_exceptions import HttpProcessingError
 
+from .redact import SECRET_WORDS
+
 #: Three base64url segments, the first an encoded JSON object ("eyJ" = '{"').
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
-_SECRET_VALUE = re.compile(
-    r"((?:access_)?token|password|passwd|secret|key)(=|%3D)[^&\s'\"]*", re.IGNORECASE
-)
+_SECRET_VALUE = re.compile(rf"((?:{SECRET_WORDS})\w*)(=|%3D)[^&\s'\"]*", re.IGNORECASE)
 #: The loggers of aiohttp's server side (errors, access lines, web).
 LOGGERS = ("aiohttp.server", "aiohttp.access", "aiohttp.web", "aiohttp.websocket")
 

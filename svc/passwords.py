@@ -81,9 +81,8 @@ class Passwords:
         self.workers = max_workers or min(4, os.cpu_count() or 1)
         #: Jobs that may wait or run at once; beyond, PasswordsBusy.
         self.max_queue = max_queue or 8 * self.workers
-        #: Jobs waiting or running now, and counts since start (for /metrics and tests).
+        #: Jobs waiting or running now (for /metrics).
         self.pending = 0
-        self.jobs_run = self.jobs_refused = self.jobs_dropped = 0
         self._pool = ThreadPoolExecutor(
             max_workers=self.workers, thread_name_prefix="bcrypt", initializer=_lower_priority
         )
@@ -158,23 +157,16 @@ class Passwords:
         """PasswordsBusy now if a new job would be refused: lets a handler shed a flood
         before it spends anything (body, schema, storage) on a request bound to fail."""
         if self.pending >= self.max_queue:
-            self.jobs_refused += 1
             raise PasswordsBusy(self.retry_after())
 
     async def _run(self, wanted: Callable[[], bool] | None, fn, *args):
         self.check_room()
         self.pending += 1
         try:
-            try:
-                await self._slots.acquire()
-            except asyncio.CancelledError:
-                self.jobs_dropped += 1
-                raise
+            await self._slots.acquire()
             try:
                 if wanted is not None and not wanted():
-                    self.jobs_dropped += 1
                     raise ClientGone()
-                self.jobs_run += 1
                 loop = asyncio.get_running_loop()
                 started = loop.time()
                 result = await loop.run_in_executor(self._pool, fn, *args)

@@ -7,6 +7,9 @@ where a URL parser no longer sees a password at all.  So these functions do not
 trust a parser: whatever stands before the last ``@`` of the part before the
 query, past the first ``:``, is treated as a password, and so is the value of
 any query parameter whose name says password, secret, token or key.
+
+Public API (docs/plugins.md): plugins may import :func:`redact_url` and :func:`scrub`,
+as the built-in ones do; their names and meaning are kept.
 """
 
 from __future__ import annotations
@@ -15,8 +18,11 @@ import re
 from urllib.parse import unquote
 
 MASK = "***"
+#: A name that contains one of these words (any case) holds a secret: a URL's query
+#: parameter here, a ``name=value`` in a log line (svc.log_secrets).  The one list.
+SECRET_WORDS = r"pass|pwd|secret|token|key"
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/+")
-_SECRET_PARAM = re.compile(r"pass|pwd|secret|token|key", re.IGNORECASE)
+_SECRET_PARAM = re.compile(SECRET_WORDS, re.IGNORECASE)
 
 
 def _split(url: str) -> tuple[str, str | None, str, str | None]:

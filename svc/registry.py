@@ -3,7 +3,8 @@
 In the manner of fsspec's registry and SQLAlchemy's ``PluginLoader``:
 
 * a built-in scheme resolves only to the built-in class, so installing some
-  other package cannot silently swap the storage or broker of a running service;
+  other package cannot silently swap the storage or broker of a running service
+  (the built-ins are svc's own entry points: setup.cfg is the one table);
 * errors a person can act on: an unknown scheme lists the installed ones, a
   plugin whose dependency is missing names the package to install, a plugin
   of the wrong kind is a ``TypeError``;
@@ -19,6 +20,9 @@ from importlib.metadata import entry_points
 from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
+
+#: The distribution whose entry points are the built-in plugins (setup.cfg's ``name``).
+BUILTIN_DISTRIBUTION = "svc"
 
 
 class PluginError(Exception):
@@ -44,18 +48,25 @@ def scheme_of(url: str) -> str:
 class Registry:
     """The plugins of one kind (``kind``: "storage" or "broker") found in ``group``."""
 
-    def __init__(self, kind: str, group: str, base: type, builtins: dict[str, str]):
+    def __init__(self, kind: str, group: str, base: type):
         self.kind = kind
         self.group = group
         self.base = base
-        #: scheme → "module:Class" of the built-ins; only these targets may serve these schemes.
-        self.builtins = builtins
         self._registered: dict[str, type | str] = {}
+
+    def builtins(self) -> dict[str, str]:
+        """scheme → "module:Class" of the built-ins, the entry points of svc's own
+        distribution (setup.cfg, the one table): only these targets may serve these schemes."""
+        return {
+            ep.name.lower(): ep.value
+            for ep in entry_points(group=self.group)
+            if ep.dist is not None and ep.dist.name == BUILTIN_DISTRIBUTION
+        }
 
     def register(self, scheme: str, plugin: type | str, clobber: bool = False) -> None:
         """Serve ``scheme`` with ``plugin`` (a class, or a "module:Class" path)."""
         scheme = scheme.lower()
-        if not clobber and (scheme in self._registered or scheme in self.builtins):
+        if not clobber and (scheme in self._registered or scheme in self.builtins()):
             raise ValueError(f"{self.kind} scheme {scheme!r} is already registered")
         self._registered[scheme] = plugin
 
@@ -65,10 +76,11 @@ class Registry:
     def available(self) -> dict[str, PluginInfo]:
         """Every scheme that can be served, with where its plugin comes from."""
         found: dict[str, PluginInfo] = {}
+        builtins = self.builtins()
         for ep in entry_points(group=self.group):
             scheme = ep.name.lower()
             origin = ep.dist.name if ep.dist is not None else "unknown"
-            builtin = self.builtins.get(scheme)
+            builtin = builtins.get(scheme)
             if builtin is not None and ep.value != builtin:
                 log.warning(
                     "ignoring %s's %s plugin %s for the built-in scheme %r",
@@ -79,9 +91,6 @@ class Registry:
                 )
                 continue
             found[scheme] = PluginInfo(scheme, ep.value, "builtin" if builtin else origin)
-        # Without installed metadata (running from a source tree) the built-ins still work.
-        for scheme, target in self.builtins.items():
-            found.setdefault(scheme, PluginInfo(scheme, target, "builtin"))
         for scheme, plugin in self._registered.items():
             target = (
                 plugin if isinstance(plugin, str) else f"{plugin.__module__}:{plugin.__qualname__}"

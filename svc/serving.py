@@ -3,14 +3,12 @@ of its workers, and Gunicorn's ``svc.app:app_from_env``.
 
 - the settings read from the environment, logging set up in ``LOG_FORMAT`` first;
 - the start-up lines (open mode, storage and broker, origins);
-- the process's heap: what start-up built frozen out of the collector's sight, the
-  collector's thresholds and the trim after bursts (svc.heap_trim);
+- the collector: its thresholds, and a full collection after bursts (svc.collector);
 - the runner's options: no aiohttp access log (svc writes its own), ``SHUTDOWN_TIMEOUT``.
 """
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import sys
@@ -50,10 +48,10 @@ def say_error(exc: SettingsError) -> None:
 
 
 def build_app(settings: Settings) -> web.Application:
-    """The application as a server runs it: start-up lines said, heap settings on, and,
+    """The application as a server runs it: start-up lines said, the collector set, and,
     in a worker of ``WORKERS``, /metrics for the whole service."""
     from .app import create_app
-    from .heap_trim import heap_trim_ctx
+    from .collector import collector_ctx
     from .keys import ORIGINS
 
     if not settings.auth_enabled:
@@ -67,23 +65,13 @@ def build_app(settings: Settings) -> web.Application:
     )
     app = create_app(settings)
     log.info("%s", app[ORIGINS].describe())
-    app.on_startup.append(freeze_startup_heap)  # after cleanup_ctx: storage, broker, hub are up
-    app.cleanup_ctx.append(heap_trim_ctx)  # after a burst of sockets, freed heap goes back
+    app.cleanup_ctx.append(collector_ctx)  # full collections after bursts, not during
     directory = os.environ.get(WORKERS_DIR_VARIABLE)
     if directory:
         from .http.worker_metrics import share
 
         share(app, directory, os.environ[WORKER_VARIABLE])
     return app
-
-
-async def freeze_startup_heap(app) -> None:
-    """What start-up built (modules, schemas, the OpenAPI document, plugins) lives as long as
-    the process: moved out of the collector's sight, a full collection under load scans only
-    what requests and sockets made.  (2,000 joins: 0.69 s -> 0.52 s of server CPU, a third
-    of which was full collections; bench/memory_per_socket.py.)"""
-    gc.collect()
-    gc.freeze()
 
 
 def runner_options(settings: Settings) -> dict:

@@ -29,6 +29,11 @@ class SettingsError(Exception):
         self.variable = variable
 
 
+def default_broker_url(database_url: str) -> str:
+    """The broker when ``BROKER_URL`` is unset: the storage's natural one, or ``memory://``."""
+    return registry.get_plugin(database_url).default_broker_url(database_url) or "memory://"
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = "memory://"
@@ -82,8 +87,7 @@ class Settings:
         """``BROKER_URL``, or the storage's natural broker, or ``memory://``."""
         if self.broker_url is not None:
             return self.broker_url
-        storage_cls = registry.get_plugin(self.database_url)
-        return storage_cls.default_broker_url(self.database_url) or "memory://"
+        return default_broker_url(self.database_url)
 
     @property
     def auth_enabled(self) -> bool:
@@ -103,9 +107,7 @@ class Settings:
         broker_url = get.str("BROKER_URL", None)
         # Unset, the storage's own broker is checked the same way: a plugin it names
         # that is not installed is one line at start, not a traceback when the app is built.
-        chosen = broker_url or (
-            registry.get_plugin(database_url).default_broker_url(database_url) or "memory://"
-        )
+        chosen = broker_url or default_broker_url(database_url)
         try:
             broker_registry.get_plugin(chosen).check_url(chosen)
         except (broker_registry.PluginError, TypeError, ValueError) as exc:

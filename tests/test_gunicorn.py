@@ -125,17 +125,15 @@ async def test_create_app_with_no_settings_is_refused_pointing_to_app_from_env(t
     assert "use svc.app:app_from_env" in log.read_text()
 
 
-def test_app_from_env_takes_svc_s_shutdown_timeout_and_heap_settings(tmp_path):
+def test_app_from_env_takes_svc_s_shutdown_timeout_and_collector(tmp_path):
     """What Gunicorn gets from the factory: a runner with SHUTDOWN_TIMEOUT (not Gunicorn's
-    graceful timeout), and the app with python -m svc's heap freeze and collector settings."""
+    graceful timeout), and the app with python -m svc's collector settings."""
     probe = (
         "import asyncio\n"
         "from svc.app import app_from_env\n"
-        "from svc.heap_trim import heap_trim_ctx\n"
-        "from svc.serving import freeze_startup_heap\n"
+        "from svc.collector import collector_ctx\n"
         "runner = asyncio.run(app_from_env())\n"
-        "print(runner._shutdown_timeout, heap_trim_ctx in runner.app.cleanup_ctx,\n"
-        "      freeze_startup_heap in runner.app.on_startup)\n"
+        "print(runner._shutdown_timeout, collector_ctx in runner.app.cleanup_ctx)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe],
@@ -144,4 +142,4 @@ def test_app_from_env_takes_svc_s_shutdown_timeout_and_heap_settings(tmp_path):
         text=True,
         timeout=60,
     )
-    assert done.stdout == "3.5 True True\n", done.stderr
+    assert done.stdout == "3.5 True\n", done.stderr

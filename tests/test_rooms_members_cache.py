@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from svc.rooms.member_set import MemberSet
-from svc.views import ProfilelessMember
+from svc.serialize import ProfilelessMember
 
 ids = st.sampled_from(["a", "b", "c", "d", "e", "f", "g", "h"])  # small: ids meet often
 operations = st.lists(

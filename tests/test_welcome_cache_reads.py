@@ -11,8 +11,8 @@ from datetime import datetime, timezone
 import pytest
 
 from svc.rooms.welcome_cache import WelcomeCache
+from svc.serialize import ProfilelessMember
 from svc.storage.models import User, frozen_profile
-from svc.views import ProfilelessMember
 
 
 class Store:

@@ -4,7 +4,7 @@ Every method runs to completion without awaiting, so on one event loop each
 write is atomic for free: two concurrent partial updates of different fields
 both survive.  Records are immutable all the way down (read-only profiles,
 :func:`svc.storage.frozen_profile`), so the same record is handed to every
-reader without a copy, and its JSON is built once (``svc.views.user_json``).
+reader without a copy, and its JSON is built once (``svc.serialize.user_json``).
 Nothing is kept across a restart: ``memory://`` is for local use and tests.
 """
 

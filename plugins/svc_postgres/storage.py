@@ -16,7 +16,6 @@ from typing import Any
 
 from psycopg2.extras import Json
 
-from svc.redact import scrub
 from svc.storage import (
     Conflict,
     Credentials,
@@ -75,11 +74,10 @@ class PostgresStorage(Storage):
         try:
             await self._open()
         except Unavailable as exc:
-            # libpq may quote the database name, which a malformed URL may have mixed up
-            # with the password: scrubbed whatever the URL looks like.
-            raise Unavailable(scrub(f"{self._url.redacted}: {exc}", self.url)) from None
+            # Secrets libpq may quote are scrubbed where svc opens any storage (svc.app).
+            raise Unavailable(f"{self._url.redacted}: {exc}") from None
         except Misconfigured as exc:
-            raise Misconfigured(scrub(f"{self._url.redacted}: {exc}", self.url)) from None
+            raise Misconfigured(f"{self._url.redacted}: {exc}") from None
         log.info(
             "postgres: %s, pool of %d, application_name %s%s",
             self._url.redacted,

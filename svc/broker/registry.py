@@ -11,7 +11,6 @@ from ..registry import PluginError, PluginInfo, Registry, scheme_of
 from .base import Broker
 
 __all__ = [
-    "BUILTINS",
     "GROUP",
     "PluginError",
     "PluginInfo",
@@ -23,15 +22,8 @@ __all__ = [
 ]
 
 GROUP = "svc.broker"
-BUILTINS = {
-    "memory": "svc.broker.memory:MemoryBroker",
-    "postgres": "svc_postgres:PostgresBroker",
-    "postgresql": "svc_postgres:PostgresBroker",
-    "redis": "svc_redis:RedisBroker",
-    "rediss": "svc_redis:RedisBroker",
-}
 
-broker_plugins = Registry("broker", GROUP, Broker, BUILTINS)
+broker_plugins = Registry("broker", GROUP, Broker)
 register = broker_plugins.register
 unregister = broker_plugins.unregister
 available = broker_plugins.available

@@ -2,7 +2,7 @@
 server sends (request bodies are the marshmallow schemas that validate them, in schemas.py),
 path and header parameters, and response headers.
 
-These schemas are documentation: the server builds its JSON elsewhere (``svc.views``,
+These schemas are documentation: the server builds its JSON elsewhere (``svc.serialize``,
 ``svc.rooms.frames``), and the tests hold every real answer and frame to them.
 """
 
@@ -14,7 +14,8 @@ from marshmallow import Schema, fields, validate
 
 from ..rooms.hub import RoomSettings
 from ..storage import PROFILE_FIELDS
-from .schemas import USER_ID_PATTERN, ProfileSchema
+from .ids import ID_RULE, WHOLE_ID_PATTERN
+from .schemas import ProfileSchema
 
 #: The coalescing window of presence frames, stated once for every text that mentions it.
 PRESENCE_WINDOW_MS = round(RoomSettings.presence_window * 1000)
@@ -27,7 +28,7 @@ def ecma(pattern: str) -> str:
     return pattern[:-2] + "$" if pattern.endswith(r"\Z") else pattern
 
 
-ID_PATTERN = ecma(USER_ID_PATTERN)  # docs/api.md: a room id follows the user id rule
+ID_PATTERN = ecma(WHOLE_ID_PATTERN)  # docs/api.md: a room id follows the user id rule
 
 
 def ref(name: str, kind: str = "schemas") -> dict:
@@ -75,7 +76,7 @@ class UserSchema(Schema):
     updated_at = fields.DateTime(required=True)
 
 
-# A present id without a stored user (svc.views.ProfilelessMember): joined a room before
+# A present id without a stored user (svc.serialize.ProfilelessMember): joined a room before
 # creating a profile, or deleted while connected.  Its first profile change then arrives as
 # `profile_updated` at version 1.
 PROFILELESS_MEMBER = {
@@ -230,7 +231,7 @@ SCHEMAS: dict[str, type[Schema] | dict] = {
     "PongFrame": PongFrameSchema,
 }
 
-_ID_RULE = "1 to 64 of `A-Z a-z 0-9 _ -`; another shape is 404"
+_ID_RULE = f"{ID_RULE}; another shape is 404"
 
 PARAMETERS: dict[str, dict] = {
     "UserId": {

@@ -12,6 +12,9 @@ import re
 ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"
 #: Human wording of the rule, for validation messages.
 ID_RULE = "1 to 64 of A-Z, a-z, 0-9, _ and -"
+#: The whole value: \Z, not $ (Python's $ also matches before a trailing newline, so
+#: "ada\n" would pass).  schemas.py validates with it; components.py states it in JSON Schema.
+WHOLE_ID_PATTERN = rf"^{ID_PATTERN}\Z"
 
 _ID = re.compile(ID_PATTERN)
 

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from ..broker import calling_the_broker
 from ..keys import BROKER, SETTINGS, STORAGE
-from ..views import member_json, member_records
+from ..serialize import member_json, member_records
 from . import routing
 from .errors import APIError
 from .ids import ROOM_ID, is_valid_id

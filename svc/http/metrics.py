@@ -174,7 +174,7 @@ class _StateCollector(Collector):
             yield GaugeMetricFamily(f"svc_broker_{name}", f"Broker figure: {name}", value=value)
         collections = CounterMetricFamily(
             "svc_gc_collections",
-            "Garbage collections in this process, by generation (2: full, svc.heap_trim)",
+            "Garbage collections in this process, by generation (2: full, svc.collector)",
             labels=["generation"],
         )
         for generation, figures in enumerate(gc.get_stats()):

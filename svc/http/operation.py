@@ -51,30 +51,10 @@ class Operation:
     owner_only: bool = False
 
 
-def documented(
-    *,
-    summary: str,
-    tag: str,
-    replies: Mapping[int, Reply],
-    errors: tuple[int, ...] = (),
-    description: str = "",
-    body: type[Schema] | None = None,
-    body_description: str = "",
-    parameters: tuple[str | dict, ...] = (),
-    owner_only: bool = False,
-) -> Callable[[Handler], Handler]:
-    """Attach the handler's operation; the handler itself is returned unchanged."""
-    operation = Operation(
-        summary=summary,
-        tag=tag,
-        replies=replies,
-        errors=errors,
-        description=description,
-        body=body,
-        body_description=body_description,
-        parameters=parameters,
-        owner_only=owner_only,
-    )
+def documented(**fields: Any) -> Callable[[Handler], Handler]:
+    """Attach ``Operation(**fields)`` (its fields, by keyword) to the handler; the
+    handler itself is returned unchanged.  A misspelt field is a TypeError at import."""
+    operation = Operation(**fields)
 
     def attach(handler: Handler) -> Handler:
         setattr(handler, _ATTRIBUTE, operation)

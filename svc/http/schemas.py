@@ -10,8 +10,9 @@ import re
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from .ids import ID_RULE, WHOLE_ID_PATTERN
+
 # \Z, not $: Python's $ also matches before a trailing newline, so "ada\n" would pass.
-USER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}\Z"
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,32}\Z"
 MAX_URL_LENGTH = 2048
 # An http(s) URL with a DNS name (a dotted one ends in a label of 2+ characters), an IPv4
@@ -24,7 +25,7 @@ HTTP_URL_PATTERN = (
     r"|[0-9]{1,3}(?:\.[0-9]{1,3}){3})(?::[0-9]{1,5})?(?:/|[/?][!-~]+)?\Z"
 )
 
-user_id_rule = validate.Regexp(USER_ID_PATTERN, error="must be 1 to 64 of A-Z a-z 0-9 _ -")
+user_id_rule = validate.Regexp(WHOLE_ID_PATTERN, error=f"must be {ID_RULE}")
 # PostgreSQL text and jsonb cannot hold U+0000, so no backend takes it: the same 422 on each.
 no_nul = validate.Regexp(r"^[^\u0000]*\Z", error="must not contain the character U+0000")
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")

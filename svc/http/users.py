@@ -10,8 +10,8 @@ from aiohttp import hdrs, web
 
 from ..broker import Change
 from ..keys import BROKER, METRICS, PASSWORDS, SETTINGS, STORAGE
+from ..serialize import format_timestamp, user_json
 from ..storage import Conflict, NotFound, User
-from ..views import format_timestamp, user_json
 from . import routing
 from .auth import account_gone, authorize_write, client_waiting, guarded, is_owner
 from .bodies import read_json
@@ -35,6 +35,7 @@ _ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,18})"?\s*$')
 
 
 def _etag(user: User) -> str:
+    """The ETag of a user: its version, quoted (``_ETAG`` reads it back from If-Match)."""
     return f'"{user.version}"'
 
 
@@ -111,7 +112,7 @@ async def get_user(request: web.Request) -> web.Response:
     app = request.app  # a property of a property: read once
     user = await app[STORAGE].get_user(request.match_info["user_id"])
     auth = app[SETTINGS].auth_enabled
-    etag = f'"{user.version}"'  # _etag, inline on the busiest path
+    etag = _etag(user)
     if request.headers.get(hdrs.IF_NONE_MATCH) == etag:
         response = web.Response(status=304, headers={"ETag": etag})
     elif not auth:

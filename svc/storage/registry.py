@@ -10,7 +10,6 @@ from ..registry import PluginError, PluginInfo, Registry, scheme_of
 from .base import Storage
 
 __all__ = [
-    "BUILTINS",
     "GROUP",
     "PluginError",
     "PluginInfo",
@@ -22,13 +21,8 @@ __all__ = [
 ]
 
 GROUP = "svc.storage"
-BUILTINS = {
-    "memory": "svc_memory:MemoryStorage",
-    "postgres": "svc_postgres:PostgresStorage",
-    "postgresql": "svc_postgres:PostgresStorage",
-}
 
-storage_plugins = Registry("storage", GROUP, Storage, BUILTINS)
+storage_plugins = Registry("storage", GROUP, Storage)
 register = storage_plugins.register
 unregister = storage_plugins.unregister
 available = storage_plugins.available

@@ -5,11 +5,11 @@ import sys
 
 from svc_sqlite import SQLiteStorage
 
-from svc.storage.registry import BUILTINS, available, get_plugin
+from svc.storage.registry import available, get_plugin, storage_plugins
 
 
 def test_found_through_its_own_entry_point_not_as_a_builtin():
-    assert "sqlite" not in BUILTINS
+    assert "sqlite" not in storage_plugins.builtins()
     info = available()["sqlite"]
     assert (info.target, info.origin) == ("svc_sqlite:SQLiteStorage", "svc-sqlite")
     assert get_plugin("sqlite:////tmp/x.db") is SQLiteStorage
