@@ -14,21 +14,13 @@ from string import Template
 
 from aiohttp import WSMsgType, web
 
-from ..http import routing
-from ..http.components import (
-    ID_PATTERN,
-    MAX_MESSAGE_KIB,
-    PRESENCE_WINDOW_MS,
-    WELCOME_MEMBERS,
-)
-from ..http.errors import APIError, unavailable_reason
-from ..http.ids import is_valid_id
-from ..http.observe import REQUEST_ID_HEADER
-from ..http.operation import Reply, documented
 from ..keys import HUB, SETTINGS
 from ..logs import request_id
+from ..rooms import wire
+from ..rooms.connection import Connection
+from ..rooms.hub import Hub, TooManySockets
 from ..storage import Unavailable
-from . import wire
+from . import routing
 from .admission import (
     TOO_MANY_SOCKETS,
     UNAVAILABLE,
@@ -37,8 +29,16 @@ from .admission import (
     check_room,
     member_id,
 )
-from .connection import Connection
-from .hub import Hub, TooManySockets
+from .components import (
+    ID_PATTERN,
+    MAX_MESSAGE_KIB,
+    PRESENCE_WINDOW_MS,
+    WELCOME_MEMBERS,
+)
+from .errors import APIError, unavailable_reason
+from .ids import is_valid_id
+from .observe import REQUEST_ID_HEADER
+from .operation import Reply, documented
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     hub = request.app[HUB]
     ws = web.WebSocketResponse(
         # Pings and pongs come to the loop below: the hub's one heartbeat
-        # (svc.rooms.heartbeat) replaces aiohttp's timer per socket.
+        # (svc.rooms.connection.beat_forever) replaces aiohttp's timer per socket.
         autoping=False,
         # Bigger frames are closed with 1009 by aiohttp itself; a message's own
         # limit (8 KiB of data) is checked by the hub, with an error frame.
