@@ -8,8 +8,8 @@ import asyncio
 
 from ws_helpers import join, new_user
 
-from svc.keys import HUB
 from svc.http.ws import _abandon
+from svc.keys import HUB
 from svc.testing import deadline, unique_id, wait_until
 
 

@@ -16,7 +16,7 @@ from aiohttp import WSMsgType, web
 
 from ..keys import HUB, SETTINGS
 from ..logs import request_id
-from ..rooms import wire
+from ..rooms import frames
 from ..rooms.connection import Connection
 from ..rooms.hub import Hub, TooManySockets
 from ..storage import Unavailable
@@ -114,7 +114,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         # Bigger frames are closed with 1009 by aiohttp itself; a message's own
         # limit (8 KiB of data) is checked by the hub, with an error frame.
         max_msg_size=hub.limits.max_frame_bytes,
-        # wire.py rule 1: the hub writes pre-framed bytes shared by every socket.
+        # frames.py rule 1: the hub writes pre-framed bytes shared by every socket.
         compress=False,
     )
     # The 101 carries the request id as every answer does (routing.observed sets it only on
@@ -170,12 +170,12 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             elif msg.type is WSMsgType.PING:
                 # A ping is a frame like any other: it draws on the frame budget, and
                 # one over the rate gets no pong (a flood is closed with 1008 as for
-                # text).  The pong goes out as the hub writes (wire.py): never awaited,
+                # text).  The pong goes out as the hub writes (frames.py): never awaited,
                 # bounded by the backlog, and skipped once the peer has gone; ws.pong
                 # raised ClientConnectionResetError (a 500) at a client that pinged
                 # and reset its connection.
                 if conn.allow_frame(now):
-                    conn.send(wire.pong_frame(msg.data))
+                    conn.send(frames.pong_frame(msg.data))
             elif msg.type is WSMsgType.PONG:
                 conn.allow_frame(now)  # unasked-for pongs are frames too (RFC 6455 allows them)
     finally:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Coroutine, Iterable
 
 from aiohttp import WSCloseCode, web
 
-from . import send_budget, wire
+from . import frames, send_budget
 from .budget import FrameBudget, budget_for
 from .limits import RoomSettings, RoomStats
 from .send_budget import SendBudget
@@ -108,7 +108,7 @@ class Connection:
                 held.append(frame)
                 self._held_bytes += len(frame)
             return
-        # wire.write, inlined to learn what was already waiting: a socket that keeps up
+        # frames.write, inlined to learn what was already waiting: a socket that keeps up
         # (nothing waiting) costs the send budget nothing.
         transport = self._transport
         if transport.is_closing():
@@ -175,7 +175,7 @@ class Connection:
                 self.closed = True
                 self._transport.abort()  # dead: no Close frame, nothing to flush
         elif now - self.seen >= interval:
-            if wire.write(self._transport, wire.PING, self._limits.max_backlog):
+            if frames.write(self._transport, frames.PING, self._limits.max_backlog):
                 self._pinged = now
 
     def close(self, code: int, reason: str) -> None:

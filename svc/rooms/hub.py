@@ -10,7 +10,7 @@ room shows and to whom is the :class:`~.room.Room`'s business.
 
 Fan-out cost is the point of the design: an event is serialised and framed
 once per room and the same bytes are written to every connection's transport
-(:mod:`.wire`), with no task, queue or coroutine per connection.
+(:mod:`.frames`), with no task, queue or coroutine per connection.
 """
 
 from __future__ import annotations

@@ -24,16 +24,6 @@ from ..broker import Change
 WAIT = 0.1
 
 
-def moves_forward(last: tuple[int, bool] | None, version: int, deleted: bool) -> bool:
-    """Whether a change at ``version`` (a deletion if ``deleted``) is news to a listener
-    whose last seen state of the user is ``last``, a (version, deleted) pair or None.
-
-    Older or equal versions are stale, except that after a deletion the id may be
-    created again, starting over at version 1.
-    """
-    return last is None or version > last[0] or (last[1] and not deleted)
-
-
 class ChangeOrder:
     """user → (last version shown, deleted), for the users present in rooms here, and the
     changes that wait for the versions before them."""
@@ -85,7 +75,8 @@ class ChangeOrder:
         if change.deleted:
             self._drop_parked(user_id)  # whatever waited is moot now
         show = [change] if self._is_new(change) else []
-        self._next_in_line(user_id, show)
+        if user_id in self._parked:
+            self._next_in_line(user_id, show)
         return show, False
 
     def hold(self, user_id: str, timer: asyncio.TimerHandle) -> None:
@@ -103,11 +94,16 @@ class ChangeOrder:
             self._drop_parked(user_id)
 
     def _is_new(self, change: Change) -> bool:
-        """Whether the change moves its user forward; if so, remember it."""
-        if not moves_forward(self._last.get(change.user_id), change.version, change.deleted):
-            return False
-        self._last[change.user_id] = (change.version, change.deleted)
-        return True
+        """Whether the change moves its user forward; if so, remember it.
+
+        Older or equal versions than the last shown are stale, except that after a deletion
+        the id may be created again, starting over at version 1.
+        """
+        last = self._last.get(change.user_id)
+        if last is None or change.version > last[0] or (last[1] and not change.deleted):
+            self._last[change.user_id] = (change.version, change.deleted)
+            return True
+        return False
 
     def _drop_parked(self, user_id: str) -> None:
         self._parked.pop(user_id, None)
@@ -117,9 +113,7 @@ class ChangeOrder:
 
     def _next_in_line(self, user_id: str, show: list[Change]) -> None:
         """Add the parked changes that now come next, then drop the overtaken ones."""
-        parked = self._parked.get(user_id)
-        if parked is None:
-            return
+        parked = self._parked[user_id]
         while True:
             last = self._last.get(user_id)
             following = parked.pop(last[0] + 1, None) if last and not last[1] else None
