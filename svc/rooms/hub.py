@@ -254,7 +254,7 @@ class Hub:
             if self._rooms.get(room.id) is not room:
                 continue
             if fresh is not None:
-                for user_id in fresh - room.members:
+                for user_id in fresh.difference(room.members):
                     self._apply_presence(room, PresenceChange(room.id, user_id, True))
                 for user_id in room.members - fresh:
                     self._apply_presence(room, PresenceChange(room.id, user_id, False))

@@ -56,6 +56,9 @@ class RoomStats:
     presence_batches: int = 0
     #: messages the broker could not take
     broker_errors: int = 0
+    # churn and left are svc.heap_trim's inputs and nothing else's: they cost an int
+    # increment per join and leave (no bench figure sees them), and go if heap_trim does
+    # (issue 26 re-measures heap_trim on its own).
     #: sockets that joined plus sockets that left, ever (svc.heap_trim: is a burst over?)
     churn: int = 0
     #: sockets that left, ever (svc.heap_trim: did a burst leave garbage behind?)
