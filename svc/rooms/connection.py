@@ -77,7 +77,7 @@ class Connection:
         self._held_bytes = 0
         #: (index in _held, user id, version) of the held profile_updated frames
         self._held_about: list[tuple[int, str, int]] | None = None
-        #: member id → version its welcome shows (set by the hub, dropped once started)
+        #: member id → version its welcome shows (set by its room, dropped once started)
         self.welcomed: dict[str, int] | None = None
         #: found at the first frame the client sends: an idle socket never needs one
         self._budget: FrameBudget | None = None

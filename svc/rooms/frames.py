@@ -37,7 +37,7 @@ import struct
 from ..storage import User
 from ..views import Member, member_json, member_records, user_json
 
-__all__ = ["member_records"]  # re-exported for the hub
+__all__ = ["member_records"]  # re-exported for the room and the hub
 
 
 def text_frame(payload: bytes) -> bytes:
