@@ -16,7 +16,7 @@ change came in since it started.  A welcome that waits for it joined after it st
 change that the read missed either came before (and ended the sharing) or reaches that
 welcome's connection as ``profile_updated``.
 
-Each body's version is kept beside it: the hub tells a joiner's connection which version
+Each body's version is kept beside it: the room tells a joiner's connection which version
 its welcome showed of each member, so a change it showed already is not sent to it again
 (see ``Connection.start``).
 """
