@@ -87,7 +87,7 @@ class Hub:
     async def stop(self) -> None:
         self._order.cancel()
         for room in self._rooms.values():
-            room.drop()
+            room.cancel_presence()
         for task in tuple(self._tasks):
             task.cancel()
         if self._tasks:

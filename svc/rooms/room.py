@@ -165,7 +165,7 @@ class Room:
     def drop(self) -> None:
         """The room is no longer routed to: nothing more is sent, no joiner waits."""
         self._live = False
-        self._cancel_presence()
+        self.cancel_presence()
         self.ready.set()  # a joiner waiting on a room that failed to load must not hang
 
     # -- what is shown -------------------------------------------------------------------------
@@ -228,7 +228,7 @@ class Room:
                 self._limits.presence_window if delay is None else delay, self._start_send
             )
 
-    def _cancel_presence(self) -> None:
+    def cancel_presence(self) -> None:
         if isinstance(self._flush, asyncio.TimerHandle):
             self._flush.cancel()
         self._flush = None
