@@ -172,7 +172,7 @@ class Hub:
                 last = self._order.last(record.id)
                 if last is not None and not last[1] and record.version > last[0]:
                     self._offer(Change(record.id, record.version, record), repair=True)
-        self._shown(records)
+        self._order.shown(records, self._rooms_of_user)
         return records
 
     async def leave(self, conn: Connection, presence_joined: bool = True) -> None:
@@ -368,14 +368,6 @@ class Hub:
             self._order,
             self.with_email,
         )
-
-    def _shown(self, records: list[Member]) -> None:
-        """Records a frame showed: the versions later news is new against.  (Without this, a
-        change that reached no one, e.g. a write made outside svc, would be taken for the
-        baseline by the next re-read, and never shown.)"""
-        for record in records:
-            if isinstance(record, User) and record.id in self._rooms_of_user:
-                self._order.baseline(record.id, record.version)
 
     def _apply_presence(self, room: Room, change: PresenceChange) -> None:
         user_id = change.user_id

@@ -17,8 +17,10 @@ after ``wait`` seconds (the caller owns the loop and hands the timer back to be 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Container, Iterable
 
 from ..broker import Change
+from ..storage import User
 
 #: How long a change that skipped ahead waits for the versions before it.
 WAIT = 0.1
@@ -46,6 +48,14 @@ class ChangeOrder:
     def baseline(self, user_id: str, version: int) -> None:
         """What a read found for a user never heard of: the rooms showed it already."""
         self._last.setdefault(user_id, (version, False))
+
+    def shown(self, records: Iterable[object], present: Container[str]) -> None:
+        """Records a frame showed, of users ``present`` here: the versions later news is new
+        against.  (Without this, a change that reached no one, e.g. a write made outside
+        svc, would be taken for the baseline by the next re-read, and never shown.)"""
+        for record in records:
+            if isinstance(record, User) and record.id in present:
+                self._last.setdefault(record.id, (record.version, False))
 
     def deleted(self, user_id: str) -> bool:
         """A re-read found no such user: True if that is news (we knew it as existing)."""

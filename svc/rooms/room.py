@@ -23,7 +23,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 
 from ..broker import Change, PresenceChange
-from ..storage import Storage, User
+from ..storage import Storage
 from ..views import Member
 from . import frames
 from .connection import Connection
@@ -202,14 +202,6 @@ class Room:
         members, conn.welcomed = await self._welcome_cache.listing(ids, read, self._with_email)
         return frames.encode_with_list(head, "members", members)
 
-    def shown(self, records: list[Member]) -> None:
-        """Records a frame showed: the versions later news is new against.  (Without this, a
-        change that reached no one, e.g. a write made outside svc, would be taken for the
-        baseline by the next re-read, and never shown.)"""
-        for record in records:
-            if isinstance(record, User) and record.id in self.members:
-                self._order.baseline(record.id, record.version)
-
     # -- presence ------------------------------------------------------------------------------
 
     def present(self, user_id: str, present: bool) -> None:
@@ -252,7 +244,7 @@ class Room:
             if self._retry_delay:
                 log.info("presence: room %s is sending again", self.id)
                 self._retry_delay = 0.0
-            self.shown(users)
+            self._order.shown(users, self.members)
             self._fan_out(pending, {user.id: user for user in users})
             self._stats.presence_batches += 1
         finally:
