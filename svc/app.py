@@ -20,7 +20,7 @@ from .broker import Broker
 from .broker.registry import get_plugin as get_broker_plugin
 from .connections import ConnectionStats
 from .drain import Drain
-from .http import auth, cors, demo, health, members, metrics, openapi, routing, users
+from .http import auth, cors, demo, health, members, metrics, openapi, routing, users, ws
 from .http.login_throttle import LoginThrottle
 from .http.metrics import Metrics
 from .http.origins import OriginPolicy
@@ -39,7 +39,7 @@ from .keys import (
 )
 from .passwords import Passwords
 from .redact import scrub
-from .rooms import Hub, RoomSettings, ws
+from .rooms import Hub, RoomSettings
 from .settings import Settings, SettingsError
 from .storage import Misconfigured, Storage, Unavailable
 from .storage.registry import get_plugin as get_storage_plugin

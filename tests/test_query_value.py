@@ -9,7 +9,7 @@ from aiohttp.test_utils import make_mocked_request
 from hypothesis import given
 from hypothesis import strategies as st
 
-from svc.rooms.admission import query_value
+from svc.http.admission import query_value
 
 NAMES = st.sampled_from(["user_id", "token", "user_id ", "", "x"])
 # Raw query text: separators, escapes (valid, broken, non-ASCII), plus signs, anything printable.

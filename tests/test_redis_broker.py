@@ -375,7 +375,7 @@ async def test_a_presence_state_announced_again_is_not_news_for_clients(aiohttp_
         for user_id in (alice, bob):  # alice again (present already), then bob (news)
             change = PresenceChange(room, user_id, True)
             await raw.publish(channel, codec.encode_presence("elsewhere", 1, change))
-        await wait_until(lambda: bob in app[HUB].member_ids(room))
+        await wait_until(lambda: bob in app[HUB].room(room).members)
         await asyncio.sleep(0.2)  # past the presence window: any frame has been sent
         frames = [f for f in await frames_until_pong(ws) if f["type"] == "presence"]
         assert [[u["id"] for u in f["joined"]] for f in frames] == [[bob]]

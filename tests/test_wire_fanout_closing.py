@@ -1,4 +1,4 @@
-"""Sockets closed in the middle of a fan-out, over real sockets (svc/rooms/wire.py's rule 3).
+"""Sockets closed in the middle of a fan-out, over real sockets (svc/rooms/frames.py's rule 3).
 
 A real ``python -m svc`` has 200 members in one room, each a minimal RFC 6455 client (the
 style of bench/load.py) that checks every byte it is sent: whole, unmasked, uncompressed
@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 from svc_process import SvcProcess
 
-from svc.rooms import wire
+from svc.rooms import frames as wire
 from svc.testing import deadline, unique_id
 
 MEMBERS = 200

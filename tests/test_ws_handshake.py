@@ -1,4 +1,4 @@
-"""The join is written while the handshake's 101 goes out (svc/rooms/ws.py); a handshake
+"""The join is written while the handshake's 101 goes out (svc/http/ws.py); a handshake
 that fails (the client went away) must leave no member behind, whether its join had
 finished or not."""
 
@@ -8,8 +8,8 @@ import asyncio
 
 from ws_helpers import join, new_user
 
+from svc.http.ws import _abandon
 from svc.keys import HUB
-from svc.rooms.ws import _abandon
 from svc.testing import deadline, unique_id, wait_until
 
 

@@ -1,5 +1,5 @@
-"""The hub's one heartbeat (svc.rooms.heartbeat): quiet clients are pinged, live ones stay,
-dead ones are dropped; a client's own WebSocket ping is answered."""
+"""The hub's one heartbeat (svc.rooms.connection.beat_forever): quiet clients are pinged,
+live ones stay, dead ones are dropped; a client's own WebSocket ping is answered."""
 
 from __future__ import annotations
 

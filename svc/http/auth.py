@@ -3,7 +3,7 @@
 Auth is on only when ``JWT_SECRET_KEY`` is set.  Then a write to user X needs
 ``Authorization: Bearer <token>`` whose ``sub`` is X (401 without a valid
 token, 403 for another user), and a WebSocket claims its user with
-``?token=`` (see :mod:`svc.rooms.admission`).  Reads stay open, but only a
+``?token=`` (see :mod:`svc.http.admission`).  Reads stay open, but only a
 request with the owner's token reads a user's ``email``.  With auth off every
 check here lets the request through, and ``POST /auth/token`` is 404: there is
 no key to sign with.

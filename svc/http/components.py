@@ -12,7 +12,7 @@ import copy
 
 from marshmallow import Schema, fields, validate
 
-from ..rooms.hub import RoomSettings
+from ..rooms.limits import RoomSettings
 from ..storage import PROFILE_FIELDS
 from .ids import ID_RULE, WHOLE_ID_PATTERN
 from .schemas import ProfileSchema

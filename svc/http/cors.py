@@ -91,7 +91,7 @@ def _refused(message: str) -> web.Response:
 def _decorator(policy: OriginPolicy):
     async def decorate(request: web.Request, response: web.StreamResponse) -> None:
         if response.status == 101:
-            return  # a WebSocket: not CORS's business (see svc.rooms.ws for its origin check)
+            return  # a WebSocket: not CORS's business (see svc.http.ws for its origin check)
         headers = response.headers
         if not policy.any:
             add_vary(headers, "Origin")

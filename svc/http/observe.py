@@ -8,7 +8,7 @@ of every handler, :func:`svc.http.routing.observed`, calls these).
   (:mod:`svc.http.metrics`).
 - **Access log** (``ACCESS_LOG=true``): one line per request (method, path
   without its query, status, duration); a WebSocket's open and close
-  (room, duration, close code) are logged by ``svc.rooms.ws``.
+  (room, duration, close code) are logged by ``svc.http.ws``.
 
 The wrapper records the status clients get, after errors have been answered.
 """

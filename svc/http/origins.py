@@ -1,7 +1,7 @@
 r"""Which web origins may use svc: the one allow-list HTTP CORS and the WebSocket upgrade share.
 
 A leaf module (standard library only): settings validate ``CORS_ORIGINS`` with
-:func:`parse_origin`, :mod:`svc.http.cors` and :mod:`svc.rooms.ws` ask an
+:func:`parse_origin`, :mod:`svc.http.cors` and :mod:`svc.http.ws` ask an
 :class:`OriginPolicy`.
 
 An origin is what a browser sends in ``Origin``: ``scheme://host[:port]``, lower

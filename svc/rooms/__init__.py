@@ -1,5 +1,9 @@
-"""The real-time layer: WebSocket rooms, presence, fan-out (``docs/api.md``, "WebSocket rooms")."""
+"""The real-time layer: WebSocket rooms, presence, fan-out (``docs/api.md``, "WebSocket rooms").
 
-from .hub import Hub, RoomSettings
+A one-way stack (docs/development.md): the hub routes, a room owns its state, a connection
+its socket; the WebSocket route that feeds them is :mod:`svc.http.ws`."""
+
+from .hub import Hub
+from .limits import RoomSettings
 
 __all__ = ["Hub", "RoomSettings"]

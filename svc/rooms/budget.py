@@ -18,10 +18,8 @@ with a full burst, as one who leaves and comes back does.
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .hub import RoomSettings
+from .limits import RoomSettings
 
 
 class FrameBudget:

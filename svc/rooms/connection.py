@@ -1,22 +1,30 @@
-"""One WebSocket in one room: its bounded backlog, its frame budget (shared by the
-user's sockets in the room: budget.py), its closing."""
+"""One WebSocket in one room: its write path and bounded backlog, its frame budget (shared
+by the user's sockets in the room: budget.py), its heartbeat, its closing.
+
+One heartbeat for all of a hub's sockets (:func:`beat_forever`), instead of aiohttp's timer
+per socket: aiohttp's ``WebSocketResponse(heartbeat=)`` keeps a timer handle per socket and
+re-arms it (a ``call_soon``) on every frame received: ~400 B of an idle socket and a timer
+per join (bench/memory_per_socket.py).  Here one task visits every connection ``SWEEPS``
+times per interval: a client quiet for ``heartbeat`` seconds gets a ping, one that leaves a
+ping unanswered for half of that is dropped (:meth:`Connection.check_alive`).  A dead peer
+is found within 1.75 intervals (aiohttp: 1.5).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine, Iterable
 
 from aiohttp import WSCloseCode, web
 
-from . import send_budget, wire
+from . import frames, send_budget
 from .budget import FrameBudget, budget_for
+from .limits import RoomSettings, RoomStats
 from .send_budget import SendBudget
 
-if TYPE_CHECKING:
-    from .hub import RoomSettings
-    from .stats import RoomStats
+#: Heartbeat visits per interval: the precision of the ping and drop times.
+SWEEPS = 4
 
 
 class Connection:
@@ -69,7 +77,7 @@ class Connection:
         self._held_bytes = 0
         #: (index in _held, user id, version) of the held profile_updated frames
         self._held_about: list[tuple[int, str, int]] | None = None
-        #: member id → version its welcome shows (set by the hub, dropped once started)
+        #: member id → version its welcome shows (set by its room, dropped once started)
         self.welcomed: dict[str, int] | None = None
         #: found at the first frame the client sends: an idle socket never needs one
         self._budget: FrameBudget | None = None
@@ -100,7 +108,7 @@ class Connection:
                 held.append(frame)
                 self._held_bytes += len(frame)
             return
-        # wire.write, inlined to learn what was already waiting: a socket that keeps up
+        # frames.write, inlined to learn what was already waiting: a socket that keeps up
         # (nothing waiting) costs the send budget nothing.
         transport = self._transport
         if transport.is_closing():
@@ -167,7 +175,7 @@ class Connection:
                 self.closed = True
                 self._transport.abort()  # dead: no Close frame, nothing to flush
         elif now - self.seen >= interval:
-            if wire.write(self._transport, wire.PING, self._limits.max_backlog):
+            if frames.write(self._transport, frames.PING, self._limits.max_backlog):
                 self._pinged = now
 
     def close(self, code: int, reason: str) -> None:
@@ -213,3 +221,14 @@ class Connection:
 def _abort_if_stuck(transport: asyncio.Transport | None) -> None:
     if transport is not None and transport.get_write_buffer_size() > 0:
         transport.abort()
+
+
+async def beat_forever(limits: RoomSettings, connections: Callable[[], Iterable[Connection]]):
+    """The heartbeat of every connection ``connections()`` yields (see the module's text)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        interval = limits.heartbeat  # read each time: tests lower it on a live app
+        await asyncio.sleep(interval / SWEEPS)
+        now = loop.time()
+        for conn in connections():  # nothing here awaits, so nothing joins or leaves
+            conn.check_alive(now, interval)

@@ -1,13 +1,16 @@
-"""The hub: the rooms of this process, fed by the broker, written to through :mod:`.wire`.
+"""The hub: the rooms of this process, fed by the broker; it routes and owns no room's state.
 
 One ``Hub`` per application.  It is the broker's listener: it learns of
 profile changes, presence and other processes' messages only from the broker,
 so it works the same with every broker, and a change or a join made through
-another process arrives here exactly like a local one.
+another process arrives here exactly like a local one.  What it keeps is routing:
+the room map, which rooms each user is in, each user's sockets here, the order of
+profile changes (:mod:`.ordering`), and the repairs (:meth:`Hub.reconcile`).  What a
+room shows and to whom is the :class:`~.room.Room`'s business.
 
 Fan-out cost is the point of the design: an event is serialised and framed
 once per room and the same bytes are written to every connection's transport
-(:mod:`.wire`), with no task, queue or coroutine per connection.
+(:mod:`.frames`), with no task, queue or coroutine per connection.
 """
 
 from __future__ import annotations
@@ -15,23 +18,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 
 from aiohttp import WSCloseCode
 
 from ..broker import Broker, Change, PresenceChange, RoomMessage, calling_the_broker
 from ..storage import Storage, User
 from ..views import Member
-from . import frames, heartbeat
-from .connection import Connection
-from .member_set import MemberSet
+from . import frames
+from .connection import Connection, beat_forever
+from .limits import RoomSettings, RoomStats
 from .ordering import ChangeOrder
-from .presence import PresenceBatcher
+from .room import Room
 from .send_budget import SendBudget
-from .stats import RoomStats
-from .versions import VersionBook
-from .welcome_cache import WelcomeCache
+
+__all__ = ["Hub", "RoomSettings", "TooManySockets", "USER_DELETED"]
 
 log = logging.getLogger(__name__)
 
@@ -39,82 +40,8 @@ log = logging.getLogger(__name__)
 USER_DELETED = 4404
 
 
-@dataclass
-class RoomSettings:
-    """The rooms' limits, in one place (tests lower some of them)."""
-
-    #: Bytes a connection may have waiting to be sent before it is closed with 1013.
-    max_backlog: int = 256 * 1024
-    #: Seconds of silence before a ping; a peer that does not answer within half of it is
-    #: dropped (svc.rooms.heartbeat: one sweep for every socket).
-    heartbeat: float = 30.0
-    #: Client frames per second, and the burst allowed above it.
-    frame_rate: float = 50.0
-    frame_burst: float = 100.0
-    #: Refused frames in a row that end the connection (1008).
-    flood_strikes: int = 100
-    #: Members listed in a welcome; GET /rooms/{room_id}/members pages the rest.
-    welcome_members: int = 100
-    #: Presence changes within this window go out as one frame (the contract: at most 100 ms).
-    presence_window: float = 0.05
-    #: Largest serialised ``data`` of a client message.
-    max_message_data: int = 8 * 1024
-    #: Largest client frame; aiohttp closes a bigger one with 1009.
-    max_frame_bytes: int = 64 * 1024
-    #: Seconds between re-reads of what the rooms hosted here care about (see Hub.reconcile).
-    reconcile_every: float = 15.0
-    #: How long a closing handshake may take before the socket is dropped.
-    close_timeout: float = 5.0
-    #: WebSockets one user may hold open here (MAX_SOCKETS_PER_USER); the next gets 4429.
-    max_sockets_per_user: int = 32
-    #: Bytes waiting for all slow sockets together (SEND_BUFFER_BUDGET); past it the ones
-    #: with the most waiting are closed with 1013 (send_budget.py).
-    send_buffer_budget: int = 256 * 1024 * 1024
-
-
 class TooManySockets(Exception):
     """The user holds ``max_sockets_per_user`` sockets here already."""
-
-
-class Room:
-    __slots__ = (
-        "id",
-        "connections",
-        "local_users",
-        "members",
-        "presence",
-        "ready",
-        "stats",
-        "welcome_cache",
-        "_early",
-    )
-
-    def __init__(self, room_id: str, presence: PresenceBatcher, stats: RoomStats):
-        self.id = room_id
-        self.stats = stats
-        self.connections: list[Connection] = []
-        #: this process's connections per user
-        self.local_users: dict[str, int] = {}
-        #: users present in the room service-wide
-        self.members = MemberSet()
-        self.presence = presence
-        self.ready = asyncio.Event()
-        self.welcome_cache = WelcomeCache()
-        #: presence changes that arrived while members were being read, replayed after
-        self._early: list[PresenceChange] | None = []
-
-    def send(self, frame: bytes, skip: Connection | None = None) -> None:
-        for conn in self.connections:
-            if conn is not skip:
-                conn.send(frame)
-        self.stats.frames_sent += len(self.connections) - (skip is not None)
-
-    def send_change(self, frame: bytes, user_id: str, version: int) -> None:
-        """A profile_updated frame: a joiner whose welcome is being read may show it already."""
-        about = (user_id, version)
-        for conn in self.connections:
-            conn.send(frame, about)
-        self.stats.frames_sent += len(self.connections)
 
 
 class Hub:
@@ -136,8 +63,8 @@ class Hub:
         # user → rooms here where they are present; a tuple, as most users are in one room
         # (a set of one is 216 B of every member's footprint, a tuple of one 48 B)
         self._rooms_of_user: dict[str, tuple[str, ...]] = {}
-        self._versions = VersionBook()
-        self._order = ChangeOrder(self._versions, self._show_change)
+        #: the versions shown, and the changes waiting for those before them
+        self._order = ChangeOrder()
         self._tasks: set[asyncio.Task] = set()
         self._outbox: asyncio.Queue[RoomMessage] | None = None
         #: user → their sockets here, in every room (MAX_SOCKETS_PER_USER)
@@ -150,7 +77,7 @@ class Hub:
         self._outbox = asyncio.Queue()
         self.spawn(self._send_messages())
         self.spawn(self._reconcile_forever())
-        self.spawn(heartbeat.beat_forever(self))
+        self.spawn(beat_forever(self.limits, self.connections))
 
     async def close_all(self, code: int = WSCloseCode.GOING_AWAY, reason: str = "server shutdown"):
         """Close every socket (shutdown: before the broker and storage close)."""
@@ -160,7 +87,7 @@ class Hub:
     async def stop(self) -> None:
         self._order.cancel()
         for room in self._rooms.values():
-            room.presence.cancel()
+            room.cancel_presence()
         for task in tuple(self._tasks):
             task.cancel()
         if self._tasks:
@@ -190,17 +117,14 @@ class Hub:
                 self._release_socket_slot(user_id)
             raise
         conn = Connection(room_id, user_id, self.limits, self.spawn, self.stats, self.send_budget)
-        room.connections.append(conn)
         self.stats.churn += 1
-        if user_id is not None:
-            room.local_users[user_id] = room.local_users.get(user_id, 0) + 1
-            if room.local_users[user_id] == 1:
-                try:
-                    with calling_the_broker():
-                        await self.broker.presence_join(room_id, user_id)
-                except BaseException:
-                    await self.leave(conn, presence_joined=False)
-                    raise
+        if room.join(conn):  # its user's first socket here: they join service-wide
+            try:
+                with calling_the_broker():
+                    await self.broker.presence_join(room_id, user_id)
+            except BaseException:
+                await self.leave(conn, presence_joined=False)
+                raise
         return conn
 
     async def _ready_room(self, room_id: str) -> Room:
@@ -235,18 +159,7 @@ class Hub:
 
     async def welcome(self, conn: Connection) -> bytes:
         room = self._rooms.get(conn.room_id) or self._new_room(conn.room_id)
-        ids = room.members.first(self.limits.welcome_members)
-        conn.presence_mark = room.presence.mark()  # presence frames carry only what follows
-        head = {
-            "type": "welcome",
-            "room": room.id,
-            "connection_id": conn.id,
-            "member_count": len(room.members),
-        }
-        members, conn.welcomed = await room.welcome_cache.listing(
-            ids, self._read_records_read_ahead, self.with_email
-        )
-        return frames.encode_with_list(head, "members", members)
+        return await room.welcome(conn, self._read_records_read_ahead)
 
     async def _read_records_read_ahead(self, ids: list[str]) -> list[Member]:
         """A welcome's read of its members.  A record newer than the rooms have shown is a
@@ -256,32 +169,27 @@ class Hub:
         records = await frames.member_records(self.storage, ids)
         for record in records:
             if isinstance(record, User) and record.id in self._rooms_of_user:
-                last = self._versions.last(record.id)
+                last = self._order.last(record.id)
                 if last is not None and not last[1] and record.version > last[0]:
-                    self._order.offer(Change(record.id, record.version, record), repair=True)
-        self._shown(records)
+                    self._offer(Change(record.id, record.version, record), repair=True)
+        self._order.shown(records, self._rooms_of_user)
         return records
 
     async def leave(self, conn: Connection, presence_joined: bool = True) -> None:
         conn.closed = True
         room = self._rooms.get(conn.room_id)
-        if room is None or conn not in room.connections:
+        if room is None:
             return
-        room.connections.remove(conn)
+        was_here, last_here = room.leave(conn)
+        if not was_here:
+            return
         self.stats.churn += 1
         self.stats.left += 1
         if not conn.unsent():  # else counted until its bytes are gone (send_budget.py)
             self.send_budget.forget(conn)
         user_id = conn.user_id
-        last_here = False
         if user_id is not None:
             self._release_socket_slot(user_id)
-            left = room.local_users[user_id] - 1
-            if left:
-                room.local_users[user_id] = left
-            else:
-                del room.local_users[user_id]
-                last_here = True
         if not room.connections:
             self._drop_room(room)
         if last_here and presence_joined:
@@ -298,14 +206,12 @@ class Hub:
     async def _load_members(self, room: Room) -> None:
         """Everyone present in ``room`` service-wide, then the changes seen while reading."""
         members = await self._read_members(room.id)
-        room.members.update(members)
+        room.loaded(members)
         for user_id in members:
             self._note_room_of(user_id, room.id)
-        early, room._early = room._early, None
-        for change in early:  # each change states the user's whole state: replay in order
+        for change in room.held():  # each change states the user's whole state: replay in order
             self._apply_presence(room, change)
-        room.presence.clear()  # a new room's first connection learns all of it from its welcome
-        room.ready.set()
+        room.open()
 
     async def _read_members(self, room_id: str) -> list[str]:
         members: list[str] = []
@@ -321,10 +227,9 @@ class Hub:
         if self._rooms.get(room.id) is not room:
             return
         del self._rooms[room.id]
-        room.presence.cancel()
+        room.drop()
         for user_id in room.members:
             self._forget_room_of(user_id, room.id)
-        room.ready.set()  # a joiner waiting on a room that failed to load must not hang
 
     # -- repairs ------------------------------------------------------------------
 
@@ -337,25 +242,25 @@ class Hub:
         present in each room, and the latest version of each present user.
         """
         for room in list(self._rooms.values()):
-            if room._early is not None or self._rooms.get(room.id) is not room:
+            if room.loading or self._rooms.get(room.id) is not room:
                 continue  # still loading: it is reading the truth already
-            room._early = []  # hold announcements while reading, then replay them
+            room.start_holding()  # hold announcements while reading, then replay them
             try:
                 fresh = set(await self._read_members(room.id))
             except Exception as exc:  # noqa: BLE001 - broker down: try again next time
                 log.warning("presence: could not re-read room %s (%s)", room.id, exc)
                 fresh = None
-            early, room._early = room._early, None
+            early = room.held()
             if self._rooms.get(room.id) is not room:
                 continue
             if fresh is not None:
-                for user_id in fresh - room.members:
+                for user_id in fresh.difference(room.members):
                     self._apply_presence(room, PresenceChange(room.id, user_id, True))
                 for user_id in room.members - fresh:
                     self._apply_presence(room, PresenceChange(room.id, user_id, False))
             for change in early:
                 self._apply_presence(room, change)
-            room.presence.schedule()
+            room.schedule_presence()
         await self._reread_versions()
 
     async def _reread_versions(self) -> None:
@@ -370,12 +275,12 @@ class Hub:
         for user_id in ids:
             user = users.get(user_id)
             if user is None:
-                if self._versions.deleted(user_id):  # its deletion never reached us
+                if self._order.deleted(user_id):  # its deletion never reached us
                     self._close_sockets_of(user_id)
-            elif not self._versions.knows(user_id):
-                self._versions.baseline(user_id, user.version)
+            elif not self._order.knows(user_id):
+                self._order.baseline(user_id, user.version)
             else:
-                self._order.offer(Change(user_id, user.version, user), repair=True)
+                self._offer(Change(user_id, user.version, user), repair=True)
 
     async def _reconcile_forever(self) -> None:
         while True:
@@ -388,15 +293,14 @@ class Hub:
         room = self._rooms.get(change.room_id)
         if room is None:
             return
-        if room._early is not None:
-            room._early.append(change)
+        if room.hold(change):
             return
         if change.present == (change.user_id in room.members):
             # Already so here: a broker may announce a state again (the Redis broker re-joins
             # its members after Redis lost them), which must not reach clients as news.
             return
         self._apply_presence(room, change)
-        room.presence.schedule()
+        room.schedule_presence()
 
     def on_change(self, change: Change) -> None:
         if not self._rooms_of_user.get(change.user_id):
@@ -405,7 +309,7 @@ class Hub:
             # Only id and version travelled: read the record (it may be newer by now).
             self.spawn(self._read_and_deliver(change.user_id))
             return
-        self._order.offer(change)
+        self._offer(change)
 
     def on_message(self, message: RoomMessage) -> None:
         room = self._rooms.get(message.room_id)
@@ -422,64 +326,56 @@ class Hub:
             log.warning("rooms: could not read changed user %s (%s)", user_id, exc)
             return
         if users:  # the latest: a jump ahead is expected, nothing to wait for
-            self._order.offer(Change(user_id, users[0].version, users[0]), repair=True)
+            self._offer(Change(user_id, users[0].version, users[0]), repair=True)
+
+    def _offer(self, change: Change, repair: bool = False) -> None:
+        show, wait = self._order.offer(change, repair)
+        for shown in show:
+            self._show_change(shown)
+        if wait:
+            user_id = change.user_id
+            loop = asyncio.get_running_loop()
+            self._order.hold(user_id, loop.call_later(self._order.wait, self._release, user_id))
+
+    def _release(self, user_id: str) -> None:
+        for change in self._order.release(user_id):
+            self._show_change(change)
 
     def _show_change(self, change: Change) -> None:
         """A change that moves its user forward (ChangeOrder has checked), to their rooms."""
-        user_id = change.user_id
-        room_ids = self._rooms_of_user.get(user_id)
+        room_ids = self._rooms_of_user.get(change.user_id)
         if not room_ids:
             return
         for room_id in room_ids:
-            self._rooms[room_id].welcome_cache.forget()  # it may show the old record
+            self._rooms[room_id].show(change)
         if change.deleted:
-            self._close_sockets_of(user_id)  # their leave then follows, through the broker
-            return
-        for room_id in room_ids:
-            self._rooms[room_id].send_change(
-                frames.profile_updated(room_id, change.user, self.with_email),
-                user_id,
-                change.version,
-            )
+            self._close_sockets_of(change.user_id)  # their leave then follows, the broker's way
 
     def _close_sockets_of(self, user_id: str) -> None:
         """A deleted user's sockets here: closed with 4404 (their last one makes them leave)."""
         for room in list(self._rooms.values()):
-            if user_id in room.local_users:
-                for conn in list(room.connections):
-                    if conn.user_id == user_id:
-                        conn.close(USER_DELETED, "the user was deleted")
+            room.close_sockets_of(user_id, USER_DELETED, "the user was deleted")
 
     # -- presence -----------------------------------------------------------------
 
     def _new_room(self, room_id: str) -> Room:
-        batcher = PresenceBatcher(
-            self.limits.presence_window,
-            lambda: self._rooms.get(room_id),
+        return Room(
+            room_id,
+            self.limits,
+            self.stats,
             self.storage,
             self.spawn,
-            with_email=self.with_email,
-            shown=self._shown,
+            self._order,
+            self.with_email,
         )
-        return Room(room_id, batcher, self.stats)
-
-    def _shown(self, records: list[Member]) -> None:
-        """Records a frame showed: the versions later news is new against.  (Without this, a
-        change that reached no one, e.g. a write made outside svc, would be taken for the
-        baseline by the next re-read, and never shown.)"""
-        for record in records:
-            if isinstance(record, User) and record.id in self._rooms_of_user:
-                self._versions.baseline(record.id, record.version)
 
     def _apply_presence(self, room: Room, change: PresenceChange) -> None:
         user_id = change.user_id
+        room.present(user_id, change.present)
         if change.present:
-            room.members.add(user_id)
             self._note_room_of(user_id, room.id)
         else:
-            room.members.discard(user_id)
             self._forget_room_of(user_id, room.id)
-        room.presence.add(user_id, change.present)
 
     def _note_room_of(self, user_id: str, room_id: str) -> None:
         rooms = self._rooms_of_user.get(user_id, ())
@@ -495,7 +391,6 @@ class Hub:
                 self._rooms_of_user[user_id] = rooms
             else:
                 del self._rooms_of_user[user_id]
-                self._versions.forget(user_id)
                 self._order.forget(user_id)
 
     # -- client frames -----------------------------------------------------------------
@@ -568,7 +463,7 @@ class Hub:
                     "rooms: could not publish a message to room %s (%s)", message.room_id, exc
                 )
 
-    # -- reads for /metrics and the tests ------------------------------------------------------
+    # -- reads for /metrics, the heartbeat and the tests ------------------------------------------
 
     def connections(self) -> Iterator[Connection]:
         for room in self._rooms.values():
@@ -580,6 +475,6 @@ class Hub:
     def room_count(self) -> int:
         return len(self._rooms)
 
-    def member_ids(self, room_id: str) -> Iterable[str]:
-        room = self._rooms.get(room_id)
-        return room.members if room is not None else ()
+    def room(self, room_id: str) -> Room | None:
+        """The room of that id here, if any connection is in it."""
+        return self._rooms.get(room_id)

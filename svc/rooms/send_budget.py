@@ -22,15 +22,23 @@ and only then are more closed: the sum, closing sockets included, stays bounded.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from aiohttp import WSCloseCode
 
-if TYPE_CHECKING:
-    from .connection import Connection
-    from .hub import RoomSettings
+from .limits import RoomSettings
 
 REASON = "send buffer budget exceeded"
+
+
+class Slow(Protocol):
+    """What the budget needs of a socket (a :class:`svc.rooms.connection.Connection`)."""
+
+    closed: bool
+
+    def unsent(self) -> int: ...
+    def abort(self) -> None: ...
+    def close(self, code: int, reason: str) -> None: ...
 
 
 class SendBudget:
@@ -40,16 +48,16 @@ class SendBudget:
         self._limits = limits  # read at each check: tests lower it on a live hub
         #: bytes waiting on the noted sockets, as last seen (an upper bound)
         self.total = 0
-        self._waiting: dict[Connection, int] = {}
+        self._waiting: dict[Slow, int] = {}
 
-    def note(self, conn: Connection, waiting: int) -> None:
+    def note(self, conn: Slow, waiting: int) -> None:
         """``conn`` has ``waiting`` bytes waiting after a write."""
         self.total += waiting - self._waiting.get(conn, 0)
         self._waiting[conn] = waiting
         if self.total > self._limits.send_buffer_budget:
             self._enforce()
 
-    def forget(self, conn: Connection) -> None:
+    def forget(self, conn: Slow) -> None:
         self.total -= self._waiting.pop(conn, 0)
 
     def _enforce(self) -> None:

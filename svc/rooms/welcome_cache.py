@@ -4,7 +4,7 @@ A join burst asks for the same first 100 members thousands of times: reading the
 and joining their bodies per welcome was most of what a welcome cost.  The list is kept
 with the very ``MemberSet.first`` list it shows (a new list whenever the first ids change)
 and with each member's body, so when the first ids change only the newcomers among them are
-read.  Everything is dropped whenever a member's record changes (the hub shows the change
+read.  Everything is dropped whenever a member's record changes (the room shows the change
 and calls :meth:`WelcomeCache.forget`); a read that such a change overtook is used for its
 own welcome but not kept (``generation``).
 
@@ -16,7 +16,7 @@ change came in since it started.  A welcome that waits for it joined after it st
 change that the read missed either came before (and ended the sharing) or reaches that
 welcome's connection as ``profile_updated``.
 
-Each body's version is kept beside it: the hub tells a joiner's connection which version
+Each body's version is kept beside it: the room tells a joiner's connection which version
 its welcome showed of each member, so a change it showed already is not sent to it again
 (see ``Connection.start``).
 """

@@ -21,10 +21,10 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from ..http.auth import InvalidToken, decode_token, refuse_stale
-from ..http.ids import ID_RULE, is_valid_id
 from ..keys import ORIGINS, SETTINGS, STORAGE
 from ..storage import NotFound, Unavailable
+from .auth import InvalidToken, decode_token, refuse_stale
+from .ids import ID_RULE, is_valid_id
 
 ORIGIN_NOT_ALLOWED = 4403
 BAD_ID = 4422

@@ -14,21 +14,13 @@ from string import Template
 
 from aiohttp import WSMsgType, web
 
-from ..http import routing
-from ..http.components import (
-    ID_PATTERN,
-    MAX_MESSAGE_KIB,
-    PRESENCE_WINDOW_MS,
-    WELCOME_MEMBERS,
-)
-from ..http.errors import APIError, unavailable_reason
-from ..http.ids import is_valid_id
-from ..http.observe import REQUEST_ID_HEADER
-from ..http.operation import Reply, documented
 from ..keys import HUB, SETTINGS
 from ..logs import request_id
+from ..rooms import frames
+from ..rooms.connection import Connection
+from ..rooms.hub import Hub, TooManySockets
 from ..storage import Unavailable
-from . import wire
+from . import routing
 from .admission import (
     TOO_MANY_SOCKETS,
     UNAVAILABLE,
@@ -37,8 +29,16 @@ from .admission import (
     check_room,
     member_id,
 )
-from .connection import Connection
-from .hub import Hub, TooManySockets
+from .components import (
+    ID_PATTERN,
+    MAX_MESSAGE_KIB,
+    PRESENCE_WINDOW_MS,
+    WELCOME_MEMBERS,
+)
+from .errors import APIError, unavailable_reason
+from .ids import is_valid_id
+from .observe import REQUEST_ID_HEADER
+from .operation import Reply, documented
 
 log = logging.getLogger(__name__)
 
@@ -109,12 +109,12 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     hub = request.app[HUB]
     ws = web.WebSocketResponse(
         # Pings and pongs come to the loop below: the hub's one heartbeat
-        # (svc.rooms.heartbeat) replaces aiohttp's timer per socket.
+        # (svc.rooms.connection.beat_forever) replaces aiohttp's timer per socket.
         autoping=False,
         # Bigger frames are closed with 1009 by aiohttp itself; a message's own
         # limit (8 KiB of data) is checked by the hub, with an error frame.
         max_msg_size=hub.limits.max_frame_bytes,
-        # wire.py rule 1: the hub writes pre-framed bytes shared by every socket.
+        # frames.py rule 1: the hub writes pre-framed bytes shared by every socket.
         compress=False,
     )
     # The 101 carries the request id as every answer does (routing.observed sets it only on
@@ -170,12 +170,12 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             elif msg.type is WSMsgType.PING:
                 # A ping is a frame like any other: it draws on the frame budget, and
                 # one over the rate gets no pong (a flood is closed with 1008 as for
-                # text).  The pong goes out as the hub writes (wire.py): never awaited,
+                # text).  The pong goes out as the hub writes (frames.py): never awaited,
                 # bounded by the backlog, and skipped once the peer has gone; ws.pong
                 # raised ClientConnectionResetError (a 500) at a client that pinged
                 # and reset its connection.
                 if conn.allow_frame(now):
-                    conn.send(wire.pong_frame(msg.data))
+                    conn.send(frames.pong_frame(msg.data))
             elif msg.type is WSMsgType.PONG:
                 conn.allow_frame(now)  # unasked-for pongs are frames too (RFC 6455 allows them)
     finally:
