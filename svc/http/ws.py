@@ -36,7 +36,7 @@ from .components import (
     WELCOME_MEMBERS,
 )
 from .errors import APIError, unavailable_reason
-from .ids import is_valid_id
+from .ids import ID_RULE, is_valid_id
 from .observe import REQUEST_ID_HEADER
 from .operation import Reply, documented
 
@@ -124,7 +124,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         ws.headers[REQUEST_ID_HEADER] = rid
     if not ws.can_prepare(request).ok:
         if not is_valid_id(room_id):
-            raise APIError(404, "not_found", "no such room: a room id is 1 to 64 of [A-Za-z0-9_-]")
+            raise APIError(404, "not_found", f"no such room: a room id is {ID_RULE}")
         raise APIError(
             426,
             "upgrade_required",

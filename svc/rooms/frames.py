@@ -2,7 +2,7 @@
 
 Frames are strict JSON (``allow_nan=False``: no ``NaN`` or ``Infinity``, which
 ``JSON.parse`` refuses) in ASCII (a lone surrogate from a client still encodes).
-User records are spliced in from their cached JSON body (:func:`svc.views.user_json`),
+User records are spliced in from their cached JSON body (:func:`svc.serialize.user_json`),
 so a crowd's welcome costs one join of bytes, not a serialisation per member.
 
 The write path is raw: a frame built once, written to many sockets' transports.
@@ -34,8 +34,8 @@ import asyncio
 import json
 import struct
 
+from ..serialize import Member, member_json, member_records, user_json
 from ..storage import User
-from ..views import Member, member_json, member_records, user_json
 
 __all__ = ["member_records"]  # re-exported for the room and the hub
 

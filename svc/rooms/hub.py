@@ -23,8 +23,8 @@ from collections.abc import Iterator
 from aiohttp import WSCloseCode
 
 from ..broker import Broker, Change, PresenceChange, RoomMessage, calling_the_broker
+from ..serialize import Member
 from ..storage import Storage, User
-from ..views import Member
 from . import frames
 from .connection import Connection, beat_forever
 from .limits import RoomSettings, RoomStats

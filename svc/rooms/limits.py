@@ -56,10 +56,10 @@ class RoomStats:
     presence_batches: int = 0
     #: messages the broker could not take
     broker_errors: int = 0
-    # churn and left are svc.heap_trim's inputs and nothing else's: they cost an int
-    # increment per join and leave (no bench figure sees them), and go if heap_trim does
-    # (issue 26 re-measures heap_trim on its own).
-    #: sockets that joined plus sockets that left, ever (svc.heap_trim: is a burst over?)
+    # churn and left are svc.collector's inputs and nothing else's: they cost an int
+    # increment per join and leave (no bench figure sees them), and tell it when a burst in
+    # which sockets left is over (one full collection then; its figure is in collector.py).
+    #: sockets that joined plus sockets that left, ever (svc.collector: is a burst over?)
     churn: int = 0
-    #: sockets that left, ever (svc.heap_trim: did a burst leave garbage behind?)
+    #: sockets that left, ever (svc.collector: did a burst leave garbage behind?)
     left: int = 0

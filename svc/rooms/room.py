@@ -23,8 +23,8 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 
 from ..broker import Change, PresenceChange
+from ..serialize import Member
 from ..storage import Storage
-from ..views import Member
 from . import frames
 from .connection import Connection
 from .limits import RoomSettings, RoomStats

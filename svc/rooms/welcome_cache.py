@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from ..views import Member, member_json
+from ..serialize import Member, member_json
 
 Read = Callable[[list[str]], Awaitable[list[Member]]]
 #: member id → (its body, the version it shows; 0 for a member without a profile)
