@@ -20,9 +20,10 @@ from .broker import Broker
 from .broker.registry import get_plugin as get_broker_plugin
 from .connections import ConnectionStats
 from .drain import Drain
-from .http import auth, cors, demo, health, members, metrics, openapi, routing, users
+from .http import auth, demo, health, members, metrics, openapi, users
 from .http.login_throttle import LoginThrottle
 from .http.metrics import Metrics
+from .http.middleware import observe_requests
 from .http.origins import OriginPolicy
 from .http.request_limits import HANDLER_ARGS
 from .keys import (
@@ -66,7 +67,6 @@ def create_app(
         )
     log_secrets.install()  # before any request can be logged
     app = web.Application(
-        # No middleware: each handler is wrapped where its route is added (http/routing.py).
         client_max_size=settings.max_body_bytes,
         # never inflate a request body (request_limits.py); HEADER_TIMEOUT is aiohttp's
         # keep-alive timer, armed at the connection's start and after each response
@@ -88,6 +88,8 @@ def create_app(
     app[CONNECTIONS] = ConnectionStats()  # counted by python -m svc's gate (connections.py)
     app[METRICS] = Metrics(app)
     app[DRAIN] = Drain(settings.drain_seconds)
+    # Request ids, JSON errors, CORS, metrics, access lines: for every answer (http/middleware.py).
+    app.middlewares.append(observe_requests(app))
     app.cleanup_ctx.append(_passwords_ctx)
     app.cleanup_ctx.append(_storage_ctx)
     app.cleanup_ctx.append(_broker_ctx)  # after storage: the hub reads users as news arrives
@@ -100,8 +102,6 @@ def create_app(
     metrics.setup_routes(app)
     demo.setup_routes(app)  # /demo and /static/*: the live demo page and svc-client.js
     openapi.setup(app)  # after every route: it documents what is routed
-    cors.setup(app)
-    routing.close_routes(app)  # last: every other path and method gets svc's 404 and 405
     return app
 
 
