@@ -93,9 +93,10 @@ def _run(settings: Settings) -> None:
     try:
         from aiohttp import web
 
+        from .app import build_app
         from .connections import GatedLoop, default_max_connections
         from .keys import CONNECTIONS, DRAIN
-        from .serving import build_app, runner_options
+        from .serving import runner_options
 
         app = build_app(settings)
         if worker:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -20,12 +21,14 @@ from .broker import Broker
 from .broker.registry import get_plugin as get_broker_plugin
 from .connections import ConnectionStats
 from .drain import Drain
+from .heap_trim import heap_trim_ctx
 from .http import auth, demo, health, members, metrics, openapi, users
 from .http.login_throttle import LoginThrottle
 from .http.metrics import Metrics
 from .http.middleware import observe_requests
 from .http.origins import OriginPolicy
 from .http.request_limits import HANDLER_ARGS
+from .http.worker_metrics import share
 from .keys import (
     BROKER,
     CONNECTIONS,
@@ -41,11 +44,24 @@ from .keys import (
 from .passwords import Passwords
 from .redact import scrub
 from .rooms import Hub, RoomSettings, ws
+from .serving import (
+    GUNICORN_BOOT_ERROR,
+    BootRunner,
+    freeze_startup_heap,
+    gunicorn_directory,
+    runner_options,
+    say_error,
+    settings_from_env,
+)
 from .settings import Settings, SettingsError
 from .storage import Misconfigured, Storage, Unavailable
 from .storage.registry import get_plugin as get_storage_plugin
+from .storage.registry import scheme_of
+from .workers import WORKER_VARIABLE, WORKERS_DIR_VARIABLE, parent_is_gone
 
 log = logging.getLogger(__name__)
+#: The start-up lines (open mode, storage and broker, origins), under "svc" as ever.
+startup_log = logging.getLogger("svc")
 
 
 def create_app(
@@ -105,13 +121,55 @@ def create_app(
     return app
 
 
-async def app_from_env() -> web.AppRunner:
-    """The application for Gunicorn, configured from the environment exactly as
-    ``python -m svc`` is (svc.serving):
-    ``gunicorn svc.app:app_from_env --worker-class aiohttp.GunicornWebWorker``."""
-    from .serving import app_from_env as from_env  # it builds on this module
+def build_app(settings: Settings) -> web.Application:
+    """The application as a server runs it: start-up lines said, heap settings on, and,
+    in a worker of ``WORKERS``, /metrics for the whole service."""
+    if not settings.auth_enabled:
+        startup_log.warning(
+            "JWT_SECRET_KEY is not set: auth is off, anyone may change any user (open mode)"
+        )
+    startup_log.info(
+        "storage: %s; broker: %s",
+        scheme_of(settings.database_url),
+        scheme_of(settings.resolved_broker_url),
+    )
+    app = create_app(settings)
+    startup_log.info("%s", app[ORIGINS].describe())
+    app.on_startup.append(freeze_startup_heap)  # after cleanup_ctx: storage, broker, hub are up
+    app.cleanup_ctx.append(heap_trim_ctx)  # after a burst of sockets, freed heap goes back
+    directory = os.environ.get(WORKERS_DIR_VARIABLE)
+    if directory:
+        share(app, directory, os.environ[WORKER_VARIABLE], parent_is_gone)
+    return app
 
-    return await from_env()
+
+async def app_from_env() -> web.AppRunner:
+    """Gunicorn's factory (``aiohttp.GunicornWebWorker``), configured from the environment
+    exactly as ``python -m svc`` is:
+    ``gunicorn svc.app:app_from_env --worker-class aiohttp.GunicornWebWorker``.
+
+    A bad setting, or a database that refuses or does not answer, is the one ``svc: error:``
+    line and the worker exits with Gunicorn's boot error, so Gunicorn stops rather than
+    starting it again and again."""
+    try:
+        settings = settings_from_env()
+    except SettingsError as exc:
+        say_error(exc)
+        raise SystemExit(GUNICORN_BOOT_ERROR) from None
+    if scheme_of(settings.database_url) == "memory":
+        # Gunicorn does not tell its workers how many they are: say it, once per worker.
+        startup_log.warning(
+            "DATABASE_URL is memory://: each Gunicorn worker has users of its own; "
+            "with more than one worker, set DATABASE_URL to a shared database"
+        )
+    app = build_app(settings)
+    # /metrics for every worker of this Gunicorn, each labelled by its pid.
+    directory = gunicorn_directory()
+    if directory is not None:
+        share(app, directory, str(os.getpid()), parent_is_gone)
+    # Gunicorn passes the backlog (--backlog, 2048 by default) and signals; the runner is
+    # returned so that svc's own options hold, not Gunicorn's graceful timeout.
+    return BootRunner(app, **runner_options(settings))
 
 
 async def _passwords_ctx(app: web.Application) -> AsyncIterator[None]:
