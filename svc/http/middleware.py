@@ -69,7 +69,9 @@ def observe_requests(app: web.Application) -> Callable:
             except Exception as exc:  # an answer, or an HTTPException raised on to aiohttp
                 response = await errors.answer(request, exc)
             status = response.status
-            _finish(request, response.headers, status, rid)
+            response.headers[observe.REQUEST_ID_HEADER] = rid
+            if cors_on:
+                cors.allow(policy, request, response.headers, status)
             if drain.started is not None and status != 101:
                 # Draining (svc/drain.py): the connection closes after this answer, so no
                 # idle keep-alive connection of a balancer is left to be cut at the end.
@@ -77,7 +79,9 @@ def observe_requests(app: web.Application) -> Callable:
             return response
         except web.HTTPException as exc:
             status = exc.status
-            _finish(request, exc.headers, status, rid)
+            exc.headers[observe.REQUEST_ID_HEADER] = rid
+            if cors_on:
+                cors.allow(policy, request, exc.headers, status)
             if drain.started is not None:
                 exc.force_close()
             raise
@@ -87,10 +91,5 @@ def observe_requests(app: web.Application) -> Callable:
             histogram.observe(request.match_info.route.resource, request.method, status, duration)
             if access_log:
                 observe.log_access(request, status, duration)
-
-    def _finish(request: web.Request, headers, status: int, rid: str) -> None:
-        headers[observe.REQUEST_ID_HEADER] = rid
-        if cors_on:
-            cors.allow(policy, request, headers, status)
 
     return observed
