@@ -1,4 +1,6 @@
-"""``create_app(settings)``: the one aiohttp application.
+"""``create_app(settings)``: the one aiohttp application; ``build_app`` (it as ``python -m
+svc`` and its workers serve it: start-up lines, heap settings, shared /metrics) and
+``app_from_env`` (Gunicorn's factory), both built on svc.serving's parts.
 
 Resources are opened through ``cleanup_ctx`` in dependency order (password
 pool, storage, the broker with the rooms hub as its listener) and closed in

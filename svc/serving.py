@@ -3,10 +3,11 @@ of its workers, and Gunicorn's ``svc.app:app_from_env`` (svc.app builds the appl
 with these; this module imports nothing of it).
 
 - the settings read from the environment, logging set up in ``LOG_FORMAT`` first;
-- the start-up lines (open mode, storage and broker, origins);
-- the process's heap: what start-up built frozen out of the collector's sight, the
-  collector's thresholds and the trim after bursts (svc.heap_trim);
-- the runner's options: no aiohttp access log (svc writes its own), ``SHUTDOWN_TIMEOUT``.
+- the process's heap: what start-up built frozen out of the collector's sight (the
+  collector's thresholds and the trim after bursts are svc.heap_trim's);
+- the runner's options: no aiohttp access log (svc writes its own), ``SHUTDOWN_TIMEOUT``;
+- under Gunicorn, the folder its workers share their metrics in, and the runner whose
+  ``setup()`` turns a refusal at start into Gunicorn's boot error.
 """
 
 from __future__ import annotations
