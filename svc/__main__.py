@@ -93,10 +93,11 @@ def _run(settings: Settings) -> None:
     try:
         from aiohttp import web
 
+        from .app import build_app
         from .connections import default_max_connections, gated_loop
         from .keys import CONNECTIONS, DRAIN
         from .loop import install_event_loop, loop_class
-        from .serving import build_app, runner_options
+        from .serving import runner_options
 
         install_event_loop(settings.event_loop)  # uvloop unless EVENT_LOOP=asyncio (svc/loop.py)
         app = build_app(settings)

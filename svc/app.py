@@ -1,4 +1,6 @@
-"""``create_app(settings)``: the one aiohttp application.
+"""``create_app(settings)``: the one aiohttp application; ``build_app`` (it as ``python -m
+svc`` and its workers serve it: start-up lines, heap settings, shared /metrics) and
+``app_from_env`` (Gunicorn's factory), both built on svc.serving's parts.
 
 Resources are opened through ``cleanup_ctx`` in dependency order (password
 pool, storage, the broker with the rooms hub as its listener) and closed in
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -18,13 +21,16 @@ from aiohttp import web
 from . import log_secrets
 from .broker import Broker
 from .broker.registry import get_plugin as get_broker_plugin
+from .collector import collector_ctx
 from .connections import ConnectionStats
 from .drain import Drain
-from .http import auth, cors, demo, health, members, metrics, openapi, routing, users, ws
+from .http import auth, demo, health, members, metrics, openapi, users, ws
 from .http.login_throttle import LoginThrottle
 from .http.metrics import Metrics
+from .http.middleware import observe_requests
 from .http.origins import OriginPolicy
 from .http.request_limits import HANDLER_ARGS
+from .http.worker_metrics import share
 from .keys import (
     BROKER,
     CONNECTIONS,
@@ -40,11 +46,23 @@ from .keys import (
 from .passwords import Passwords
 from .redact import scrub
 from .rooms import Hub, RoomSettings
+from .serving import (
+    GUNICORN_BOOT_ERROR,
+    BootRunner,
+    gunicorn_directory,
+    runner_options,
+    say_error,
+    settings_from_env,
+)
 from .settings import Settings, SettingsError
 from .storage import Misconfigured, Storage, Unavailable
 from .storage.registry import get_plugin as get_storage_plugin
+from .storage.registry import scheme_of
+from .workers import WORKER_VARIABLE, WORKERS_DIR_VARIABLE, parent_is_gone
 
 log = logging.getLogger(__name__)
+#: The start-up lines (open mode, storage and broker, origins), under "svc" as ever.
+startup_log = logging.getLogger("svc")
 
 
 def create_app(
@@ -66,7 +84,6 @@ def create_app(
         )
     log_secrets.install()  # before any request can be logged
     app = web.Application(
-        # No middleware: each handler is wrapped where its route is added (http/routing.py).
         client_max_size=settings.max_body_bytes,
         # never inflate a request body (request_limits.py); HEADER_TIMEOUT is aiohttp's
         # keep-alive timer, armed at the connection's start and after each response
@@ -88,6 +105,8 @@ def create_app(
     app[CONNECTIONS] = ConnectionStats()  # counted by python -m svc's gate (connections.py)
     app[METRICS] = Metrics(app)
     app[DRAIN] = Drain(settings.drain_seconds)
+    # Request ids, JSON errors, CORS, metrics, access lines: for every answer (http/middleware.py).
+    app.middlewares.append(observe_requests(app))
     app.cleanup_ctx.append(_passwords_ctx)
     app.cleanup_ctx.append(_storage_ctx)
     app.cleanup_ctx.append(_broker_ctx)  # after storage: the hub reads users as news arrives
@@ -100,18 +119,57 @@ def create_app(
     metrics.setup_routes(app)
     demo.setup_routes(app)  # /demo and /static/*: the live demo page and svc-client.js
     openapi.setup(app)  # after every route: it documents what is routed
-    cors.setup(app)
-    routing.close_routes(app)  # last: every other path and method gets svc's 404 and 405
+    return app
+
+
+def build_app(settings: Settings) -> web.Application:
+    """The application as a server runs it: start-up lines said, the collector set, and,
+    in a worker of ``WORKERS``, /metrics for the whole service."""
+    if not settings.auth_enabled:
+        startup_log.warning(
+            "JWT_SECRET_KEY is not set: auth is off, anyone may change any user (open mode)"
+        )
+    startup_log.info(
+        "storage: %s; broker: %s",
+        scheme_of(settings.database_url),
+        scheme_of(settings.resolved_broker_url),
+    )
+    app = create_app(settings)
+    startup_log.info("%s", app[ORIGINS].describe())
+    app.cleanup_ctx.append(collector_ctx)  # full collections after bursts, not during
+    directory = os.environ.get(WORKERS_DIR_VARIABLE)
+    if directory:
+        share(app, directory, os.environ[WORKER_VARIABLE], parent_is_gone)
     return app
 
 
 async def app_from_env() -> web.AppRunner:
-    """The application for Gunicorn, configured from the environment exactly as
-    ``python -m svc`` is (svc.serving):
-    ``gunicorn svc.app:app_from_env --worker-class aiohttp.GunicornWebWorker``."""
-    from .serving import app_from_env as from_env  # it builds on this module
+    """Gunicorn's factory (``aiohttp.GunicornWebWorker``), configured from the environment
+    exactly as ``python -m svc`` is:
+    ``gunicorn svc.app:app_from_env --worker-class aiohttp.GunicornWebWorker``.
 
-    return await from_env()
+    A bad setting, or a database that refuses or does not answer, is the one ``svc: error:``
+    line and the worker exits with Gunicorn's boot error, so Gunicorn stops rather than
+    starting it again and again."""
+    try:
+        settings = settings_from_env()
+    except SettingsError as exc:
+        say_error(exc)
+        raise SystemExit(GUNICORN_BOOT_ERROR) from None
+    if scheme_of(settings.database_url) == "memory":
+        # Gunicorn does not tell its workers how many they are: say it, once per worker.
+        startup_log.warning(
+            "DATABASE_URL is memory://: each Gunicorn worker has users of its own; "
+            "with more than one worker, set DATABASE_URL to a shared database"
+        )
+    app = build_app(settings)
+    # /metrics for every worker of this Gunicorn, each labelled by its pid.
+    directory = gunicorn_directory()
+    if directory is not None:
+        share(app, directory, str(os.getpid()), parent_is_gone)
+    # Gunicorn passes the backlog (--backlog, 2048 by default) and signals; the runner is
+    # returned so that svc's own options hold, not Gunicorn's graceful timeout.
+    return BootRunner(app, **runner_options(settings))
 
 
 async def _passwords_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -7,7 +7,7 @@ checks, a cloud load balancer, does not; nginx's default passive check marks the
 down, and in a rolling restart every process: docs/deploy.md).  So the first ``SIGTERM``
 (or ``SIGINT``) only turns ``GET /health/ready`` to 503 ``draining``: requests and
 WebSockets, old and new, are served as before, and each HTTP answer closes its connection
-(http/routing.py), so no idle keep-alive connection of the balancer is left to be cut when
+(http/middleware.py), so no idle keep-alive connection of the balancer is left to be cut when
 the port closes.  When the window is over, the usual shutdown runs (``web.GracefulExit``:
 stop accepting, 1001 to every socket, ``SHUTDOWN_TIMEOUT`` for requests in flight).  A
 second signal during the window ends it at once: an operator pressing Ctrl-C twice means

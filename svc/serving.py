@@ -1,10 +1,12 @@
 """What serving svc takes besides the application: one place for ``python -m svc``, each
-of its workers, and Gunicorn's ``svc.app:app_from_env``.
+of its workers, and Gunicorn's ``svc.app:app_from_env`` (svc.app builds the application
+with these; this module imports nothing of it).
 
 - the settings read from the environment, logging set up in ``LOG_FORMAT`` first;
-- the start-up lines (open mode, storage and broker, origins);
-- the collector: its thresholds, and a full collection after bursts (svc.collector);
-- the runner's options: no aiohttp access log (svc writes its own), ``SHUTDOWN_TIMEOUT``.
+- the collector's thresholds, and a full collection after bursts, are svc.collector's;
+- the runner's options: no aiohttp access log (svc writes its own), ``SHUTDOWN_TIMEOUT``;
+- under Gunicorn, the folder its workers share their metrics in, and the runner whose
+  ``setup()`` turns a refusal at start into Gunicorn's boot error.
 """
 
 from __future__ import annotations
@@ -17,8 +19,6 @@ from aiohttp import web
 
 from .logs import setup_logging
 from .settings import Settings, SettingsError
-from .storage.registry import scheme_of
-from .workers import WORKER_VARIABLE, WORKERS_DIR_VARIABLE
 
 log = logging.getLogger("svc")
 
@@ -47,33 +47,6 @@ def say_error(exc: SettingsError) -> None:
     print(f"svc: error: {exc}", file=sys.stderr, flush=True)
 
 
-def build_app(settings: Settings) -> web.Application:
-    """The application as a server runs it: start-up lines said, the collector set, and,
-    in a worker of ``WORKERS``, /metrics for the whole service."""
-    from .app import create_app
-    from .collector import collector_ctx
-    from .keys import ORIGINS
-
-    if not settings.auth_enabled:
-        log.warning(
-            "JWT_SECRET_KEY is not set: auth is off, anyone may change any user (open mode)"
-        )
-    log.info(
-        "storage: %s; broker: %s",
-        scheme_of(settings.database_url),
-        scheme_of(settings.resolved_broker_url),
-    )
-    app = create_app(settings)
-    log.info("%s", app[ORIGINS].describe())
-    app.cleanup_ctx.append(collector_ctx)  # full collections after bursts, not during
-    directory = os.environ.get(WORKERS_DIR_VARIABLE)
-    if directory:
-        from .http.worker_metrics import share
-
-        share(app, directory, os.environ[WORKER_VARIABLE])
-    return app
-
-
 def runner_options(settings: Settings) -> dict:
     return {
         "access_log": None,  # svc's own (ACCESS_LOG) is written by svc.http.observe
@@ -83,35 +56,7 @@ def runner_options(settings: Settings) -> dict:
     }
 
 
-async def app_from_env() -> web.AppRunner:
-    """Gunicorn's factory (``aiohttp.GunicornWebWorker``): the environment read exactly as
-    ``python -m svc`` reads it.  A bad setting, or a database that refuses or does not
-    answer, is the one ``svc: error:`` line and the worker exits with Gunicorn's boot
-    error, so Gunicorn stops rather than starting it again and again."""
-    try:
-        settings = settings_from_env()
-    except SettingsError as exc:
-        say_error(exc)
-        raise SystemExit(GUNICORN_BOOT_ERROR) from None
-    if scheme_of(settings.database_url) == "memory":
-        # Gunicorn does not tell its workers how many they are: say it, once per worker.
-        log.warning(
-            "DATABASE_URL is memory://: each Gunicorn worker has users of its own; "
-            "with more than one worker, set DATABASE_URL to a shared database"
-        )
-    app = build_app(settings)
-    # /metrics for every worker of this Gunicorn, each labelled by its pid.
-    from .http.worker_metrics import share
-
-    directory = _gunicorn_directory()
-    if directory is not None:
-        share(app, directory, str(os.getpid()))
-    # Gunicorn passes the backlog (--backlog, 2048 by default) and signals; the runner is
-    # returned so that svc's own options hold, not Gunicorn's graceful timeout.
-    return _BootRunner(app, **runner_options(settings))
-
-
-def _gunicorn_directory() -> str | None:
+def gunicorn_directory() -> str | None:
     """Where this Gunicorn's workers share their metrics: named after their parent (the
     arbiter) and, on Linux, the moment it started, so a later Gunicorn that gets the same
     pid never adds up an earlier one's counts.  None (each worker's /metrics its own, said
@@ -138,7 +83,7 @@ def _gunicorn_directory() -> str | None:
     return directory
 
 
-class _BootRunner(web.AppRunner):
+class BootRunner(web.AppRunner):
     """Storage and broker open in ``setup()`` (cleanup_ctx): their refusal is one line too."""
 
     async def setup(self) -> None:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from .broker import registry as broker_registry
 from .http.client_address import Network, parse_networks
-from .http.origins import compile_pattern, parse_origin
 from .loop import EVENT_LOOPS
+from .origin import compile_pattern, parse_origin
 from .redact import scrub
 from .storage import registry
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from multidict import CIMultiDict
 
-from svc.http.origins import compile_pattern
+from svc.origin import compile_pattern
 from svc.settings import Settings, SettingsError
 from svc.testing import unique_id
 

@@ -1,19 +1,17 @@
-"""svc routes without aiohttp middleware (svc/http/routing.py): what used to come from the
-middleware must still reach every answer, routed or not."""
+"""svc's one middleware (svc/http/middleware.py): what it adds reaches every answer, routed
+or not."""
 
 from __future__ import annotations
 
 from urllib.parse import quote
 
 import pytest
-from aiohttp import web
 from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from test_observability import samples
 
 from svc.app import create_app
-from svc.http import routing
 from svc.logs import request_id
 from svc.settings import Settings
 
@@ -72,15 +70,24 @@ async def test_options_without_cors_is_a_405_or_404(client):
     assert (await client.options("/no/such/route", headers=preflight)).status == 404
 
 
-def test_a_handler_added_around_routing_stops_the_app_from_being_built():
-    app = web.Application()
+async def test_a_route_added_with_aiohttp_s_own_router_is_observed_like_any(aiohttp_client):
+    """svc's middleware, not a wrapper added with the route: a handler added the plain
+    aiohttp way gets the request id, the JSON errors and its metrics too."""
+    app = create_app(Settings())
 
-    async def raw(request):  # pragma: no cover - never called
-        return web.Response()
+    async def raw(request):
+        raise KeyError("a bug")
 
-    app.router.add_get("/raw", raw)
-    with pytest.raises(RuntimeError, match="raw.* is not added by routing.add"):
-        routing.close_routes(app)
+    app.router.add_get("/raw/{n}", raw)
+    client = await aiohttp_client(app)
+    response = await client.get("/raw/1", headers={"X-Request-ID": "raw-1"})
+    assert response.status == 500
+    assert response.headers["X-Request-ID"] == "raw-1"
+    assert (await response.json())["error"]["code"] == "internal_error"
+    counts = samples(
+        await (await client.get("/metrics")).text(), "svc_http_request_duration_seconds_count"
+    )
+    assert counts['{method="GET",route="/raw/{n}",status="500"}'] == 1
 
 
 async def test_a_request_id_ends_with_its_request(client):

@@ -25,13 +25,12 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
 from aiohttp import web
 
 from ..keys import LOGIN_THROTTLE, PASSWORDS, SETTINGS, STORAGE
-from ..settings import Settings
 from ..storage import Conflict, Credentials, NotFound, username_key
 from . import routing
 from .bodies import read_json
@@ -51,12 +50,23 @@ _INVALID_TOKEN = {"WWW-Authenticate": 'Bearer realm="svc", error="invalid_token"
 _WRONG_CREDENTIALS = "wrong username or password"
 
 
+class TokenSettings(Protocol):
+    """What tokens are signed and checked with: ``svc.settings.Settings`` is one (the
+    settings belong to the wiring above this layer, so only what is read is named here)."""
+
+    @property
+    def jwt_secret_key(self) -> str | None: ...
+
+    @property
+    def jwt_lifetime(self) -> int: ...
+
+
 def _stamp(moment: datetime) -> float:
     """A storage timestamp as seconds since the epoch (microseconds survive JSON)."""
     return moment.timestamp()
 
 
-def issue_token(settings: Settings, credentials: Credentials) -> str:
+def issue_token(settings: TokenSettings, credentials: Credentials) -> str:
     now = time.time()
     claims: dict[str, Any] = {
         "sub": credentials.user_id,
@@ -76,7 +86,7 @@ def _invalid(message: str) -> APIError:
     return APIError(401, "unauthorized", message, headers=_INVALID_TOKEN)
 
 
-def decode_token(settings: Settings, token: str) -> dict[str, Any]:
+def decode_token(settings: TokenSettings, token: str) -> dict[str, Any]:
     """The claims of a good token; InvalidToken when it is bad or expired."""
     try:
         claims = jwt.decode(
@@ -97,7 +107,7 @@ def decode_token(settings: Settings, token: str) -> dict[str, Any]:
     return claims
 
 
-def token_claims(settings: Settings, token: str) -> dict[str, Any]:
+def token_claims(settings: TokenSettings, token: str) -> dict[str, Any]:
     """As :func:`decode_token`, for HTTP: 401 when the token is bad or expired."""
     try:
         return decode_token(settings, token)

@@ -1,13 +1,14 @@
 """CORS for every answer svc gives, from the allow-list of :mod:`svc.http.origins`.
 
-Two pieces, both only when ``CORS_ORIGINS`` or ``CORS_ORIGIN_REGEX`` is set:
+Two pieces, both asked by svc's one middleware (:mod:`.middleware`), both only when
+``CORS_ORIGINS`` or ``CORS_ORIGIN_REGEX`` is set:
 
 - every preflight (``OPTIONS`` with ``Origin`` and ``Access-Control-Request-Method``),
   on any path, is answered with *every* method and header the API accepts, so a
   browser's one cached preflight per URL covers every write (an ``If-Match`` PUT after
-  a plain one is not preflighted again).  No route has ``OPTIONS``: svc's own 405 and
-  404 handlers (:mod:`.routing`) ask :func:`preflight` first;
-- a response hook lets an allowed page read every other answer, errors and
+  a plain one is not preflighted again).  No route has ``OPTIONS``: the middleware asks
+  :func:`preflight` before any handler;
+- :func:`allow` lets an allowed page read every other answer, errors and
   router 404/405s included, and marks each answer ``Vary: Origin`` (it depends
   on the origin), except with ``CORS_ORIGINS=*``, where the answer is ``*`` for all.
 
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 from aiohttp import hdrs, web
 
-from ..keys import ORIGINS
 from .errors import error_response
 from .origins import OriginPolicy
 from .vary import add_vary
@@ -36,20 +36,11 @@ MAX_AGE = 600
 _ALLOWED_HEADER_NAMES = frozenset(h.lower() for h in ALLOW_HEADERS)
 
 
-def setup(app: web.Application) -> None:
-    """Enable CORS on the app (``app[ORIGINS]`` is the policy); before it starts."""
-    policy = app[ORIGINS]
-    if policy.enabled:
-        app.on_response_prepare.append(_decorator(policy))
-
-
-def preflight(request: web.Request) -> web.Response | None:
-    """The answer to a CORS preflight, or None when CORS is off or this is not one."""
-    policy: OriginPolicy = request.app[ORIGINS]
+def preflight(policy: OriginPolicy, request: web.Request) -> web.Response | None:
+    """The answer to a CORS preflight, or None when this is not one (CORS on)."""
     headers = request.headers
     if (
-        not policy.enabled
-        or request.method != hdrs.METH_OPTIONS
+        request.method != hdrs.METH_OPTIONS
         or hdrs.ORIGIN not in headers
         or hdrs.ACCESS_CONTROL_REQUEST_METHOD not in headers
     ):
@@ -88,21 +79,18 @@ def _refused(message: str) -> web.Response:
     return error_response(403, "forbidden", f"CORS preflight refused: {message}")
 
 
-def _decorator(policy: OriginPolicy):
-    async def decorate(request: web.Request, response: web.StreamResponse) -> None:
-        if response.status == 101:
-            return  # a WebSocket: not CORS's business (see svc.http.ws for its origin check)
-        headers = response.headers
-        if not policy.any:
-            add_vary(headers, "Origin")
-        if hdrs.ACCESS_CONTROL_ALLOW_ORIGIN in headers:
-            return  # a preflight answer, complete already
-        origins = request.headers.getall(hdrs.ORIGIN, ())
-        if len(origins) != 1 or request.method == hdrs.METH_OPTIONS and response.status == 403:
-            return  # none, or two (a browser sends one): nothing to allow
-        origin = origins[0]
-        if policy.allows(origin):
-            headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = "*" if policy.any else origin
-            headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = ", ".join(EXPOSE_HEADERS)
-
-    return decorate
+def allow(policy: OriginPolicy, request: web.Request, headers, status: int) -> None:
+    """Let an allowed page read this answer (CORS on): ``headers`` are the answer's."""
+    if status == 101:
+        return  # a WebSocket: not CORS's business (see svc.http.ws for its origin check)
+    if not policy.any:
+        add_vary(headers, "Origin")
+    if hdrs.ACCESS_CONTROL_ALLOW_ORIGIN in headers:
+        return  # a preflight answer, complete already
+    origins = request.headers.getall(hdrs.ORIGIN, ())
+    if len(origins) != 1 or request.method == hdrs.METH_OPTIONS and status == 403:
+        return  # none, or two (a browser sends one): nothing to allow
+    origin = origins[0]
+    if policy.allows(origin):
+        headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = "*" if policy.any else origin
+        headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = ", ".join(EXPOSE_HEADERS)

@@ -1,5 +1,5 @@
 """The one JSON error shape, the catalogue of its codes, and :func:`answer`, which gives it
-to every error (the wrapper of every handler, :mod:`.routing`, calls it for whatever a
+to every error (svc's one middleware, :mod:`.middleware`, calls it for whatever a
 handler raises).
 
 ``{"error": {"code": "...", "message": "...", "fields": {...}}}`` — ``fields``
@@ -24,6 +24,7 @@ from aiohttp import web
 from marshmallow import ValidationError
 
 from ..broker import BrokerUnavailable
+from ..keys import METRICS
 from ..passwords import ClientGone, PasswordsBusy
 from ..storage import Conflict, NotFound, Unavailable, VersionMismatch
 from .shedding import hold_refusal
@@ -226,8 +227,6 @@ def _from_domain(
             headers={"ETag": f'"{exc.current_version}"'},
         )
     if isinstance(exc, Unavailable):
-        from ..keys import METRICS  # the wiring imports this module
-
         broker = isinstance(exc, BrokerUnavailable)
         if request is not None and METRICS in request.app:
             counters = request.app[METRICS].counters

@@ -30,6 +30,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from ..keys import BROKER, CONNECTIONS, HUB, LOGIN_THROTTLE, METRICS, PASSWORDS
+from . import routing
 from .operation import Reply, documented
 
 #: Buckets for request durations, in seconds: from a cached GET to a bcrypt hash.
@@ -107,8 +109,6 @@ class _StateCollector(Collector):
         self._counters = counters
 
     def collect(self) -> Iterator[Metric]:
-        from ..keys import BROKER, HUB, LOGIN_THROTTLE, PASSWORDS  # the wiring imports this
-
         app = self._app
         hub = app[HUB]
         stats = hub.stats
@@ -185,8 +185,6 @@ class _StateCollector(Collector):
 
 def _connection_metrics(app: web.Application) -> Iterator[Metric]:
     """The listening gate's figures (svc/connections.py; zero outside ``python -m svc``)."""
-    from ..keys import CONNECTIONS
-
     stats = app[CONNECTIONS]
     yield GaugeMetricFamily(
         "svc_connections_open", "HTTP and WebSocket connections open", value=stats.open
@@ -225,8 +223,6 @@ def _connection_metrics(app: web.Application) -> Iterator[Metric]:
     },
 )
 async def metrics(request: web.Request) -> web.Response:
-    from ..keys import METRICS
-
     body = request.app[METRICS].render()
     response = web.Response(body=body)
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
@@ -234,6 +230,4 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def setup_routes(app: web.Application) -> None:
-    from . import routing  # svc.keys imports this module, and routing imports svc.keys
-
     routing.add(app, "GET", "/metrics", metrics)

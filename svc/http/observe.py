@@ -1,5 +1,5 @@
-"""What operators see of each request: its id, its metrics, its access line (the wrapper
-of every handler, :func:`svc.http.routing.observed`, calls these).
+"""What operators see of each request: its id, its metrics, its access line (svc's one
+middleware, :mod:`svc.http.middleware`, calls these).
 
 - **Request id**: the request's own ``X-Request-ID`` when it is sane (1 to 64
   of ``[A-Za-z0-9._-]``), else a new one; sent back as ``X-Request-ID`` and
@@ -10,7 +10,7 @@ of every handler, :func:`svc.http.routing.observed`, calls these).
   without its query, status, duration); a WebSocket's open and close
   (room, duration, close code) are logged by ``svc.http.ws``.
 
-The wrapper records the status clients get, after errors have been answered.
+The middleware records the status clients get, after errors have been answered.
 """
 
 from __future__ import annotations

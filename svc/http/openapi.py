@@ -109,7 +109,7 @@ def build_document(routes: Iterable[web.AbstractRoute]) -> dict:
     by_path: dict[str, dict[str, dict]] = {}
     undocumented = []
     for route in routes:
-        # "*": svc's own 404 and 405 for what no operation has (routing.close_routes)
+        # "*": a catch-all method (svc adds none; aiohttp answers 405 for what no route has)
         if route.method in ("HEAD", "OPTIONS", "*") or route.resource is None:
             continue
         operation = operation_of(route.handler)

@@ -4,7 +4,7 @@ aiohttp would inflate a ``Content-Encoding: gzip`` (or deflate, br) body in its
 HTTP parser, on the event loop, before routing: a 1 MiB bomb inflating to 1 GiB
 costs seconds of CPU and stalls every other request, whatever the route.  So
 the application is built with ``auto_decompress=False`` (:data:`HANDLER_ARGS`):
-bodies reach svc exactly as sent, and svc's handler wrapper answers any compressed one
+bodies reach svc exactly as sent, and svc's middleware answers any compressed one
 (:func:`is_compressed`) with 415 without reading it (:func:`refuse_compressed`).  No
 client of the contract compresses its (small, JSON) bodies.
 

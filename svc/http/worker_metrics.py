@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 from aiohttp import web
@@ -34,6 +34,8 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
+
+from ..keys import METRICS
 
 log = logging.getLogger(__name__)
 
@@ -128,11 +130,13 @@ class _Merged(Collector):
             yield merged
 
 
-def share(app: web.Application, directory: str, worker: str) -> None:
-    """Make ``app``'s /metrics answer for every worker writing to ``directory``."""
-    from ..keys import METRICS  # the wiring imports this module
-    from ..workers import parent_is_gone
+def share(
+    app: web.Application, directory: str, worker: str, parent_is_gone: Callable[[], bool]
+) -> None:
+    """Make ``app``'s /metrics answer for every worker writing to ``directory``.
 
+    ``parent_is_gone``: the wiring's word that the process which started this worker died
+    (svc.workers), then nobody will read the folder again."""
     shared = WorkerMetrics(Path(directory), worker)
     app[METRICS].shared = shared
     parent = os.getppid()

@@ -1,0 +1,115 @@
+"""Instructions per request, counted by callgrind: the figure a shared, noisy machine cannot
+move (±0.1k per cached GET on memory), for changes too small for req/s to show.
+
+    python bench/instructions.py [--path /users/u1] [--warm 500] [--count 2000] \
+        [--env PYTHONPATH=/a/snapshot/of/svc] ...
+
+Starts ``python -m svc`` (memory storage) under ``valgrind --tool=callgrind
+--instr-atstart=no``, creates user ``u1``, sends ``--warm`` GETs of ``--path`` from one
+keep-alive client, switches counting on (``callgrind_control -i on``), sends ``--count``
+more, switches it off, and prints the server's instructions per request.  Compare two
+commits by running it with ``--env PYTHONPATH=`` pointing at a ``git archive`` of each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_up(port: int, proc: subprocess.Popen, seconds: float = 180) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit("svc exited under valgrind")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.5)
+    sys.exit("svc did not start under valgrind")
+
+
+def requests(conn: http.client.HTTPConnection, path: str, count: int) -> None:
+    for _ in range(count):
+        conn.request("GET", path)
+        response = conn.getresponse()
+        response.read()
+        assert response.status < 500, response.status  # a 404 is a figure too
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--path", default="/users/u1")
+    parser.add_argument("--warm", type=int, default=500)
+    parser.add_argument("--count", type=int, default=2000)
+    parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for svc")
+    args = parser.parse_args()
+    port = free_port()
+    # vgdb (callgrind_control) names its pipes after the user: give it one where none is set.
+    env = {**os.environ, "USER": os.environ.get("USER") or "svc", "PORT": str(port)}
+    env.update({"HOST": "127.0.0.1", "DATABASE_URL": "memory://", "DRAIN_SECONDS": "0"})
+    env.update(item.split("=", 1) for item in args.env)
+    with tempfile.TemporaryDirectory() as work:
+        out = Path(work) / "callgrind.out"
+        proc = subprocess.Popen(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                "--instr-atstart=no",
+                f"--callgrind-out-file={out}",
+                sys.executable,
+                "-m",
+                "svc",
+            ],
+            env=env,
+            cwd=work,  # not the checkout: svc is imported from where PYTHONPATH says
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            wait_up(port, proc)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            conn.request(
+                "PUT",
+                "/users/u1/profile",
+                body=b'{"username": "user1"}',
+                headers={"Content-Type": "application/json"},
+            )
+            conn.getresponse().read()
+            requests(conn, args.path, args.warm)
+            subprocess.run(["callgrind_control", "-i", "on", str(proc.pid)], check=True, env=env)
+            requests(conn, args.path, args.count)
+            subprocess.run(["callgrind_control", "-i", "off", str(proc.pid)], check=True, env=env)
+            conn.close()
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(120)
+        total = 0
+        for name in Path(work).glob("callgrind.out*"):
+            for line in name.read_text().splitlines():
+                if line.startswith("totals:"):  # "summary:" is 0 with --instr-atstart=no
+                    total += int(line.split()[1])
+                    break
+    print(f"{args.path}: {total / args.count / 1000:.1f}k instructions per request")
+
+
+if __name__ == "__main__":
+    main()
