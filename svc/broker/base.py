@@ -116,6 +116,11 @@ class BrokerListener(Protocol):
 class Broker(abc.ABC):
     """The interface of a broker (9 coroutines)."""
 
+    #: svc's calls to this broker that failed: changes or messages it could not take, and
+    #: requests answered 503 because of it (``svc_broker_errors``).  Counted by svc where it
+    #: calls the broker, the one counter of them all; a plugin leaves it alone.
+    errors = 0
+
     def __init__(self, url: str):
         self.url = url
 

@@ -226,15 +226,14 @@ def _from_domain(
             headers={"ETag": f'"{exc.current_version}"'},
         )
     if isinstance(exc, Unavailable):
-        from ..keys import METRICS  # the wiring imports this module
+        from ..keys import BROKER, METRICS  # the wiring imports this module
 
-        broker = isinstance(exc, BrokerUnavailable)
-        if request is not None and METRICS in request.app:
-            counters = request.app[METRICS].counters
-            if broker:
-                counters.broker_errors += 1
-            else:
-                counters.storage_errors += 1
+        if request is not None:
+            if not isinstance(exc, BrokerUnavailable):
+                if METRICS in request.app:
+                    request.app[METRICS].counters.storage_errors += 1
+            elif BROKER in request.app:
+                request.app[BROKER].errors += 1
         return error_response(
             503, "unavailable", unavailable_reason(exc), headers={"Retry-After": "1"}
         )

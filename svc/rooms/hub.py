@@ -563,7 +563,7 @@ class Hub:
             try:
                 await self.broker.publish_message(message)
             except Exception as exc:  # noqa: BLE001 - other processes miss it; local ones have it
-                self.stats.broker_errors += 1
+                self.broker.errors += 1
                 log.warning(
                     "rooms: could not publish a message to room %s (%s)", message.room_id, exc
                 )

@@ -18,8 +18,6 @@ class RoomStats:
     closed_per_user: int = 0
     #: presence frames sent (one per room per window)
     presence_batches: int = 0
-    #: messages the broker could not take
-    broker_errors: int = 0
     #: sockets that joined plus sockets that left, ever (svc.heap_trim: is a burst over?)
     churn: int = 0
     #: sockets that left, ever (svc.heap_trim: did a burst leave garbage behind?)
