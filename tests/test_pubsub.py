@@ -198,3 +198,39 @@ def test_calling_the_broker_tells_the_brokers_errors_apart():
     # Still the errors svc and the storage plugins catch.
     assert issubclass(BrokerUnavailable, Unavailable)
     assert issubclass(BrokerMisconfigured, Misconfigured)
+
+
+class _Choosy(_Recorder):
+    def __init__(self, members: set[str]):
+        super().__init__()
+        self.members = members
+
+    def wants_change(self, user_id: str) -> bool:
+        if user_id == "boom":
+            raise RuntimeError("a listener bug")
+        return user_id in self.members
+
+
+@pytest.mark.parametrize("as_bytes", [False, True])
+def test_a_change_of_a_user_with_no_member_here_is_skipped_before_decoding(as_bytes):
+    broker = _Broker("test://")
+    broker.node_id, broker.listener = "me", _Choosy({"here", 'q"uote', "zoë"})
+
+    def unwanted(payload: str) -> bool:
+        return broker.unwanted(payload.encode() if as_bytes else payload)
+
+    def change(user_id: str) -> str:
+        return encode_change("other", Change(user_id, 3, None), 7900)
+
+    assert unwanted(change("elsewhere"))
+    assert not unwanted(change("here"))
+    # Ids the prefix cannot tell safely are decoded in full (the hub then decides).
+    assert not unwanted(change('q"uote')) and not unwanted(change("zoë"))
+    assert not unwanted(change("no\\where"))
+    assert not unwanted(change("boom"))  # a listener that fails is still handed it
+    # Anything but a change, or a change in the previous release's format: decoded.
+    assert not unwanted(encode_message("other", RoomMessage("elsewhere", "elsewhere", "1")))
+    assert not unwanted(PREVIOUS_POSTGRES_DELETION)
+    # A listener that does not say (the conformance suite's) hears every change.
+    broker.listener = _Recorder()
+    assert not unwanted(change("elsewhere"))

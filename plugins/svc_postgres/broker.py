@@ -284,6 +284,8 @@ class PostgresBroker(PubSubBroker):
                     self._resend(held)
             return change
         if channel == payloads.CHANGES:
+            if self.unwanted(payload):
+                return None  # a change of a user with no member here: the hub would drop it
             return decode(payload, "c")
         if channel == payloads.MESSAGES:
             data = load(payload)

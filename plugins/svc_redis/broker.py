@@ -560,6 +560,8 @@ class RedisBroker(PubSubBroker):
     # -- delivery -----------------------------------------------------------------
 
     def _on_payload(self, payload: bytes) -> None:
+        if self.unwanted(payload):
+            return  # a change of a user with no member here: the hub would drop it
         try:
             event = decode(payload)
         except ValueError:

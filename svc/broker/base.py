@@ -25,6 +25,9 @@ rooms hub) and the broker calls it on the event loop, never concurrently:
 - ``on_gap``: the broker may have missed deliveries (its connection was down).
   The listener repairs by re-reading what it cares about from storage.
 
+A listener may also have ``wants_change(user_id) -> bool``: False says it would drop
+that user's change unread (no member here), so a broker may skip it before decoding it.
+
 Rules every broker keeps (``svc.testing.BrokerConformance`` checks each):
 construction does no I/O; ``open`` raises ``BrokerUnavailable`` for "not yet" and
 ``BrokerMisconfigured`` for "never" (plain ``svc.storage`` ``Unavailable`` and

@@ -398,6 +398,10 @@ class Hub:
         self._apply_presence(room, change)
         room.presence.schedule()
 
+    def wants_change(self, user_id: str) -> bool:
+        """Whether a change of ``user_id`` is news here (the broker skips the rest unread)."""
+        return bool(self._rooms_of_user.get(user_id))
+
     def on_change(self, change: Change) -> None:
         if not self._rooms_of_user.get(change.user_id):
             return
