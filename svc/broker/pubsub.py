@@ -299,8 +299,9 @@ class PubSubBroker(Broker):
         ``wants_change``), told from the payload's first bytes, before decoding it: with
         several processes every one of them hears every change, and decoding one (its
         record, two timestamps) costs more than the rest of its way to a hub that drops it.
-        Measured beside the code that decoded everything: see bench/README.md, "House,
-        second cut (issue 26): brokers"."""
+        Measured against decoding everything: CPU per PUT at WORKERS=2 (Postgres storage,
+        Redis broker) 0.93 and 0.83 of it in two runs, about 12 % less (bench/README.md,
+        "House, second cut (issue 26): brokers")."""
         wants = getattr(self.listener, "wants_change", None)
         if wants is None:
             return False
