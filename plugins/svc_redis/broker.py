@@ -2,10 +2,10 @@
 
 Everything crosses on one pub/sub channel, in the wire format of
 :mod:`svc.broker.pubsub` (which also skips this node's own messages and shields
-delivery), so every process sees every event in one order.  Presence lives in sorted sets and is
-changed only by the Lua scripts of :mod:`.scripts`, which decide "first
-holder anywhere" and "last one" atomically and publish the transition in
-the same step.
+delivery), so every process sees every event in one order.  Presence lives in
+sorted sets and is changed only by the Lua scripts of :mod:`.scripts`, which
+decide "first holder anywhere" and "last one" atomically and publish the
+transition in the same step.
 
 Own presence transitions are delivered from the channel too, like everyone
 else's: ``presence_join``/``presence_leave`` wait (at most ``timeout``) until
