@@ -3,6 +3,7 @@ body and a 4503 close say the broker is unavailable, never storage."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 import aiohttp
@@ -17,6 +18,18 @@ from svc.testing import unique_id
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 BROKER_DOWN = "the broker is unavailable, try again shortly"
+
+
+async def wait_until_metric(client, name: str, value: float) -> None:
+    line = f"\n{name} {value}\n"
+    text = ""
+    for _ in range(100):  # 10 s at most
+        text = await (await client.get("/metrics")).text()
+        if line in text:
+            return
+        await asyncio.sleep(0.1)
+    found = [row for row in text.splitlines() if row.startswith(name)]
+    raise AssertionError(f"{name} never reached {value}: {found}")
 
 
 async def test_a_broker_outage_is_reported_as_the_broker_not_storage(
@@ -53,6 +66,14 @@ async def test_a_broker_outage_is_reported_as_the_broker_not_storage(
 
         metrics = await (await client.get("/metrics")).text()
         assert "\nsvc_storage_errors_total 0.0\n" in metrics  # the broker is not storage
+
+        # Every failed call to the broker counts once, in one counter, wherever it was made:
+        # the 503 above (HTTP), a change it could not take (the write stands), a room
+        # message it could not take (the rooms).
+        response = await client.put(f"/users/{user_id}/profile", json={"bio": "still saved"})
+        assert response.status == 200, await response.text()
+        await ws.send_json({"type": "message", "data": "lost on the way out"})
+        await wait_until_metric(client, "svc_broker_errors_total", 3.0)
         await ws.close()
     finally:
         server.kill()

@@ -1,4 +1,4 @@
-"""The Postgres plugin's batcher (svc_postgres/batches.py), on its own: one write in
+"""The pub/sub brokers' ordered batcher (svc/broker/pubsub.py), on its own: one write in
 flight, the rest batched behind it, each caller answered with its own result.  The
 statements it carries are tested against the real server by the broker's conformance
 suite and tests/test_postgres_feed.py."""
@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from svc_postgres.batches import OneInFlight
+
+from svc.broker.pubsub import OneInFlight
 
 
 class Recorder:

@@ -357,10 +357,10 @@ async def test_redis_restarted_the_broker_reconnects_rejoins_and_reports_a_gap(t
 async def test_a_presence_state_announced_again_is_not_news_for_clients(aiohttp_client, redis_url):
     # After Redis lost its keys, each process re-joins its members and announces them again.
     import redis.asyncio as aioredis
-    from svc_redis import codec
     from ws_helpers import frames_until_pong, join
 
     from svc.app import create_app
+    from svc.broker import pubsub as codec
     from svc.settings import Settings
 
     app = create_app(Settings(bcrypt_rounds=4), broker=RedisBroker(redis_url))
@@ -397,7 +397,7 @@ _json = st.recursive(
 @settings(max_examples=200, deadline=None)
 @given(room=_ids, user=_ids, version=st.integers(1, 2**53), name=st.text(), data=_json)
 def test_every_event_survives_the_channel(room, user, version, name, data):
-    from svc_redis import codec
+    from svc.broker import pubsub as codec
 
     record = dataclasses.replace(
         _user(user, version), profile={**_user(user, 1).profile, "bio": name}
@@ -407,9 +407,10 @@ def test_every_event_survives_the_channel(room, user, version, name, data):
         Change(user, version, None, deleted=True),
         RoomMessage(room, user, json.dumps(data)),
     ):
-        encoded = (codec.encode_change if isinstance(item, Change) else codec.encode_message)(
-            "node", item
-        )
+        if isinstance(item, Change):
+            encoded = codec.encode_change("node", item, 64 * 1024)
+        else:
+            encoded = codec.encode_message("node", item)
         assert codec.decode(encoded.encode()).item == item
     change = PresenceChange(room, user, version % 2 == 0)
     event = codec.decode(codec.encode_presence("node", 7, change))
@@ -429,7 +430,7 @@ _event_like = st.fixed_dictionaries(
     | _event_like.map(lambda v: json.dumps(v).encode())
 )
 def test_anything_else_on_the_channel_is_dropped_or_well_typed(payload):
-    from svc_redis import codec
+    from svc.broker import pubsub as codec
 
     try:
         event = codec.decode(payload)

@@ -13,7 +13,9 @@ Its own parts, each in its own module:
 
 What this node publishes reaches its own hub at once, without a round trip
 (changes, and presence transitions before ``presence_join``/``presence_leave``
-return); every notification names its node, so a node skips its own.
+return); every notification names its node, so a node skips its own.  The wire
+format, that skipping and delivery shielded from a failing hub are every pub/sub
+broker's (:mod:`svc.broker.pubsub`); this module is the Postgres transport.
 """
 
 from __future__ import annotations
@@ -21,13 +23,20 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Callable
 
 import aiopg
 
-from svc.broker import Broker, BrokerListener, Change, PresenceChange, RoomMessage
+from svc.broker import (
+    BrokerListener,
+    BrokerMisconfigured,
+    BrokerUnavailable,
+    Change,
+    PresenceChange,
+    RoomMessage,
+    calling_the_broker,
+)
+from svc.broker.pubsub import Event, PubSubBroker, decode, encode_change, encode_message, load
 from svc.redact import scrub
-from svc.storage import Misconfigured, Unavailable
 
 from . import interest, listen_check, messages, payloads, pooling
 from . import pool as pg
@@ -63,7 +72,9 @@ NO_LISTEN = (
 )
 
 
-class PostgresBroker(Broker):
+class PostgresBroker(PubSubBroker):
+    changes_delivered_at_publish = True  # no round trip for its own hub
+
     def __init__(self, url: str):
         super().__init__(url)
         self._url = PostgresURL.parse(url)
@@ -71,7 +82,6 @@ class PostgresBroker(Broker):
         self.node_id = self._url.instance_name("-broker")
         self._dsn = self._url.dsn(self.node_id, **KEEPALIVES)
         self._pool: pg.Pool | None = None
-        self._hub: BrokerListener | None = None
         self._presence = Presence(self.node_id, self._fetch, self._announce_presence)
         self._publisher = Publisher(self.node_id, self._execute)
         self._listener = Listener(
@@ -103,14 +113,14 @@ class PostgresBroker(Broker):
     # -- life cycle -------------------------------------------------------
 
     async def open(self, listener: BrokerListener) -> None:
-        self._hub = listener
+        self.listener = listener
         try:
-            with translated(opening=True):
+            with calling_the_broker(), translated(opening=True):
                 await self._open()
-        except Unavailable as exc:
-            raise Unavailable(scrub(f"{self._url.redacted}: {exc}", self.url)) from None
-        except Misconfigured as exc:
-            raise Misconfigured(scrub(f"{self._url.redacted}: {exc}", self.url)) from None
+        except BrokerUnavailable as exc:
+            raise BrokerUnavailable(scrub(f"{self._url.redacted}: {exc}", self.url)) from None
+        except BrokerMisconfigured as exc:
+            raise BrokerMisconfigured(scrub(f"{self._url.redacted}: {exc}", self.url)) from None
         log.info("postgres broker: %s, node %s", self._url.redacted, self.node_id)
 
     async def _open(self) -> None:
@@ -118,7 +128,7 @@ class PostgresBroker(Broker):
             # Before the pool's first connection: its session settings must not land on a
             # server connection a transaction pooler shares with other clients.
             if await pooling.transaction_pooled(self._connect):
-                raise Misconfigured(NO_LISTEN)
+                raise BrokerMisconfigured(NO_LISTEN)
             setup = on_connect(pooling.per_session(TIMEOUT + 1))
             size = min(self._url.pool_size, MAX_POOL_SIZE)
             self._pool = await pg.create(self._dsn, size, setup)
@@ -144,7 +154,7 @@ class PostgresBroker(Broker):
                 return
         finally:
             conn.close()
-        raise Misconfigured(NO_LISTEN)
+        raise BrokerMisconfigured(NO_LISTEN)
 
     async def close(self) -> None:
         if self._reload is not None:
@@ -156,7 +166,7 @@ class PostgresBroker(Broker):
             task.cancel()
             await asyncio.wait({task}, timeout=TIMEOUT)
         await self._listener.stop()
-        self._hub = None
+        self.listener = None
         await self._publisher.drain()
         if self._pool is not None:
             try:  # goodbye: our members leave now, for everyone, not after NODE_TTL
@@ -170,14 +180,14 @@ class PostgresBroker(Broker):
         down = []
         try:
             await self._fetch("SELECT 1", ())
-        except Unavailable as exc:
+        except BrokerUnavailable as exc:
             down.append(f"pool is down ({exc})")
         try:
             self._listener.check()
-        except Unavailable as exc:
+        except BrokerUnavailable as exc:
             down.append(str(exc))
         if down:
-            raise Unavailable("; ".join(down))
+            raise BrokerUnavailable("; ".join(down))
         return {"pool": "ok", "listener": "ok"}
 
     def stats(self) -> dict[str, float]:
@@ -194,17 +204,22 @@ class PostgresBroker(Broker):
     # -- news ---------------------------------------------------------------
 
     async def publish_change(self, change: Change) -> None:
-        hub = self._open_hub()
-        self._call(hub.on_change, change)  # ours: at once, no round trip
+        self._open_hub()
+        self.deliver(lambda hub: hub.on_change(change))  # ours: at once, no round trip
         if not self._present.wants(change.user_id):
             self.changes_unsent += 1  # connected nowhere: no room anywhere shows it...
             self._held_back.hold(change)  # ...unless a join made elsewhere is on its way
             return
-        await self._publisher.send(payloads.CHANGES, payloads.change_payload(self.node_id, change))
+        await self._publisher.send(payloads.CHANGES, self._change_payload(change))
+
+    def _change_payload(self, change: Change) -> str:
+        return encode_change(self.node_id, change, payloads.PAYLOAD_LIMIT)
 
     async def publish_message(self, message: RoomMessage) -> None:
         self._open_hub()
-        payload = payloads.message_payload(self.node_id, next(self._seq), message)
+        # The sequence number keeps two equal messages apart: Postgres folds identical
+        # notifications of one transaction into one, and a batch is one transaction.
+        payload = encode_message(self.node_id, message, next(self._seq))
         stored = len(payload) > payloads.PAYLOAD_LIMIT
         await self._publisher.send(payloads.MESSAGES, payload, stored)
 
@@ -230,7 +245,7 @@ class PostgresBroker(Broker):
 
     async def _deliver(self, batch: list) -> None:
         """Notifications from the listener → the hub, in the order they came."""
-        found: list[tuple[Callable, object]] = []
+        heard: list = []  # events, presence changes, and ids of stored messages
         stored_ids: list[int] = []
         for notify in batch:
             try:
@@ -241,21 +256,23 @@ class PostgresBroker(Broker):
                 )
                 continue
             if item is not None:
-                found.append(item)
-                if isinstance(item[1], int):
-                    stored_ids.append(item[1])
+                heard.append(item)
+                if isinstance(item, int):
+                    stored_ids.append(item)
         stored = await self._read_messages(stored_ids) if stored_ids else {}
-        hub = self._hub
-        for call, item in found:
+        for item in heard:
             if isinstance(item, int):
                 item = stored.get(item)
                 if item is None:
                     continue
-            if hub is not None:
-                self._call(getattr(hub, call), item)
+            if isinstance(item, PresenceChange):
+                self.deliver(lambda hub, change=item: hub.on_presence(change))
+            else:
+                self.dispatch(item)
 
-    def _parse(self, channel: str, payload: str) -> tuple[str, object] | None:
-        """(the listener's method, what to hand it), or None for our own news."""
+    def _parse(self, channel: str, payload: str) -> Event | PresenceChange | int | None:
+        """What a notification carries: an event, a presence change, or the id of a stored
+        message (``{"n", "i"}``, made by ``svc_message_put``) to read back."""
         if channel == PRESENCE:
             change = self._presence.parse(payload)
             if change is None:
@@ -265,26 +282,31 @@ class PostgresBroker(Broker):
                 held = self._held_back.release(change.user_id)
                 if held is not None:
                     self._resend(held)
-            return ("on_presence", change)
+            return change
         if channel == payloads.CHANGES:
-            node, change = payloads.parse_change(payload)
-            return None if node == self.node_id else ("on_change", change)
+            if self.unwanted(payload):
+                return None  # a change of a user with no member here: the hub would drop it
+            return decode(payload, "c")
         if channel == payloads.MESSAGES:
-            node, message = payloads.parse_message(payload)
-            return None if node == self.node_id else ("on_message", message)
+            data = load(payload)
+            if "i" not in data:
+                return decode(data, "m")
+            if data.get("n") == self.node_id:
+                return None  # our own: no read-back
+            return _row_id(data["i"])
         return None
 
-    async def _read_messages(self, ids: list[int]) -> dict[int, RoomMessage]:
+    async def _read_messages(self, ids: list[int]) -> dict[int, Event]:
         try:
             rows = await self._fetch(messages.READ, (ids,), one=False)
-        except Unavailable as exc:
+        except BrokerUnavailable as exc:
             log.warning("postgres broker: lost %d stored room message(s) (%s)", len(ids), exc)
             return {}
         found = {}
         for row_id, body in rows:
             try:
-                found[row_id] = payloads.parse_stored_message(body)
-            except (ValueError, KeyError, TypeError):
+                found[row_id] = decode(body, "m")
+            except ValueError:
                 log.warning("postgres broker: ignoring a malformed stored message %s", row_id)
         if len(found) < len(ids):
             log.warning(
@@ -296,7 +318,7 @@ class PostgresBroker(Broker):
         """Notify a change held back (interest.py): its user's join elsewhere is heard only
         now, and that member's welcome may have read the record before the change."""
         self.changes_resent += 1
-        payload = payloads.change_payload(self.node_id, change)
+        payload = self._change_payload(change)
         task = asyncio.ensure_future(self._publisher.send(payloads.CHANGES, payload))
         self._resends.add(task)
         task.add_done_callback(self._resent)
@@ -312,23 +334,12 @@ class PostgresBroker(Broker):
 
     def _announce_presence(self, change: PresenceChange) -> None:
         self._present.apply(change)
-        if self._hub is not None:
-            self._call(self._hub.on_presence, change)
+        self.deliver(lambda hub: hub.on_presence(change))
 
     def _gap(self) -> None:
         self._present.forget()
         self._reload = asyncio.ensure_future(self._load_present())
-        if self._hub is not None:
-            self._call(self._hub.on_gap)
-
-    @staticmethod
-    def _call(method: Callable, *args) -> None:
-        try:
-            method(*args)
-        except Exception as exc:  # noqa: BLE001 - a failing listener must not stop delivery
-            asyncio.get_running_loop().call_exception_handler(
-                {"message": "broker listener failed", "exception": exc}
-            )
+        self.deliver(lambda hub: hub.on_gap())
 
     async def _load_present(self) -> None:
         """Who is present anywhere (see interest.py); on failure, everyone stays news
@@ -336,7 +347,7 @@ class PostgresBroker(Broker):
         generation = self._present.generation
         try:
             rows = await self._fetch(interest.SNAPSHOT, (), one=False)
-        except Unavailable as exc:
+        except BrokerUnavailable as exc:
             log.warning("postgres broker: could not read who is present (%s)", exc)
             return
         self._present.add_snapshot(rows, generation)
@@ -354,7 +365,7 @@ class PostgresBroker(Broker):
                 await self._fetch(messages.CLEAN, (messages.KEEP,), one=None)
                 if not self._present.known:
                     await self._load_present()
-            except Unavailable as exc:
+            except BrokerUnavailable as exc:
                 if not failing:  # one line per outage
                     log.warning("postgres broker: heartbeat failed (%s); retrying", exc)
                 failing = True
@@ -370,11 +381,13 @@ class PostgresBroker(Broker):
     # -- the pool -----------------------------------------------------------------
 
     async def _connect(self) -> aiopg.Connection:
-        return await pg.connect(self._dsn)
+        with calling_the_broker():
+            return await pg.connect(self._dsn)
 
     async def _fetch(self, sql: str, params, one: bool | None = True):
-        """One statement on the pool (pool.run)."""
-        return await pg.run(self._pool, sql, params, one)
+        """One statement on the pool (pool.run); trouble is BrokerUnavailable."""
+        with calling_the_broker():
+            return await pg.run(self._pool, sql, params, one)
 
     async def _execute(self, sql: str, params) -> None:
         await self._fetch(sql, params)
@@ -383,6 +396,12 @@ class PostgresBroker(Broker):
         await self._fetch("SELECT pg_notify(%s, %s)", (PROBE_CHANNEL, token))
 
     def _open_hub(self) -> BrokerListener:
-        if self._hub is None:
+        if self.listener is None:
             raise RuntimeError("the broker is not open")
-        return self._hub
+        return self.listener
+
+
+def _row_id(value) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"not a stored message's id: {value!r}")
+    return value

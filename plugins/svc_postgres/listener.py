@@ -26,8 +26,8 @@ from collections.abc import Awaitable, Callable, Iterable
 import aiopg
 import psycopg2
 
+from svc.broker import BrokerUnavailable
 from svc.broker.probe import PROBE_EVERY, DeliveryProbe
-from svc.storage import Unavailable
 
 from .errors import CONNECTION_ERRORS, describe
 
@@ -88,8 +88,8 @@ class Listener:
             await self.probe.start()
         except BaseException as exc:
             await self.stop()  # so the next start begins again from nothing
-            if isinstance(exc, Unavailable):
-                raise Unavailable(f"listener is {exc}") from None
+            if isinstance(exc, BrokerUnavailable):
+                raise BrokerUnavailable(f"listener is {exc}") from None
             raise
 
     async def stop(self) -> None:
@@ -106,11 +106,11 @@ class Listener:
     def check(self) -> None:
         """Raise Unavailable when the connection is down."""
         if not self.connected:
-            raise Unavailable(f"listener is down ({self.problem})")
+            raise BrokerUnavailable(f"listener is down ({self.problem})")
         try:
             self.probe.check()
-        except Unavailable as exc:
-            raise Unavailable(f"listener is {exc}") from None
+        except BrokerUnavailable as exc:
+            raise BrokerUnavailable(f"listener is {exc}") from None
 
     def _reopen(self) -> None:
         """The probe found the connection mute: close it; the loop re-opens it."""
@@ -142,7 +142,7 @@ class Listener:
         while not self._stopping:
             try:
                 await self._consume(self._conn)
-            except (Unavailable, psycopg2.Error, *CONNECTION_ERRORS) as exc:
+            except (BrokerUnavailable, psycopg2.Error, *CONNECTION_ERRORS) as exc:
                 if not self._reopening:  # (a re-open's one line is the probe's)
                     log.warning("postgres: broker listener lost (%s); reconnecting", describe(exc))
                     self._close_connection(describe(exc))
@@ -156,7 +156,7 @@ class Listener:
 
     async def _consume(self, conn: aiopg.Connection | None) -> None:
         if conn is None:  # closed by a re-open before this loop got to it
-            raise Unavailable(self.problem)
+            raise BrokerUnavailable(self.problem)
         notifies = conn.notifies
         # One pending get across keepalive checks: cancelling it could drop a notification.
         getter = None

@@ -10,10 +10,10 @@ announcing their members' departure, so a process that died leaves no ghost
 for longer than ``NODE_TTL + HEARTBEAT`` (25 s).
 
 Joins that arrive while one is being written are written together, in one transaction
-(``svc_presence_join_many``, :mod:`.batches`): each join costs a commit and a ``NOTIFY``,
-and a ``NOTIFY`` holds a lock from its commit until the commit is on disk, so a crowd
-joining at once would otherwise commit one join after another.  Leaves are written the
-same way (``svc_presence_leave_many``), in their own batches.
+(``svc_presence_join_many``, :class:`svc.broker.pubsub.OneInFlight`): each join costs a
+commit and a ``NOTIFY``, and a ``NOTIFY`` holds a lock from its commit until the commit
+is on disk, so a crowd joining at once would otherwise commit one join after another.
+Leaves are written the same way (``svc_presence_leave_many``), in their own batches.
 
 The node that made a change announces it to its own listener at once (a
 joiner's welcome must count them); its own notification is then skipped.  A
@@ -28,8 +28,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from svc.broker import PresenceChange
-
-from .batches import OneInFlight
+from svc.broker.pubsub import OneInFlight
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """NOTIFY, batched: what is published while a NOTIFY is in flight goes out with the next one.
 
-One statement is in flight at a time (:mod:`.batches`).  Notifications handed over meanwhile
-wait and then leave together, in one statement (one round trip, one
-transaction), so a burst of writes costs a few round trips, not one each, and
+One statement is in flight at a time (:class:`svc.broker.pubsub.OneInFlight`).
+Notifications handed over meanwhile wait and then leave together, in one statement
+(one round trip, one transaction), so a burst of writes costs a few round trips, not one each, and
 every node receives them in the order they were handed over.  ``send``
 returns once its own notification is sent.
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from .batches import OneInFlight
+from svc.broker.pubsub import OneInFlight
 
 #: Evaluated row by row in array order: the notifications leave in that order.
 SEND = (

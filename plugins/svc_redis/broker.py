@@ -1,10 +1,11 @@
 """``RedisBroker``: changes, room messages and presence between svc processes through Redis.
 
-Everything crosses on one pub/sub channel (see :mod:`.codec`), so every
-process sees every event in one order.  Presence lives in sorted sets and is
-changed only by the Lua scripts of :mod:`.scripts`, which decide "first
-holder anywhere" and "last one" atomically and publish the transition in
-the same step.
+Everything crosses on one pub/sub channel, in the wire format of
+:mod:`svc.broker.pubsub` (which also skips this node's own messages and shields
+delivery), so every process sees every event in one order.  Presence lives in
+sorted sets and is changed only by the Lua scripts of :mod:`.scripts`, which
+decide "first holder anywhere" and "last one" atomically and publish the
+transition in the same step.
 
 Own presence transitions are delivered from the channel too, like everyone
 else's: ``presence_join``/``presence_leave`` wait (at most ``timeout``) until
@@ -14,7 +15,7 @@ pub/sub connection is down) it is delivered directly and its late echo is
 dropped.
 
 Every Redis command is bounded by ``timeout`` (2 s by default); an error
-becomes ``Unavailable``.  Changes and messages are published in call order
+becomes ``BrokerUnavailable``.  Changes and messages are published in call order
 by :mod:`.publisher`, which also fails at once while Redis is known to be
 down (the hubs' re-reads repair what was not announced).
 
@@ -49,11 +50,25 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
 
-from svc.broker import Broker, BrokerListener, Change, PresenceChange, RoomMessage
+from svc.broker import (
+    BrokerListener,
+    BrokerMisconfigured,
+    BrokerUnavailable,
+    Change,
+    PresenceChange,
+    RoomMessage,
+)
 from svc.broker.probe import DeliveryProbe
-from svc.storage import Misconfigured, Unavailable
+from svc.broker.pubsub import (
+    Event,
+    PubSubBroker,
+    decode,
+    encode_change,
+    encode_message,
+    encode_presence,
+)
 
-from . import codec, scripts
+from . import scripts
 from .publisher import Publisher
 from .subscriber import Subscriber
 from .url import RedisURL
@@ -66,11 +81,13 @@ EXPIRE_PER_BEAT = 10
 #: process with thousands of members is back in a few round trips without holding
 #: Redis for long in any one of them.
 REJOIN_PER_SCRIPT = 500
+#: A change whose payload would be larger than this travels as id and version only.
+MAX_CHANGE = 64 * 1024
 
 _ERRORS = (RedisError, OSError, asyncio.TimeoutError)
 
 
-class RedisBroker(Broker):
+class RedisBroker(PubSubBroker):
     def __init__(self, url: str):
         super().__init__(url)
         self._url = RedisURL.parse(url)
@@ -87,7 +104,6 @@ class RedisBroker(Broker):
         self._sub_client: aioredis.Redis | None = None
         self._subscriber: Subscriber | None = None
         self._heartbeat: asyncio.Task | None = None
-        self._listener: BrokerListener | None = None
         self._scripts: dict[str, object] = {}
         #: (room, user) → this instance's connections (Redis only knows "held or not").
         self._held: dict[tuple[str, str], int] = {}
@@ -145,7 +161,7 @@ class RedisBroker(Broker):
             name: self._client.register_script(getattr(scripts, name))
             for name in ("JOIN", "LEAVE", "REGISTER", "HEARTBEAT", "GOODBYE", "REJOIN")
         }
-        self._listener = listener
+        self.listener = listener
         self._publisher = Publisher(self._client, self._channel, url.timeout, url.address)
         self._probe = DeliveryProbe(
             f"redis: pub/sub connection to {url.address}",
@@ -173,16 +189,16 @@ class RedisBroker(Broker):
             await self._register()
         except AuthenticationError as exc:
             await self.close()
-            raise Misconfigured(f"redis {url.redacted}: {exc}") from None
+            raise BrokerMisconfigured(f"redis {url.redacted}: {exc}") from None
         except ResponseError as exc:  # e.g. a database number the server does not have
             await self.close()
-            raise Misconfigured(f"redis {url.redacted}: {exc}") from None
+            raise BrokerMisconfigured(f"redis {url.redacted}: {exc}") from None
         except _ERRORS as exc:
             await self.close()
-            raise Unavailable(f"redis {url.redacted}: {_describe(exc)}") from None
-        except Unavailable as exc:  # the probe: subscribed, but nothing comes back
+            raise BrokerUnavailable(f"redis {url.redacted}: {_describe(exc)}") from None
+        except BrokerUnavailable as exc:  # the probe: subscribed, but nothing comes back
             await self.close()  # (so the next open starts again from nothing)
-            raise Unavailable(f"redis {url.redacted}: pub/sub {exc}") from None
+            raise BrokerUnavailable(f"redis {url.redacted}: pub/sub {exc}") from None
         self._heartbeat = asyncio.create_task(self._beat_forever(), name="svc-redis-heartbeat")
         log.info("redis: %s, node %s, prefix %s", url.redacted, self.node_id, url.prefix)
 
@@ -207,7 +223,7 @@ class RedisBroker(Broker):
         subscriber, self._subscriber = self._subscriber, None
         if subscriber is not None:
             await subscriber.stop()
-        self._listener = None
+        self.listener = None
         for future in self._waiting.values():
             future.cancel()
         self._waiting.clear()
@@ -251,26 +267,27 @@ class RedisBroker(Broker):
             await self._probe.stop()
         if self._subscriber is not None:
             await self._subscriber.stop()
-        self._listener = None
+        self.listener = None
 
     async def ping(self) -> dict[str, str]:
         if self._client is None:
-            raise Unavailable("the broker is not open")
+            raise BrokerUnavailable("the broker is not open")
         try:
             await self._bounded(self._client.ping())
         except _ERRORS as exc:
-            raise Unavailable(f"redis {self._url.address} is down ({_describe(exc)})") from None
+            why = _describe(exc)
+            raise BrokerUnavailable(f"redis {self._url.address} is down ({why})") from None
         if self._subscriber is None or not self._subscriber.connected:
             why = self._probe.problem if self._probe is not None else None
-            raise Unavailable(
+            raise BrokerUnavailable(
                 f"redis {self._url.address}: pub/sub connection is down"
                 + (f" ({why})" if why else "")
             )
         if self._probe is not None:
             try:
                 self._probe.check()
-            except Unavailable as exc:
-                raise Unavailable(f"redis {self._url.address}: pub/sub {exc}") from None
+            except BrokerUnavailable as exc:
+                raise BrokerUnavailable(f"redis {self._url.address}: pub/sub {exc}") from None
         return {"redis": "ok", "pubsub": "ok"}
 
     async def _send_probe(self, token: str) -> None:
@@ -279,14 +296,14 @@ class RedisBroker(Broker):
     # -- news ---------------------------------------------------------------
 
     async def publish_change(self, change: Change) -> None:
-        await self._publish(codec.encode_change(self.node_id, change))
+        await self._publish(encode_change(self.node_id, change, MAX_CHANGE))
 
     async def publish_message(self, message: RoomMessage) -> None:
-        await self._publish(codec.encode_message(self.node_id, message))
+        await self._publish(encode_message(self.node_id, message))
 
     async def _publish(self, payload: str) -> None:
         if self._publisher is None:
-            raise Unavailable("the broker is not open")
+            raise BrokerUnavailable("the broker is not open")
         await self._publisher.publish(payload)
 
     # -- presence -------------------------------------------------------------
@@ -349,7 +366,7 @@ class RedisBroker(Broker):
                 )
             )
         except _ERRORS as exc:
-            raise Unavailable(f"redis {self._url.address}: {_describe(exc)}") from None
+            raise BrokerUnavailable(f"redis {self._url.address}: {_describe(exc)}") from None
         return [member.decode() for member in ids]
 
     async def presence_count(self, room_id: str) -> int:
@@ -358,7 +375,7 @@ class RedisBroker(Broker):
                 self._open_client().zcard(f"{self._url.prefix}:room:{room_id}")
             )
         except _ERRORS as exc:
-            raise Unavailable(f"redis {self._url.address}: {_describe(exc)}") from None
+            raise BrokerUnavailable(f"redis {self._url.address}: {_describe(exc)}") from None
 
     async def _join(self, room_id: str, user_id: str) -> None:
         if await self._join_once(room_id, user_id) == -1:
@@ -378,7 +395,7 @@ class RedisBroker(Broker):
 
     def _announcement(self, change: PresenceChange) -> tuple[int, str]:
         self._seq += 1
-        return self._seq, codec.encode_presence(self.node_id, self._seq, change)
+        return self._seq, encode_presence(self.node_id, self._seq, change)
 
     async def _run_announcing(self, seq: int, change: PresenceChange, script: Awaitable) -> int:
         """Run a presence script; if it published ``change``, wait for its echo."""
@@ -390,7 +407,7 @@ class RedisBroker(Broker):
             try:
                 result = await self._bounded(script)
             except _ERRORS as exc:
-                raise Unavailable(f"redis {self._url.address}: {_describe(exc)}") from None
+                raise BrokerUnavailable(f"redis {self._url.address}: {_describe(exc)}") from None
             if result != 1:
                 return result
             if subscribed:
@@ -401,7 +418,7 @@ class RedisBroker(Broker):
                     pass
             # No echo in time: deliver it ourselves and drop the echo if it comes later.
             self._delivered_directly.add(seq)
-            self._deliver(lambda listener: listener.on_presence(change))
+            self.deliver(lambda listener: listener.on_presence(change))
             return result
         finally:
             self._waiting.pop(seq, None)
@@ -449,7 +466,7 @@ class RedisBroker(Broker):
             self._registered = True
             for (seq, change), first in zip(announced, joined, strict=True):
                 if first:
-                    self._deliver(lambda listener, c=change: listener.on_presence(c))
+                    self.deliver(lambda listener, c=change: listener.on_presence(c))
                 else:
                     self._delivered_directly.discard(seq)  # nothing was published
         for room_id, user_id in held:
@@ -519,7 +536,7 @@ class RedisBroker(Broker):
             await asyncio.sleep(self._url.heartbeat)
             try:
                 await self._beat()
-            except (*_ERRORS, Unavailable) as exc:
+            except (*_ERRORS, BrokerUnavailable) as exc:
                 # Logged once per outage: a beat every few seconds would flood the log.
                 (log.debug if failing else log.warning)(
                     "redis: presence heartbeat failed (%s)", _describe(exc)
@@ -538,51 +555,37 @@ class RedisBroker(Broker):
         try:
             await self._beat()
         finally:
-            self._deliver(lambda listener: listener.on_gap())
+            self.deliver(lambda listener: listener.on_gap())
 
     # -- delivery -----------------------------------------------------------------
 
     def _on_payload(self, payload: bytes) -> None:
+        if self.unwanted(payload):
+            return  # a change of a user with no member here: the hub would drop it
         try:
-            event = codec.decode(payload)
+            event = decode(payload)
         except ValueError:
             # Not ours (another program on the channel) or from an incompatible svc version.
             self._malformed += 1
             log.warning("redis: ignoring a malformed event on %s", self._channel)
             return
-        item = event.item
-        own = event.node == self.node_id
-        if isinstance(item, Change):
-            self._deliver(lambda listener: listener.on_change(item))
-        elif isinstance(item, RoomMessage):
-            if not own:  # the publisher's own process delivered it locally already
-                self._deliver(lambda listener: listener.on_message(item))
-        else:
-            if own and event.seq in self._delivered_directly:
-                self._delivered_directly.discard(event.seq)
-                return
-            self._deliver(lambda listener: listener.on_presence(item))
-            if own:
-                echo = self._waiting.get(event.seq)
-                if echo is not None and not echo.done():
-                    echo.set_result(None)
+        self.dispatch(event)
 
-    def _deliver(self, call) -> None:
-        listener = self._listener
-        if listener is None:
+    def heard_presence(self, event: Event, own: bool) -> None:
+        if own and event.seq in self._delivered_directly:
+            self._delivered_directly.discard(event.seq)
             return
-        try:
-            call(listener)
-        except Exception as exc:  # noqa: BLE001 - one bad event must not end delivery
-            asyncio.get_running_loop().call_exception_handler(
-                {"message": "broker listener failed", "exception": exc}
-            )
+        super().heard_presence(event, own)
+        if own:
+            echo = self._waiting.get(event.seq)
+            if echo is not None and not echo.done():
+                echo.set_result(None)
 
     # -------------------------------------------------------------------------------
 
     def _open_client(self) -> aioredis.Redis:
         if self._client is None:
-            raise Unavailable("the broker is not open")
+            raise BrokerUnavailable("the broker is not open")
         return self._client
 
     def _bounded(self, awaitable: Awaitable):

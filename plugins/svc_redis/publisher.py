@@ -2,10 +2,10 @@
 
 Concurrent PUBLISHes on a pool of connections could reach Redis in any order,
 and the broker's rule is that each instance's changes and messages arrive in
-the order it published them.  So one writer task sends whatever is waiting
-as one pipeline on one connection (Redis runs it in order), then the next
-batch: order is kept, and a burst costs one round trip per batch, not per
-publish.
+the order it published them.  So the ordered publisher of :mod:`svc.broker.pubsub`
+sends whatever is waiting as one pipeline on one connection (Redis runs it in
+order), then the next batch: order is kept, and a burst costs one round trip per
+batch, not per publish.
 
 Bounded: a batch is given ``timeout`` seconds.  When it fails for lack of
 Redis, everything waiting fails at once, and so does every publish for the
@@ -21,7 +21,8 @@ import time
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from svc.storage import Unavailable
+from svc.broker import BrokerUnavailable
+from svc.broker.pubsub import OneInFlight
 
 
 class Publisher:
@@ -30,10 +31,10 @@ class Publisher:
         self._channel = channel
         self._timeout = timeout
         self._where = where
-        self._waiting: list[tuple[str, asyncio.Future]] = []
-        self._writer: asyncio.Task | None = None
+        self._batches: OneInFlight[str, None] = OneInFlight(self._write, "svc-redis-publisher")
         #: monotonic time before which publishes fail at once (Redis was just found down)
         self._down_until = 0.0
+        self._closed = False
         #: for /metrics: pipelines sent, and events they carried
         self.batches = 0
         self.published = 0
@@ -42,52 +43,29 @@ class Publisher:
         self._down_until = 0.0
 
     async def publish(self, payload: str) -> None:
-        if time.monotonic() < self._down_until:
-            raise Unavailable(f"redis {self._where} is down")
-        done = asyncio.get_running_loop().create_future()
-        self._waiting.append((payload, done))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write(), name="svc-redis-publisher")
-        await done
+        if self._closed:
+            raise BrokerUnavailable("the broker is closed")
+        self._check_up()
+        await self._batches.add(payload)
 
     async def close(self) -> None:
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            writer.cancel()
-            await asyncio.wait([writer], timeout=self._timeout + 1)
-        self._fail(self._take(), Unavailable("the broker is closed"))
+        self._closed = True
+        await self._batches.cancel(self._timeout + 1)
 
-    def _take(self) -> list[tuple[str, asyncio.Future]]:
-        batch, self._waiting = self._waiting, []
-        return batch
+    def _check_up(self) -> None:
+        if time.monotonic() < self._down_until:
+            raise BrokerUnavailable(f"redis {self._where} is down")
 
-    async def _write(self) -> None:
-        while self._waiting:
-            batch = self._take()
-            if time.monotonic() < self._down_until:
-                self._fail(batch, Unavailable(f"redis {self._where} is down"))
-                continue
-            pipe = self._client.pipeline(transaction=False)
-            for payload, _ in batch:
-                pipe.publish(self._channel, payload)
-            try:
-                await asyncio.wait_for(pipe.execute(), self._timeout)
-            except (RedisError, OSError, asyncio.TimeoutError) as exc:
-                self._down_until = time.monotonic() + self._timeout
-                reason = str(exc) or "timed out"
-                self._fail(batch, Unavailable(f"redis {self._where}: {reason}"))
-                continue
-            except BaseException as exc:
-                self._fail(batch, Unavailable(f"redis {self._where}: {exc!r}"))
-                raise
-            self.batches += 1
-            self.published += len(batch)
-            for _, done in batch:
-                if not done.done():
-                    done.set_result(None)
-
-    @staticmethod
-    def _fail(batch: list[tuple[str, asyncio.Future]], exc: Exception) -> None:
-        for _, done in batch:
-            if not done.done():
-                done.set_exception(exc)
+    async def _write(self, batch: list[str]) -> None:
+        self._check_up()  # found down while this batch waited: it fails at once
+        pipe = self._client.pipeline(transaction=False)
+        for payload in batch:
+            pipe.publish(self._channel, payload)
+        try:
+            await asyncio.wait_for(pipe.execute(), self._timeout)
+        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            self._down_until = time.monotonic() + self._timeout
+            reason = str(exc) or "timed out"
+            raise BrokerUnavailable(f"redis {self._where}: {reason}") from None
+        self.batches += 1
+        self.published += len(batch)

@@ -3,6 +3,7 @@
 from .base import (
     Broker,
     BrokerListener,
+    BrokerMisconfigured,
     BrokerUnavailable,
     Change,
     PresenceChange,
@@ -13,6 +14,7 @@ from .base import (
 __all__ = [
     "Broker",
     "BrokerListener",
+    "BrokerMisconfigured",
     "BrokerUnavailable",
     "Change",
     "PresenceChange",

@@ -25,8 +25,13 @@ rooms hub) and the broker calls it on the event loop, never concurrently:
 - ``on_gap``: the broker may have missed deliveries (its connection was down).
   The listener repairs by re-reading what it cares about from storage.
 
+A listener may also have ``wants_change(user_id) -> bool``: False says it would drop
+that user's change unread (no member here), so a broker may skip it before decoding it.
+
 Rules every broker keeps (``svc.testing.BrokerConformance`` checks each):
-construction does no I/O; ``open`` raises ``Unavailable`` for "not yet";
+construction does no I/O; ``open`` raises ``BrokerUnavailable`` for "not yet" and
+``BrokerMisconfigured`` for "never" (plain ``svc.storage`` ``Unavailable`` and
+``Misconfigured``, their bases, are taken too);
 ``close`` is safe twice and after a failed ``open``, and removes this
 instance's presence at once (others then see those users leave); an instance
 that dies without ``close`` is expired by the others within 30 s.
@@ -40,7 +45,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..storage.errors import Unavailable
+from ..storage.errors import Misconfigured, Unavailable
 from ..storage.models import User
 
 
@@ -79,21 +84,29 @@ class RoomMessage:
 
 
 class BrokerUnavailable(Unavailable):
-    """The broker, not storage, cannot answer now: a 503 body or a 4503 close says so.
+    """The broker, not storage, cannot answer now ("not yet": retried; a 503 body or a 4503
+    close says so).  What a broker plugin raises; a plain ``svc.storage.Unavailable``
+    (its base) is taken too: svc tells the two apart where it calls the broker
+    (:func:`calling_the_broker`)."""
 
-    Plugins raise plain ``Unavailable``; svc tells the two apart where it calls the
-    broker (:func:`calling_the_broker`), so no plugin has to know."""
+
+class BrokerMisconfigured(Misconfigured):
+    """The broker's configuration can never work (a refused password, a URL through which
+    it cannot listen): start-up stops with one line.  What a broker plugin raises."""
 
 
 @contextmanager
 def calling_the_broker() -> Iterator[None]:
-    """Around calls to the broker: its ``Unavailable`` becomes :class:`BrokerUnavailable`."""
+    """Around calls to the broker: its ``Unavailable`` becomes :class:`BrokerUnavailable`
+    and its ``Misconfigured`` :class:`BrokerMisconfigured`."""
     try:
         yield
-    except BrokerUnavailable:
+    except (BrokerUnavailable, BrokerMisconfigured):
         raise
     except Unavailable as exc:
         raise BrokerUnavailable(str(exc)) from exc
+    except Misconfigured as exc:
+        raise BrokerMisconfigured(str(exc)) from exc
 
 
 class BrokerListener(Protocol):
@@ -105,6 +118,11 @@ class BrokerListener(Protocol):
 
 class Broker(abc.ABC):
     """The interface of a broker (9 coroutines)."""
+
+    #: svc's calls to this broker that failed: changes or messages it could not take, and
+    #: requests answered 503 because of it (``svc_broker_errors``).  Counted by svc where it
+    #: calls the broker, the one counter of them all; a plugin leaves it alone.
+    errors = 0
 
     def __init__(self, url: str):
         self.url = url

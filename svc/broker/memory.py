@@ -11,13 +11,13 @@ it returns, so there is nothing to lose and ``on_gap`` is never called.
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 from collections.abc import Callable
 from urllib.parse import urlsplit
 from weakref import WeakValueDictionary
 
 from .base import Broker, BrokerListener, Change, PresenceChange, RoomMessage
+from .pubsub import deliver
 
 __all__ = ["MemoryBroker"]
 
@@ -32,13 +32,8 @@ class _Bus:
 
     def each(self, call: Callable[[BrokerListener], None], skip: MemoryBroker | None = None):
         for broker in tuple(self.members):
-            if broker is not skip and broker._listener is not None:
-                try:
-                    call(broker._listener)
-                except Exception as exc:  # noqa: BLE001 - one bad listener must not starve the rest
-                    asyncio.get_running_loop().call_exception_handler(
-                        {"message": "broker listener failed", "exception": exc}
-                    )
+            if broker is not skip:
+                deliver(broker._listener, call)  # one bad listener must not starve the rest
 
 
 _named_buses: WeakValueDictionary[str, _Bus] = WeakValueDictionary()

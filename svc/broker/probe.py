@@ -30,7 +30,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 
-from ..storage import Unavailable
+from .base import BrokerUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -82,14 +82,14 @@ class DeliveryProbe:
     def check(self) -> None:
         """Raise Unavailable while the connection is not counted as delivering."""
         if self.problem is not None:
-            raise Unavailable(self.problem)
+            raise BrokerUnavailable(self.problem)
 
     # -- life cycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
         """Prove once (Unavailable if the connection does not deliver), then every ``every`` s."""
         if await self.prove() is not True:
-            raise Unavailable(f"not delivering: no echo in {self.every:g} s")
+            raise BrokerUnavailable(f"not delivering: no echo in {self.every:g} s")
         self._kicked = asyncio.Event()
         self._task = asyncio.create_task(self._run(), name=f"svc-probe {self.name}")
 

@@ -24,7 +24,7 @@ from aiohttp import web
 from marshmallow import ValidationError
 
 from ..broker import BrokerUnavailable
-from ..keys import METRICS
+from ..keys import BROKER, METRICS
 from ..passwords import ClientGone, PasswordsBusy
 from ..storage import Conflict, NotFound, Unavailable, VersionMismatch
 from .shedding import hold_refusal
@@ -227,13 +227,12 @@ def _from_domain(
             headers={"ETag": f'"{exc.current_version}"'},
         )
     if isinstance(exc, Unavailable):
-        broker = isinstance(exc, BrokerUnavailable)
-        if request is not None and METRICS in request.app:
-            counters = request.app[METRICS].counters
-            if broker:
-                counters.broker_errors += 1
-            else:
-                counters.storage_errors += 1
+        if request is not None:
+            if isinstance(exc, BrokerUnavailable):
+                if BROKER in request.app:
+                    request.app[BROKER].errors += 1  # the broker's one counter (/metrics)
+            elif METRICS in request.app:
+                request.app[METRICS].counters.storage_errors += 1
         return error_response(
             503, "unavailable", unavailable_reason(exc), headers={"Retry-After": "1"}
         )

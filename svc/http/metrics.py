@@ -41,11 +41,10 @@ BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 class Counters:
     """Plain counters the HTTP layer bumps on errors (ints: no lock, no label lookup)."""
 
-    __slots__ = ("storage_errors", "broker_errors")
+    __slots__ = ("storage_errors",)
 
     def __init__(self) -> None:
         self.storage_errors = 0
-        self.broker_errors = 0
 
 
 class Metrics:
@@ -159,7 +158,7 @@ class _StateCollector(Collector):
         yield CounterMetricFamily(
             "svc_broker_errors",
             "Changes or messages the broker could not take, and requests it failed (503, 4503)",
-            value=self._counters.broker_errors + stats.broker_errors,
+            value=app[BROKER].errors,
         )
         throttled = CounterMetricFamily(
             "svc_logins_throttled",

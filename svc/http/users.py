@@ -9,7 +9,7 @@ import secrets
 from aiohttp import hdrs, web
 
 from ..broker import Change
-from ..keys import BROKER, METRICS, PASSWORDS, SETTINGS, STORAGE
+from ..keys import BROKER, PASSWORDS, SETTINGS, STORAGE
 from ..serialize import format_timestamp, user_json
 from ..storage import Conflict, NotFound, User
 from . import routing
@@ -260,7 +260,7 @@ async def publish(request: web.Request, change: Change) -> None:
     try:
         await request.app[BROKER].publish_change(change)
     except Exception as exc:  # noqa: BLE001 - never turn a committed write into an error
-        request.app[METRICS].counters.broker_errors += 1
+        request.app[BROKER].errors += 1
         log.warning("broker: could not publish the change of %s (%s)", change.user_id, exc)
 
 

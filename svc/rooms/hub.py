@@ -302,6 +302,10 @@ class Hub:
         self._apply_presence(room, change)
         room.schedule_presence()
 
+    def wants_change(self, user_id: str) -> bool:
+        """Whether a change of ``user_id`` is news here (the broker skips the rest unread)."""
+        return bool(self._rooms_of_user.get(user_id))
+
     def on_change(self, change: Change) -> None:
         if not self._rooms_of_user.get(change.user_id):
             return
@@ -458,7 +462,7 @@ class Hub:
             try:
                 await self.broker.publish_message(message)
             except Exception as exc:  # noqa: BLE001 - other processes miss it; local ones have it
-                self.stats.broker_errors += 1
+                self.broker.errors += 1
                 log.warning(
                     "rooms: could not publish a message to room %s (%s)", message.room_id, exc
                 )

@@ -54,8 +54,6 @@ class RoomStats:
     closed_per_user: int = 0
     #: presence frames sent (one per room per window)
     presence_batches: int = 0
-    #: messages the broker could not take
-    broker_errors: int = 0
     # churn and left are svc.collector's inputs and nothing else's: they cost an int
     # increment per join and leave (no bench figure sees them), and tell it when a burst in
     # which sockets left is over (one full collection then; its figure is in collector.py).
