@@ -20,6 +20,19 @@ from .settings import SettingsError
 def bind(host: str, port: int, backlog: int, reuse_port: bool = False) -> list[socket.socket]:
     """One listening socket per address ``host`` names (as asyncio's ``create_server``
     would make), or SettingsError naming ``PORT`` (in use) or ``HOST`` (no such address)."""
+    return _bound(host, port, reuse_port, backlog)
+
+
+def claim(host: str, port: int) -> list[socket.socket]:
+    """Bound with ``SO_REUSEPORT`` but not listening: the supervising parent's hold on the
+    port.  It fails at once if another program listens there, keeps any other program from
+    binding it between two workers' lives, and receives no connection (only listening
+    sockets take part in the kernel's spreading)."""
+    return _bound(host, port, True, None)
+
+
+def _bound(host: str, port: int, reuse_port: bool, backlog: int | None) -> list[socket.socket]:
+    """A socket per address of ``host``, bound, and listening unless ``backlog`` is None."""
     sockets: list[socket.socket] = []
     try:
         for family, address in _addresses(host, port):
@@ -33,32 +46,8 @@ def bind(host: str, port: int, backlog: int, reuse_port: bool = False) -> list[s
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             try:
                 sock.bind(address)
-                sock.listen(backlog)
-            except OSError as exc:
-                raise _refusal(host, port, exc) from None
-    except BaseException:
-        for sock in sockets:
-            sock.close()
-        raise
-    return sockets
-
-
-def claim(host: str, port: int) -> list[socket.socket]:
-    """Bound with ``SO_REUSEPORT`` but not listening: the supervising parent's hold on the
-    port.  It fails at once if another program listens there, keeps any other program from
-    binding it between two workers' lives, and receives no connection (only listening
-    sockets take part in the kernel's spreading)."""
-    sockets: list[socket.socket] = []
-    try:
-        for family, address in _addresses(host, port):
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            try:
-                sock.bind(address)
+                if backlog is not None:
+                    sock.listen(backlog)
             except OSError as exc:
                 raise _refusal(host, port, exc) from None
     except BaseException:
