@@ -22,6 +22,8 @@ from svc_process import SvcProcess, answered_by, free_port
 
 from svc.testing import unique_id, within
 
+pytestmark = pytest.mark.topology  # what runs around svc: once per CI run, not per Python
+
 
 @pytest.fixture(params=sorted(BALANCERS))
 def balancer_kind(request) -> str:

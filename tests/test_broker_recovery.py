@@ -27,7 +27,7 @@ from test_postgres_faults import TcpRelay, through
 
 from svc.testing import unique_id
 
-pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.topology]
 
 MEMBERS_PER_PROCESS = 100
 #: The contract: whole again within this many seconds of the broker's return.

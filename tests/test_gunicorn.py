@@ -20,6 +20,8 @@ from test_workers import answering_pids, fresh, metrics_until, summed
 from svc.app import create_app
 from svc.testing import unique_id
 
+pytestmark = pytest.mark.topology  # what runs around svc: once per CI run, not per Python
+
 CREATED = 'svc_http_request_duration_seconds_count{method="POST",route="/users",status="201"}'
 GUNICORN = [sys.executable, "-m", "gunicorn", "--worker-class", "aiohttp.GunicornWebWorker"]
 

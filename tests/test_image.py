@@ -24,6 +24,8 @@ from pathlib import Path
 import pytest
 from dockerfile import ROOT, DockerIgnore, copy, env_pairs, exec_form, instructions
 
+pytestmark = pytest.mark.image
+
 DOCKERFILE = instructions()
 
 #: What a replay may not do on this machine, and need not: the USER test covers it.

@@ -32,7 +32,7 @@ from ws_helpers import frame_where
 
 from svc.testing import unique_id, within
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.topology]
 
 PGBOUNCER = os.environ.get("SVC_TEST_PGBOUNCER", "/usr/sbin/pgbouncer")
 EXAMPLE = Path(__file__).resolve().parent.parent / "deploy" / "pgbouncer"

@@ -19,6 +19,8 @@ from ws_helpers import frame_where
 from svc.settings import Settings, SettingsError
 from svc.testing import unique_id
 
+pytestmark = pytest.mark.topology  # what runs around svc: once per CI run, not per Python
+
 
 class Workers(SvcProcess):
     """``python -m svc`` with ``WORKERS``: an answer is ours when one of its workers gave it."""
