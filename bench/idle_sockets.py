@@ -159,18 +159,22 @@ async def open_one(shared: Shared, host: str, port: int, source: str, path: str)
 
 
 async def client_main(args) -> None:
-    """Told what to do on stdin, one JSON line per step; answers on stdout."""
+    """Told its paths, then what to do, on stdin, one JSON line each; answers on stdout."""
     shared = Shared()
-    paths = json.loads(args.client)
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
+    reader = asyncio.StreamReader(limit=2**26)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    # The first line: this process's socket paths (too long for a command line at 25,000).
+    paths = json.loads(await reader.readline())
     clients: list[Client] = []  # held: the sockets stay open until the process ends
 
     def say(**answer) -> None:
         print(json.dumps(answer), flush=True)
 
-    gate = asyncio.Semaphore(256)  # not more handshakes at once than a backlog holds
+    # Not more handshakes at once than the smaller backlog holds (bare aiohttp listens with
+    # 128): past it the kernel drops handshakes ("Possible SYN flooding" in dmesg) and
+    # some clients were closed before their welcome.
+    gate = asyncio.Semaphore(args.in_flight)
 
     async def one(path: str) -> Client:
         async with gate:
@@ -222,6 +226,22 @@ def start_server(command: str, env: dict, port: int) -> subprocess.Popen:
     sys.exit(f"{command!r} did not start")
 
 
+def tcp_pages() -> int:
+    """The pages of TCP buffers in use on the machine (/proc/net/sockstat)."""
+    for line in Path("/proc/net/sockstat").read_text().splitlines():
+        if line.startswith("TCP:"):
+            fields = line.split()
+            return int(fields[fields.index("mem") + 1])
+    return 0
+
+
+def quiet_tcp_memory(pages: int = 20_000, seconds: float = 60) -> None:
+    """Wait (at most ``seconds``) until the machine's TCP buffers are below ``pages``."""
+    deadline = time.monotonic() + seconds
+    while tcp_pages() > pages and time.monotonic() < deadline:
+        time.sleep(1)
+
+
 def put(port: int, user: str, body: dict) -> None:
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/users/{user}/profile",
@@ -243,7 +263,10 @@ def ask(clients: list[subprocess.Popen], order: dict) -> list[dict]:
     ]
     for answer in answers:
         if "error" in answer:
-            raise RuntimeError(f"a client process failed: {answer['error']}")
+            raise RuntimeError(
+                f"a client process failed: {answer['error']} (TCP buffers in use: "
+                f"{tcp_pages()} pages; see dmesg for 'TCP: out of memory')"
+            )
     return answers
 
 
@@ -260,6 +283,9 @@ def paths_for(side: str, args) -> list[list[str]]:
 
 
 def one_round(side: str, command: str, env: dict, port: int, subnet: int, args) -> dict:
+    # The machine's TCP buffers are shared (tcp_mem): another benchmark's crowd can fill
+    # them, and sockets are then dropped at random.  Start when they are quiet.
+    quiet_tcp_memory(seconds=300)
     server = start_server(command, env, port)
     clients: list[subprocess.Popen] = []
     try:
@@ -272,8 +298,9 @@ def one_round(side: str, command: str, env: dict, port: int, subnet: int, args) 
                     [
                         sys.executable,
                         __file__,
+                        "--in-flight",
+                        str(max(1, args.in_flight // args.clients)),
                         "--client",
-                        json.dumps(paths),
                         "--host",
                         "127.0.0.1",
                         "--port",
@@ -286,6 +313,7 @@ def one_round(side: str, command: str, env: dict, port: int, subnet: int, args) 
                     preexec_fn=raise_file_limit,
                 )
             )
+            clients[-1].stdin.write((json.dumps(paths) + "\n").encode())
         started = time.monotonic()
         done = ask(clients, {"do": "connect"})
         connect_s = max(answer["done"] for answer in done) - started
@@ -310,12 +338,17 @@ def one_round(side: str, command: str, env: dict, port: int, subnet: int, args) 
             time.sleep(1)
         lost = sum(r["lost"] for r in reports)
     finally:
+        # The server first (closing 100,000 sockets politely takes long), while the clients
+        # still read: sockets killed with data unread on both ends pile up in the kernel's
+        # TCP memory (tcp_mem), and the next side's sockets were then dropped ("TCP: out of
+        # memory" in dmesg).  Then wait for that memory to come back.
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+        time.sleep(2)
         for client in clients:
             client.kill()
-        os.killpg(server.pid, signal.SIGKILL)  # closing 100,000 sockets politely takes long
-        server.wait()
-        for client in clients:
             client.wait()
+        quiet_tcp_memory()
     return {
         "side": side,
         "sockets": args.sockets,
@@ -344,9 +377,12 @@ def main() -> None:
         default=f"{sys.executable} {HERE / 'ceilings' / 'bare.py'} --port {{port}} --uvloop",
     )
     parser.add_argument("--port", type=int, default=int(os.environ.get("BENCH_PORT", "18080")))
+    parser.add_argument(
+        "--in-flight", type=int, default=128, help="handshakes at once, over all client processes"
+    )
     parser.add_argument("--out")
     # a client process (started by the orchestrator)
-    parser.add_argument("--client", help=argparse.SUPPRESS)
+    parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--host", help=argparse.SUPPRESS)
     parser.add_argument("--source", help=argparse.SUPPRESS)
     args = parser.parse_args()
