@@ -9,7 +9,8 @@ uvloop, alternated svc bare bare svc …, each on a fresh process, and for each:
 1. ``--clients`` client processes (this script with ``--client``) each open their share
    of the sockets from a loopback address of their own (127.0.R.2, 127.0.R.3, …; R the
    round and side, so no address meets its own TIME_WAIT from the round before): Linux
-   gives each source address ~28,000 ephemeral ports.  ``connect_s`` is the time from the
+   gives each source address ~28,000 ephemeral ports.  ``--in-flight`` handshakes at once
+   over all of them (128: bare aiohttp's backlog).  ``connect_s`` is the time from the
    start until every socket has its welcome.
 2. After ``--settle`` seconds of idleness, ``rss_per_socket`` is the server's RSS growth
    divided by the sockets (the baseline is taken with the server started and warmed).
