@@ -162,10 +162,12 @@ for section in "$@"; do
         # the syscall tracepoints: needs perf and permission to trace), epoll wake-ups and
         # Redis publish batches, WORKERS=2 against WORKERS=1 at wrk -c32 and -c128, then
         # WORKERS=2 at -c32 against WORKERS=1 at -c16 (each loop as loaded as each of the
-        # two workers' loops).  About 2 min each, 6 min in all.
+        # two workers' loops), WORKERS=1 at -c32 against itself at -c16, and GET.  About
+        # 2 min each, 10 min in all.
         createdb_if_missing "$BENCH_PG"; mkdir -p "$RESULTS"
         for run in "put-c32 --concurrency 32" "put-c128 --concurrency 128" \
-                   "w2c32-w1c16 --concurrency 32 --b-concurrency 16"; do
+                   "w2c32-w1c16 --concurrency 32 --b-concurrency 16" \
+                   "w1c32-w1c16 --a-workers 1 --concurrency 32 --b-concurrency 16" "get-c32 --get"; do
             set -- $run
             name=$1; shift
             echo "== workers-cost-$name"
