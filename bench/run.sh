@@ -16,6 +16,10 @@
 #   bash bench/run.sh fanout-two                 # 2,000 members over two processes (Redis) vs one
 #   bash bench/run.sh workers                    # WORKERS=2 against WORKERS=1: PUT and GET on
 #                                                # Postgres + Redis, bursts alternated, not pinned
+#   bash bench/run.sh workers-cost               # ... and the counts behind it: syscalls, loop
+#                                                # wake-ups, publish batches per PUT (workers_cost.py)
+#   bash bench/run.sh idle100k                   # 100,000 idle WebSockets in one process, svc vs
+#                                                # bare aiohttp (idle_sockets.py: see its section)
 #   bash bench/run.sh peer-get peer-put peer-connect peer-fanout peer-lag  # against the replaced
 #                                                # service, when its kit is at $PEER_KIT
 #
@@ -152,6 +156,39 @@ for section in "$@"; do
                 --b-name workers-1 --b "$PY -m svc" --b-env BCRYPT_ROUNDS=12 \
                 --b-env DATABASE_URL=$BENCH_PG --b-env "BROKER_URL=$BENCH_REDIS-w1"
         done
+        ;;
+    workers-cost)
+        # Where WORKERS=2's extra CPU per PUT goes: per PUT, CPU, system calls (perf stat on
+        # the syscall tracepoints: needs perf and permission to trace), epoll wake-ups and
+        # Redis publish batches, WORKERS=2 against WORKERS=1 at wrk -c32 and -c128, then
+        # WORKERS=2 at -c32 against WORKERS=1 at -c16 (each loop as loaded as each of the
+        # two workers' loops), WORKERS=1 at -c32 against itself at -c16, and GET.  About
+        # 2 min each, 10 min in all.
+        createdb_if_missing "$BENCH_PG"; mkdir -p "$RESULTS"
+        for run in "put-c32 --concurrency 32" "put-c128 --concurrency 128" \
+                   "w2c32-w1c16 --concurrency 32 --b-concurrency 16" \
+                   "w1c32-w1c16 --a-workers 1 --concurrency 32 --b-concurrency 16" "get-c32 --get"; do
+            set -- $run
+            name=$1; shift
+            echo "== workers-cost-$name"
+            (cd "$HERE" && "$PY" workers_cost.py --bursts 6 --seconds 4 --database-url "$BENCH_PG" \
+                --redis-url "${BENCH_REDIS%%\?*}" --server "$PY -m svc" "$@" \
+                --out "$RESULTS/workers-cost-$name.jsonl") | tee "$RESULTS/workers-cost-$name.txt"
+        done
+        ;;
+    idle100k)
+        # 100,000 idle WebSockets in one process, svc (memory storage and broker) against
+        # bare aiohttp, alternated on fresh processes: connect time, RSS per socket, and one
+        # update's last delivery.  Needs: a hard file limit above the sockets for the server
+        # and the clients (IDLE_SOCKETS + 1,000; raising it takes CAP_SYS_RESOURCE, as root:
+        # ulimit -Hn 110000), 127.0.R.x loopback addresses (Linux routes all of 127/8), about
+        # 3 GiB of RAM, and 25-40 min for 3 rounds on 2 cores (a round: ~2 min per side).
+        # IDLE_SOCKETS=19000 where the hard limit is 20,000 (this machine: see README).
+        mkdir -p "$RESULTS"; echo "== idle100k"
+        "$PY" "$HERE/idle_sockets.py" --sockets "${IDLE_SOCKETS:-100000}" --rounds "$ROUNDS" \
+            --clients "${IDLE_CLIENTS:-4}" --svc "$PY -m svc" \
+            --bare "$PY $HERE/ceilings/bare.py --port {port} --uvloop" \
+            --out "$RESULTS/idle100k.jsonl" | tee "$RESULTS/idle100k.txt"
         ;;
     lag)            pair lag-svc-vs-bare-note lag "${svc[@]}" --b-name svc-cost-4 --b "$PY -m svc" --b-env BCRYPT_ROUNDS=4 ;;
     peer-get|peer-put|peer-connect|peer-fanout|peer-lag)
