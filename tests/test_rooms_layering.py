@@ -15,6 +15,7 @@ ROOMS = Path(svc.rooms.__file__).parent
 STACK = [
     "hub",
     "room",
+    "member_bytes",
     "ordering",
     "welcome_cache",
     "member_set",

@@ -28,6 +28,7 @@ from ..storage import Storage
 from . import frames
 from .connection import Connection
 from .limits import RoomSettings, RoomStats
+from .member_bytes import PresenceBatch
 from .member_set import MemberSet
 from .ordering import ChangeOrder
 from .welcome_cache import WelcomeCache
@@ -255,17 +256,12 @@ class Room:
     def _fan_out(self, pending: dict[str, tuple[bool, int]], records: dict) -> None:
         if not pending:
             return
-        first = min(number for _, number in pending.values())
-        frames_after: dict[int, bytes | None] = {}  # a mark → the frame of what follows it
+        batch = PresenceBatch(self.id, pending, records, len(self.members), self._with_email)
         for conn in self.connections:
             mark = conn.presence_mark
             if mark is None:
                 continue  # its welcome, still to come, will show all of this
-            key = first - 1 if mark < first else mark
-            if key not in frames_after:
-                news = {user: state for user, state in pending.items() if state[1] > key}
-                frames_after[key] = self._presence_frame(news, records) if news else None
-            frame = frames_after[key]
+            frame = batch.frame_after(mark)
             if frame is not None:
                 conn.send(frame)
                 self._stats.frames_sent += 1
@@ -278,16 +274,3 @@ class Room:
         window = self._limits.presence_window
         self._retry_delay = min(max(self._retry_delay * 2, window * 2), MAX_RETRY_DELAY)
         return self._retry_delay
-
-    def _presence_frame(self, news: dict[str, tuple[bool, int]], records: dict) -> bytes:
-        return frames.encode_with_users(
-            {
-                "type": "presence",
-                "room": self.id,
-                "left": [user_id for user_id, (present, _) in news.items() if not present],
-                "member_count": len(self.members),
-            },
-            "joined",
-            [records[user_id] for user_id, (present, _) in news.items() if present],
-            self._with_email,
-        )
