@@ -15,7 +15,6 @@ ROOMS = Path(svc.rooms.__file__).parent
 STACK = [
     "hub",
     "room",
-    "member_bytes",
     "ordering",
     "welcome_cache",
     "member_set",

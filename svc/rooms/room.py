@@ -28,7 +28,6 @@ from ..storage import Storage
 from . import frames
 from .connection import Connection
 from .limits import RoomSettings, RoomStats
-from .member_bytes import PresenceBatch
 from .member_set import MemberSet
 from .ordering import ChangeOrder
 from .welcome_cache import WelcomeCache
@@ -256,12 +255,17 @@ class Room:
     def _fan_out(self, pending: dict[str, tuple[bool, int]], records: dict) -> None:
         if not pending:
             return
-        batch = PresenceBatch(self.id, pending, records, len(self.members), self._with_email)
+        first = min(number for _, number in pending.values())
+        frames_after: dict[int, bytes | None] = {}  # a mark → the frame of what follows it
         for conn in self.connections:
             mark = conn.presence_mark
             if mark is None:
                 continue  # its welcome, still to come, will show all of this
-            frame = batch.frame_after(mark)
+            key = first - 1 if mark < first else mark
+            if key not in frames_after:
+                news = {user: state for user, state in pending.items() if state[1] > key}
+                frames_after[key] = self._presence_frame(news, records) if news else None
+            frame = frames_after[key]
             if frame is not None:
                 conn.send(frame)
                 self._stats.frames_sent += 1
@@ -274,3 +278,16 @@ class Room:
         window = self._limits.presence_window
         self._retry_delay = min(max(self._retry_delay * 2, window * 2), MAX_RETRY_DELAY)
         return self._retry_delay
+
+    def _presence_frame(self, news: dict[str, tuple[bool, int]], records: dict) -> bytes:
+        return frames.encode_with_users(
+            {
+                "type": "presence",
+                "room": self.id,
+                "left": [user_id for user_id, (present, _) in news.items() if not present],
+                "member_count": len(self.members),
+            },
+            "joined",
+            [records[user_id] for user_id, (present, _) in news.items() if present],
+            self._with_email,
+        )
