@@ -8,7 +8,10 @@ Starts ``python -m svc`` (memory storage) under ``valgrind --tool=callgrind
 --instr-atstart=no``, creates user ``u1``, sends ``--warm`` GETs of ``--path`` from one
 keep-alive client, switches counting on (``callgrind_control -i on``), sends ``--count``
 more, switches it off, and prints the server's instructions per request.  Compare two
-commits by running it with ``--env PYTHONPATH=`` pointing at a ``git archive`` of each.
+commits by running it with ``--env PYTHONPATH=`` pointing at a ``git archive`` of each;
+``--server 'bench/ceilings/bare.py --port {port} --uvloop'`` counts another server the
+same way (a script path, run by this Python), and ``--keep DIR`` keeps callgrind's output
+for ``callgrind_annotate``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
+import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -60,6 +65,8 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=500)
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for svc")
+    parser.add_argument("--server", help="a script and its args instead of -m svc; {port}")
+    parser.add_argument("--keep", help="copy callgrind's output to this directory")
     args = parser.parse_args()
     port = free_port()
     # vgdb (callgrind_control) names its pipes after the user: give it one where none is set.
@@ -75,8 +82,11 @@ def main() -> None:
                 "--instr-atstart=no",
                 f"--callgrind-out-file={out}",
                 sys.executable,
-                "-m",
-                "svc",
+                *(
+                    shlex.split(args.server.replace("{port}", str(port)))
+                    if args.server
+                    else ["-m", "svc"]
+                ),
             ],
             env=env,
             cwd=work,  # not the checkout: svc is imported from where PYTHONPATH says
@@ -102,6 +112,9 @@ def main() -> None:
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(120)
+        if args.keep:
+            for name in Path(work).glob("callgrind.out*"):
+                shutil.copy(name, args.keep)
         total = 0
         for name in Path(work).glob("callgrind.out*"):
             for line in name.read_text().splitlines():

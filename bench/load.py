@@ -8,7 +8,9 @@
            and the server's RSS growth per connection once they are idle
   fanout   --clients members in one room, reading all they are sent, then a PUT of one
            member: ms until the LAST client has its profile_updated (median of --repeats),
-           and the server's RSS growth with the room joined
+           and the server's RSS growth with the room joined (and per member);
+           --protocol socketio speaks Engine.IO 4 / Socket.IO 5 over WebSocket instead, to
+           the python-socketio peer (bench/peers/socketio/app.py)
   reconnect  --clients members in one room all drop at once and come straight back (a
            deploy, a network blip): seconds until every new welcome is in, with the old
            sockets' leaves still being written
@@ -30,6 +32,7 @@ import json
 import os
 import re
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -109,6 +112,8 @@ def wrk(base: str, script: str, args) -> dict:
 class MiniWS:
     """A client WebSocket with just enough protocol: connect, read text frames, close."""
 
+    socketio = False  # Engine.IO on top: its pings are answered while draining
+
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         self.reader, self.writer = reader, writer
 
@@ -138,6 +143,13 @@ class MiniWS:
             raise ConnectionError("closed by the server")
         return payload
 
+    def send_text(self, payload: bytes) -> None:
+        """A client text frame: masked, as RFC 6455 wants of a client (with a zero key:
+        the bytes go as they are)."""
+        size = len(payload)
+        head = bytes((0x81, 0x80 | size)) if size < 126 else struct.pack("!BBH", 0x81, 254, size)
+        self.writer.write(head + b"\0\0\0\0" + payload)
+
     async def frame_containing(self, needle: bytes) -> bytes:
         while True:
             payload = await self.frame()
@@ -162,16 +174,49 @@ class MiniWS:
     async def _drain(self) -> None:
         while True:
             payload = await self.frame()
+            if payload == b"2" and self.socketio:  # an Engine.IO ping: its pong
+                self.send_text(b"3")
+                continue
             needle, found = self.watching
             if not found.done() and needle in payload:
                 found.set_result(payload)
 
 
-async def join_all(base: str, room: str, clients: int, drain: bool = False) -> list[MiniWS]:
+async def socketio_join(ws: MiniWS) -> None:
+    """Engine.IO's open, our Socket.IO CONNECT to ``/``, then both its CONNECT answer and the
+    peer's ``welcome`` event, in either order (python-socketio may send an event emitted from
+    its connect handler first)."""
+    ws.socketio = True
+    connected = welcomed = False
+    while not (connected and welcomed):
+        payload = await ws.frame()
+        if payload.startswith(b"0"):
+            ws.send_text(b"40")
+        elif payload.startswith(b"40"):
+            connected = True
+        elif payload.startswith(b'42["welcome"'):
+            welcomed = True
+        elif payload == b"2":
+            ws.send_text(b"3")
+        elif payload.startswith(b"44"):
+            raise ConnectionError(payload[:200])
+
+
+async def join_all(
+    base: str, room: str, clients: int, drain: bool = False, protocol: str = "ws"
+) -> list[MiniWS]:
     host, port = urlsplit(base).hostname, urlsplit(base).port
     sem = asyncio.Semaphore(256)  # a burst, but not more sockets in handshake than a backlog holds
 
     async def one(i: int) -> MiniWS:
+        if protocol == "socketio":
+            query = f"EIO=4&transport=websocket&room={room}&user_id=c{i}"
+            async with sem:
+                ws = await MiniWS.connect(host, port, f"/socket.io/?{query}")
+            await socketio_join(ws)
+            if drain:
+                ws.drain_watching(b"\0")  # nothing to find yet: read and answer pings
+            return ws
         async with sem:
             ws = await MiniWS.connect(host, port, f"/ws/{room}?user_id=c{i}")
         if drain:
@@ -217,7 +262,7 @@ async def fanout(args) -> dict:
     async with aiohttp.ClientSession(args.base) as http:
         async with http.put("/users/c0/profile", json={"username": f"fan{room[-8:]}"}) as r:
             assert r.status in (200, 201), await r.text()
-        sockets = await join_all(args.base, room, args.clients, drain=True)
+        sockets = await join_all(args.base, room, args.clients, True, args.protocol)
         await asyncio.sleep(args.settle)
         after = rss(args.pid)
         times = []
@@ -237,6 +282,7 @@ async def fanout(args) -> dict:
         "clients": args.clients,
         "last_delivery_ms": round(statistics.median(times), 2),
         "rss_growth_mib": round(grown, 1) if grown is not None else None,
+        "rss_per_member": round(grown * 2**20 / args.clients) if grown is not None else None,
     }
 
 
@@ -286,6 +332,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--settle", type=float, default=1.0)
     parser.add_argument("--no-seed", action="store_true", help="the server has its users already")
+    parser.add_argument("--protocol", choices=["ws", "socketio"], default="ws", help="fanout only")
     args = parser.parse_args()
     if urlsplit(args.base).hostname not in ("127.0.0.1", "localhost", "::1"):
         sys.exit("only loopback targets")

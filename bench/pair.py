@@ -5,6 +5,9 @@
         --b 'python bench/ceilings/bare.py --port {port}' [--out results.jsonl] [-- LOAD ARGS]
 
 Each command runs with PORT={port} in its environment and ``{port}`` replaced in its text.
+``--b-load ARG`` (or ``--a-load``) passes ARG to load.py for that side alone (a peer's
+``--protocol socketio``).  ``--require FIGURE=MAX`` makes it a guard: exit status 1 when
+the median ratio A/B of FIGURE is above MAX (or missing).
 Prints each round, then per figure: the median and min–max of each side and the median of
 the per-round ratios A/B (the figure to quote: absolute numbers move between runs on a
 shared machine, a ratio measured side by side does not).
@@ -107,11 +110,14 @@ def main() -> None:
     parser.add_argument("--scenario", required=True)
     parser.add_argument("--rounds", type=int, default=3)
     add_server_options(parser)
+    for side in ("a", "b"):
+        parser.add_argument(f"--{side}-load", action="append", default=[], help="a load.py arg")
+    parser.add_argument("--require", action="append", default=[], help="FIGURE=MAX ratio A/B")
     args = parser.parse_args(argv)
     rounds = []
     for number in range(1, args.rounds + 1):
-        a = run(args.a_name, args.a, args.a_env, args, extra)
-        b = run(args.b_name, args.b, args.b_env, args, extra)
+        a = run(args.a_name, args.a, args.a_env, args, [*args.a_load, *extra])
+        b = run(args.b_name, args.b, args.b_env, args, [*args.b_load, *extra])
         rounds.append((a, b))
         print(
             f"round {number}: {args.a_name} {json.dumps(a)}\n         {args.b_name} {json.dumps(b)}"
@@ -135,6 +141,7 @@ def main() -> None:
     ]
     a_head, b_head = f"{args.a_name} median [min-max]", f"{args.b_name} median [min-max]"
     print(f"\n{'figure':<16} {a_head:<30} {b_head:<30} A/B")
+    medians: dict[str, float] = {}
     for key in keys:
         av = [a[key] for a, _ in rounds if a.get(key) is not None]
         bv = [b[key] for _, b in rounds if b.get(key) is not None]
@@ -144,6 +151,17 @@ def main() -> None:
         fmt = lambda v: f"{num(statistics.median(v))} [{num(min(v))}-{num(max(v))}]"  # noqa: E731
         ratio = f"{statistics.median(ratios):.3f}" if ratios else "-"
         print(f"{key:<16} {fmt(av):<30} {fmt(bv):<30} {ratio}")
+        if ratios:
+            medians[key] = statistics.median(ratios)
+    failed = []
+    for rule in args.require:
+        key, limit = rule.split("=")
+        verdict = "ok" if medians.get(key, float("inf")) <= float(limit) else "FAILED"
+        print(f"require {key} A/B <= {limit}: {medians.get(key, 'missing')} {verdict}")
+        if verdict != "ok":
+            failed.append(key)
+    if failed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@
 #                                                # wake-ups, publish batches per PUT (workers_cost.py)
 #   bash bench/run.sh idle100k                   # 100,000 idle WebSockets in one process, svc vs
 #                                                # bare aiohttp (idle_sockets.py: see its section)
+#   bash bench/run.sh setup-peers peer-socketio  # regression guard: svc's fan-out to 2,000 members
+#                                                # <= 0.3x python-socketio's, memory per member <= 0.5x
 #   bash bench/run.sh peer-get peer-put peer-connect peer-fanout peer-lag  # against the replaced
 #                                                # service, when its kit is at $PEER_KIT
 #
@@ -85,6 +87,20 @@ for section in "$@"; do
         # A copy of the committed tree, so edits made while a benchmark runs cannot change it.
         rm -rf "$WORK/svc-src" && mkdir -p "$WORK" && git -C "$REPO" archive --prefix=svc-src/ HEAD | tar -x -C "$WORK"
         "$VENV/bin/pip" install -q "$WORK/svc-src" uvloop
+        ;;
+    setup-peers)  # the python-socketio peer (bench/peers/socketio) in a virtualenv of its own
+        python3 -m venv "$WORK/venv-socketio"
+        "$WORK/venv-socketio/bin/pip" install -q -r "$HERE/peers/socketio/requirements.txt"
+        ;;
+    peer-socketio)
+        # One update to 2,000 members, svc against the python-socketio peer; exits 1 when svc
+        # is not at <= 0.3x its last delivery or <= 0.5x its memory per member.
+        [ -x "$WORK/venv-socketio/bin/python" ] || { echo "run: bash bench/run.sh setup-peers" >&2; exit 2; }
+        ulimit -n 20000
+        pair fanout-svc-vs-socketio fanout "${svc[@]}" --b-name socketio \
+            --b "$WORK/venv-socketio/bin/python $HERE/peers/socketio/app.py --host 127.0.0.1 --port {port}" \
+            --b-load=--protocol=socketio --require last_delivery_ms=0.3 --require rss_per_member=0.5 \
+            -- --clients 2000 --settle 3
         ;;
     get|put)        pair "$section-svc-vs-bare" "$section" "${svc[@]}" "${bare[@]}" ;;
     connect)        ulimit -n 20000; pair connect-svc-vs-bare connect "${svc[@]}" "${bare[@]}" -- --clients 2000 ;;

@@ -8,6 +8,11 @@ Its own table ``ceiling_users`` (same shape as svc's ``users``), filled with ``u
 - ``GET /users/{id}``: ``SELECT`` the row.
 - ``PUT /users/{id}/profile``: merge the body into ``profile`` and bump ``version`` in one
   ``UPDATE … RETURNING`` (what svc's partial update does), answer the row.
+
+Both statements are prepared on each pooled connection when the pool opens it and run as
+``EXECUTE`` (``--plain`` sends them as plain statements): svc prepares its hot statements
+(plugins/svc_postgres/prepared.py), and a ceiling that makes Postgres parse and plan every
+statement is no ceiling for it.
 """
 
 from __future__ import annotations
@@ -34,7 +39,15 @@ PUT = (
     " updated_at = clock_timestamp() WHERE id = %s"
     " RETURNING id, profile, version, created_at, updated_at"
 )
+# psycopg2 interpolates %s on the client: EXECUTE carries the values as literals, typed by
+# the declared parameter types, as svc's prepared statements do.
+PREPARE = (
+    "PREPARE ceiling_get (text) AS " + GET.replace("%s", "$1") + ";\n"
+    "PREPARE ceiling_put (jsonb, text) AS " + PUT.replace("%s", "$1", 1).replace("%s", "$2")
+)
+EXECUTE = {GET: "EXECUTE ceiling_get (%s)", PUT: "EXECUTE ceiling_put (%s, %s)"}
 POOL = web.AppKey("pool", aiopg.Pool)
+TEXT = web.AppKey("text", dict)
 
 
 def render(row) -> web.Response:
@@ -51,7 +64,7 @@ def render(row) -> web.Response:
 
 async def one(request: web.Request, sql: str, params) -> web.Response:
     async with request.app[POOL].acquire() as conn, conn.cursor() as cur:
-        await cur.execute(sql, params)
+        await cur.execute(request.app[TEXT][sql], params)
         row = await cur.fetchone()
     if row is None:
         raise web.HTTPNotFound()
@@ -73,6 +86,7 @@ def main() -> None:
     parser.add_argument("--dsn", required=True)
     parser.add_argument("--pool", type=int, default=10)
     parser.add_argument("--uvloop", action="store_true", help="as svc runs by default")
+    parser.add_argument("--plain", action="store_true", help="no prepared statements")
     args = parser.parse_args()
     if args.uvloop:
         import asyncio
@@ -81,10 +95,18 @@ def main() -> None:
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
+    async def prepare(conn: aiopg.Connection) -> None:
+        async with conn.cursor() as cur:
+            await cur.execute(PREPARE)
+
     async def pool_ctx(app: web.Application):
-        app[POOL] = await aiopg.create_pool(args.dsn, minsize=1, maxsize=args.pool)
-        async with app[POOL].acquire() as conn, conn.cursor() as cur:
+        # The table first: PREPARE needs it.
+        async with aiopg.connect(args.dsn) as conn, conn.cursor() as cur:
             await cur.execute(SCHEMA)
+        app[TEXT] = {GET: GET, PUT: PUT} if args.plain else EXECUTE
+        app[POOL] = await aiopg.create_pool(
+            args.dsn, minsize=1, maxsize=args.pool, on_connect=None if args.plain else prepare
+        )
         yield
         app[POOL].close()
         await app[POOL].wait_closed()

@@ -18,6 +18,7 @@ from .bodies import read_json
 from .errors import APIError
 from .ids import USER_ID
 from .operation import Reply, documented
+from .plain_profile import plain_profile_update
 from .schemas import (
     NewUserSchema,
     PasswordSchema,
@@ -145,7 +146,7 @@ async def update_profile(request: web.Request) -> web.Response:
     user_id = request.match_info["user_id"]
     # Creating X through here also needs X's token, and not one of a deleted X (auth.py).
     credentials = await authorize_write(request, user_id)
-    changes = await read_json(request, profile_schema)
+    changes = await read_json(request, profile_schema, plain_profile_update)
     # RFC 9110 13.2.1: preconditions are evaluated after the request's own checks.
     expected = _expected_version(request)
     conditional = hdrs.IF_MATCH in request.headers
