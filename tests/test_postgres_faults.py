@@ -211,9 +211,8 @@ async def test_a_stuck_write_answers_503_in_seconds_and_never_commits_late(
             )
             return waiting[0][0] == 0
 
-        await wait_until(
-            server_gave_up, timeout=15
-        )  # the statement timeout, not the lock, ended it
+        # The statement timeout, not the lock, ended it.
+        await wait_until(server_gave_up, 15, 0.05)
         await cur.execute("COMMIT")
     resp = await client.get(f"/users/{user_id}")
     body = await resp.json()
