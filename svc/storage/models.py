@@ -69,9 +69,6 @@ class User:
     created_at: datetime
     updated_at: datetime
     password_updated_at: datetime | None = field(default=None, compare=False)
-    #: Scratch space for representations built from this record (its JSON body),
-    #: so a record handed out many times is serialised once.  Not part of the record.
-    memo: dict = field(default_factory=dict, init=False, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
