@@ -27,8 +27,8 @@ def format_timestamp(moment: datetime) -> str:
 
 
 def user_to_dict(user: User, with_email: bool = True) -> dict[str, Any]:
-    get = user.profile.get
-    profile = {name: get(name) for name in PROFILE_FIELDS}
+    # zip and map, not a comprehension: no Python frame for what runs on every write.
+    profile = dict(zip(PROFILE_FIELDS, map(user.profile.get, PROFILE_FIELDS), strict=True))
     for name, value in profile.items():
         # A backend may hand out read-only mappings (svc.storage.frozen_profile): json wants
         # dicts.  (Checked here, not per field in a helper: this runs for every fresh record.)
@@ -56,9 +56,12 @@ def user_json(user: User, with_email: bool = True) -> bytes:
     A record is immutable, so a backend that hands out the same object for
     repeated reads (memory) costs one serialisation per version, not per request.
     """
-    bodies = _BODIES.get(id(user))
+    key = id(user)
+    bodies = _BODIES.get(key)
     if bodies is None or bodies() is not user:
-        bodies = _Bodies(user)
+        # (Made here, not in an __init__: a PUT's record is new, so this runs on every write.)
+        bodies = _BODIES[key] = _Bodies(user, _forget)
+        bodies.key, bodies.json, bodies.json_no_email = key, None, None
     # Without an email both representations are one and the same body.
     if with_email or user.profile.get("email") is None:
         body = bodies.json
@@ -79,16 +82,6 @@ class _Bodies(weakref.ref):
     record, and a record holds a dict.)"""
 
     __slots__ = ("key", "json", "json_no_email")
-
-    def __new__(cls, user: User):
-        return super().__new__(cls, user, _forget)
-
-    def __init__(self, user: User):
-        super().__init__(user, _forget)
-        self.key = id(user)
-        self.json: bytes | None = None
-        self.json_no_email: bytes | None = None
-        _BODIES[self.key] = self
 
 
 def _forget(bodies: _Bodies) -> None:
