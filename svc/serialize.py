@@ -6,12 +6,14 @@ the server.
 
 With auth on, ``email`` is private (docs/api.md "Auth"): only a request carrying the
 owner's token reads it; everyone else, the members route and every room frame
-see ``null``.  Each record caches both bodies, so the choice costs nothing per reader.
+see ``null``.  Both bodies of a record are built once (:func:`user_json`), so the choice
+costs nothing per reader.
 """
 
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -25,8 +27,8 @@ def format_timestamp(moment: datetime) -> str:
 
 
 def user_to_dict(user: User, with_email: bool = True) -> dict[str, Any]:
-    get = user.profile.get
-    profile = {name: get(name) for name in PROFILE_FIELDS}
+    # zip and map, not a comprehension: no Python frame for what runs on every write.
+    profile = dict(zip(PROFILE_FIELDS, map(user.profile.get, PROFILE_FIELDS), strict=True))
     for name, value in profile.items():
         # A backend may hand out read-only mappings (svc.storage.frozen_profile): json wants
         # dicts.  (Checked here, not per field in a helper: this runs for every fresh record.)
@@ -54,12 +56,42 @@ def user_json(user: User, with_email: bool = True) -> bytes:
     A record is immutable, so a backend that hands out the same object for
     repeated reads (memory) costs one serialisation per version, not per request.
     """
+    key = id(user)
+    bodies = _BODIES.get(key)
+    if bodies is None or bodies() is not user:
+        # (Made here, not in an __init__: a PUT's record is new, so this runs on every write.)
+        bodies = _BODIES[key] = _Bodies(user, _forget)
+        bodies.key, bodies.json, bodies.json_no_email = key, None, None
     # Without an email both representations are one and the same body.
-    key = "json" if with_email or user.profile.get("email") is None else "json_no_email"
-    body = user.memo.get(key)
-    if body is None:
-        body = user.memo[key] = _compact(user_to_dict(user, with_email)).encode()
+    if with_email or user.profile.get("email") is None:
+        body = bodies.json
+        if body is None:
+            body = bodies.json = _compact(user_to_dict(user)).encode()
+    else:
+        body = bodies.json_no_email
+        if body is None:
+            body = bodies.json_no_email = _compact(user_to_dict(user, False)).encode()
     return body
+
+
+class _Bodies(weakref.ref):
+    """The JSON bodies built from one record, kept as long as the record lives and no
+    longer: a weak reference to it that carries them, in :data:`_BODIES` under the
+    record's ``id()``.  The record stays plain data (no HTTP cache in storage's class),
+    and a backend needs to know nothing about it.  (A WeakKeyDictionary would hash the
+    record, and a record holds a dict.)"""
+
+    __slots__ = ("key", "json", "json_no_email")
+
+
+def _forget(bodies: _Bodies) -> None:
+    # The record is gone; its id may be reused at once by another record, whose entry
+    # (if already made) must stay.
+    if _BODIES.get(bodies.key) is bodies:
+        del _BODIES[bodies.key]
+
+
+_BODIES: dict[int, _Bodies] = {}
 
 
 # One encoder for every body: json.dumps with separators builds a new one per call.

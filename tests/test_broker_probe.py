@@ -10,30 +10,22 @@ that unlinked the session.  Real sockets, real servers.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import time
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pytest
-from relay_helpers import MutingRelay
+from relay_helpers import Relay, through
 from ws_helpers import frame_where, join, new_user
 
 from svc.app import create_app
 from svc.settings import Settings
-from svc.testing import unique_id
+from svc.testing import unique_id, wait_until
 
 pytestmark = pytest.mark.postgres
 
 PROBE_EVERY = 1.0
-
-
-def through(url: str, relay: MutingRelay) -> str:
-    parts = urlsplit(url)
-    userinfo = parts.netloc.rpartition("@")[0]
-    netloc = f"{userinfo}@127.0.0.1:{relay.port}" if userinfo else f"127.0.0.1:{relay.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def with_param(url: str, param: str) -> str:
@@ -51,21 +43,10 @@ async def _ready_message(client) -> tuple[int, str]:
     return response.status, body["error"]["message"] if response.status == 503 else ""
 
 
-async def _until(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:g} s: {what}")
-        await asyncio.sleep(0.02)
-
-
 async def _a_listener_that_goes_mute(aiohttp_client, caplog, postgres_url, broker_url, marker):
     """The whole story, for either broker; returns the readiness message seen while mute."""
     parts = urlsplit(broker_url)
-    relay = MutingRelay(parts.hostname, parts.port, marker)
+    relay = Relay(parts.hostname, parts.port, marker)
     await relay.start()
     caplog.set_level(logging.INFO)
     clients = []
@@ -91,7 +72,7 @@ async def _a_listener_that_goes_mute(aiohttp_client, caplog, postgres_url, broke
             return message if status == 503 else None
 
         # Found within two probe periods (one to send, one for the echo), with slack.
-        message = await _until(not_ready, 2 * PROBE_EVERY + 3, "readiness 503 while mute")
+        message = await wait_until(not_ready, 2 * PROBE_EVERY + 3, 0.02)  # readiness 503 while mute
         assert time.monotonic() - started < 2 * PROBE_EVERY + 3
         # A change made now is lost to the mute connection: only the repair brings it.
         response = await other.put(f"/users/{watched}/profile", json={"bio": "while mute"})
@@ -101,7 +82,7 @@ async def _a_listener_that_goes_mute(aiohttp_client, caplog, postgres_url, broke
         async def ready():
             return (await _ready_message(client))[0] == 200
 
-        await _until(ready, 4 * PROBE_EVERY + 5, "readiness 200 again")
+        await wait_until(ready, 4 * PROBE_EVERY + 5, 0.02)  # readiness 200 again
         frame = await frame_where(
             ws, lambda f: f["type"] == "profile_updated" and f["profile"]["bio"] == "while mute"
         )

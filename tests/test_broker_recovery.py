@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 from redis_helpers import OwnRedis
+from relay_helpers import Relay, through
 from svc_process import SvcProcess
-from test_postgres_faults import TcpRelay, through
 
 from svc.testing import unique_id
 
@@ -96,7 +96,7 @@ async def test_postgres_back_after_an_outage_presence_and_live_events_whole_with
     postgres_url, tmp_path
 ):
     parts = urlsplit(postgres_url)
-    relay = TcpRelay(parts.hostname or "127.0.0.1", parts.port or 5432)
+    relay = Relay(parts.hostname or "127.0.0.1", parts.port or 5432)
     await relay.start()
     env = {"DATABASE_URL": through(postgres_url, relay)}  # storage, and so the broker
 

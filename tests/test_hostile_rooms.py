@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import WSMsgType
-from test_postgres_faults import TcpRelay, through
+from relay_helpers import Relay, through
 from ws_helpers import frame_where, join, new_user, presence_where
 
 from svc.app import create_app
@@ -68,7 +68,7 @@ async def test_a_users_sockets_in_a_room_share_one_frame_budget(make_client):
 @pytest.fixture
 async def relay(postgres_url):
     parts = urlsplit(postgres_url)
-    relay = TcpRelay(parts.hostname or "127.0.0.1", parts.port or 5432)
+    relay = Relay(parts.hostname or "127.0.0.1", parts.port or 5432)
     await relay.start()
     yield relay
     await relay.cut()

@@ -24,13 +24,16 @@ import aiohttp
 import aiopg
 import psycopg2
 import pytest
-from svc_postgres import listen_check
 from svc_postgres import pool as pg
+from svc_postgres import pooling
+from svc_postgres.broker import NO_LISTEN, PostgresBroker
 from svc_postgres.pooling import transaction_pooled
 from svc_process import SvcProcess, free_port
 from ws_helpers import frame_where
 
+from svc.broker import BrokerMisconfigured
 from svc.testing import unique_id, within
+from svc.testing.broker import Recorder
 
 pytestmark = [pytest.mark.postgres, pytest.mark.topology]
 
@@ -482,21 +485,28 @@ def test_the_example_configuration_is_what_the_tests_run():
     assert "pool_mode = transaction" in example
 
 
-async def test_a_message_to_itself_proves_listen_directly_and_fails_through_the_pooler(
-    postgres_url, transaction_pooler
+async def test_the_listeners_first_proof_refuses_a_url_where_listen_does_not_deliver(
+    postgres_url, transaction_pooler, monkeypatch
 ):
-    """listen_check.delivers, on its own (the broker's start-up uses it; so may a periodic
-    check): a notification sent from another connection comes back directly, never
-    through a transaction pooler."""
+    """LISTEN is proven once at start, by the listener's own probe (a NOTIFY to itself):
+    through a pooler that the quick check does not recognise (made to answer "direct" here,
+    as an unknown pooler would), start-up still stops with the BROKER_URL refusal, and not
+    with "unavailable", which would be retried; directly, the same broker opens."""
+
+    async def unrecognised(connect) -> bool:
+        return False
+
+    monkeypatch.setattr(pooling, "transaction_pooled", unrecognised)
     for url, works in ((postgres_url, True), (transaction_pooler.url, False)):
-        listening, sending = await pg.connect(url), await pg.connect(url)
+        broker = PostgresBroker(f"{url}?probe_every=1.5")
         try:
-
-            async def notify(sql, params, conn=sending):
-                async with conn.cursor() as cur:
-                    await cur.execute(sql, params)
-
-            assert await listen_check.delivers(listening, notify, timeout=1.5) is works, url
+            if works:
+                await broker.open(Recorder())
+                assert broker._listener.connected
+            else:
+                with pytest.raises(BrokerMisconfigured) as refused:
+                    await broker.open(Recorder())
+                assert str(refused.value).endswith(NO_LISTEN), refused.value
+                assert not broker._listener.connected
         finally:
-            listening.close()
-            sending.close()
+            await broker.close()

@@ -10,84 +10,29 @@ from __future__ import annotations
 
 import asyncio
 import time
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import aiopg
 import pytest
 from aiohttp import WSMsgType
+from relay_helpers import Relay, through
 from ws_helpers import frame_where, frames_until_pong, join, new_user, presence_where
 
 from svc.app import create_app
 from svc.keys import BROKER, STORAGE
 from svc.settings import Settings
-from svc.testing import deadline, unique_id
+from svc.testing import deadline, unique_id, wait_until
 
 pytestmark = pytest.mark.postgres
-
-
-class TcpRelay:
-    """127.0.0.1:<port> ⇄ Postgres, over real sockets; ``cut`` drops every connection and
-    refuses new ones (to svc, exactly a database that went away), ``restore`` brings it back."""
-
-    def __init__(self, host: str, port: int):
-        self.target = (host, port)
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._transports: set[asyncio.Transport] = set()
-        self._tasks: set[asyncio.Task] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def cut(self) -> None:
-        self._server.close()
-        for transport in self._transports:
-            transport.abort()
-        self._transports.clear()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def restore(self) -> None:
-        await self.start()
-
-    async def _relay(self, reader, writer) -> None:
-        task = asyncio.current_task()
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._transports |= {writer.transport, up_writer.transport}
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
-
-    @staticmethod
-    async def _pipe(reader, writer) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            writer.transport.abort()
 
 
 @pytest.fixture
 async def relay(postgres_url):
     parts = urlsplit(postgres_url)
-    relay = TcpRelay(parts.hostname or "127.0.0.1", parts.port or 5432)
+    relay = Relay(parts.hostname or "127.0.0.1", parts.port or 5432)
     await relay.start()
     yield relay
     await relay.cut()
-
-
-def through(url: str, relay: TcpRelay) -> str:
-    parts = urlsplit(url)
-    userinfo = parts.netloc.rpartition("@")[0]
-    netloc = f"{userinfo}@127.0.0.1:{relay.port}" if userinfo else f"127.0.0.1:{relay.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 @pytest.fixture
@@ -102,18 +47,6 @@ async def sql(conn, query: str, *params):
     async with conn.cursor() as cur:
         await cur.execute(query, params)
         return await cur.fetchall() if cur.description else None
-
-
-async def eventually(check, timeout: float = 15.0):
-    """Await ``check()`` until it returns a true value (an async wait_until)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {check}")
-        await asyncio.sleep(0.05)
 
 
 def postgres_app(url: str):
@@ -150,7 +83,7 @@ async def test_outage_503_then_recovery_and_repair(aiohttp_client, postgres_url,
             and "listener is down" in message
         )
 
-    await eventually(ready_names_every_part_down)
+    await wait_until(ready_names_every_part_down, 15, 0.05)
 
     # Another process writes while this one cannot hear: its NOTIFY is lost to us.
     resp = await other.put(f"/users/{watched}/profile", json={"bio": "during the outage"})
@@ -162,7 +95,7 @@ async def test_outage_503_then_recovery_and_repair(aiohttp_client, postgres_url,
         resp = await client.get("/health/ready")
         return resp.status == 200 and await resp.json()
 
-    body = await eventually(ready)
+    body = await wait_until(ready, 15, 0.05)
     assert body["checks"] == {"storage.pool": "ok", "broker.pool": "ok", "broker.listener": "ok"}
     # The listener came back and reported the gap: the hub re-read and repaired...
     update = await frame_where(ws, lambda f: f["type"] == "profile_updated", timeout=15)
@@ -238,7 +171,7 @@ async def test_terminated_connections_mid_traffic(aiohttp_client, postgres_url, 
     async def ready():
         return (await client.get("/health/ready")).status == 200
 
-    await eventually(ready)
+    await wait_until(ready, 15, 0.05)
     other = await aiohttp_client(postgres_app(postgres_url))
     alice = await new_user(other)
     room = unique_id("r")
@@ -278,7 +211,8 @@ async def test_a_stuck_write_answers_503_in_seconds_and_never_commits_late(
             )
             return waiting[0][0] == 0
 
-        await eventually(server_gave_up)  # the statement timeout, not the lock, ended it
+        # The statement timeout, not the lock, ended it.
+        await wait_until(server_gave_up, 15, 0.05)
         await cur.execute("COMMIT")
     resp = await client.get(f"/users/{user_id}")
     body = await resp.json()

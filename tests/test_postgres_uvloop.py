@@ -19,12 +19,12 @@ import aiohttp
 import psycopg2
 import pytest
 import uvloop
+from relay_helpers import Relay, through
 from svc_postgres.connection import Connection, Pool, connect, create_pool
 from svc_process import SvcProcess
-from test_postgres_faults import TcpRelay, eventually, through
 from ws_helpers import frame_where
 
-from svc.testing import unique_id
+from svc.testing import unique_id, wait_until
 
 pytestmark = pytest.mark.postgres
 
@@ -100,7 +100,7 @@ def test_a_pool_refused_then_made_and_refilled_on_one_loop(loop_name, postgres_u
 @pytest.fixture
 async def relay(postgres_url):
     parts = urlsplit(postgres_url)
-    relay = TcpRelay(parts.hostname or "127.0.0.1", parts.port or 5432)
+    relay = Relay(parts.hostname or "127.0.0.1", parts.port or 5432)
     await relay.start()
     yield relay
     await relay.cut()
@@ -134,7 +134,7 @@ async def test_svc_on_uvloop_recovers_from_an_outage_and_a_restart(postgres_url,
                 message = (await resp.json())["error"]["message"] if resp.status == 503 else ""
                 return "pool is down" in message and "listener is down" in message
 
-            await eventually(every_part_down_and_retried)
+            await wait_until(every_part_down_and_retried, 15, 0.05)
             # Requests meanwhile make the pool try, and be refused, again and again.
             for _ in range(3):
                 resp = await http.put(f"/users/{user}/profile", json={"bio": "lost"})
@@ -146,7 +146,7 @@ async def test_svc_on_uvloop_recovers_from_an_outage_and_a_restart(postgres_url,
             async def ready():
                 return (await http.get("/health/ready")).status == 200
 
-            await eventually(ready, timeout=30)
+            await wait_until(ready, 30, 0.05)
             resp = await http.get(f"/users/{user}")
             assert resp.status == 200
             resp = await http.put(f"/users/{user}/profile", json={"bio": "back"})
@@ -169,12 +169,12 @@ async def test_svc_on_uvloop_recovers_from_an_outage_and_a_restart(postgres_url,
                 resp = await http.put(f"/users/{user}/profile", json={"bio": "restarted"})
                 return resp.status == 200 and (await resp.json())["version"]
 
-            version = await eventually(written_again)
+            version = await wait_until(written_again, 15, 0.05)
             update = await frame_where(
                 ws, lambda f: f["type"] == "profile_updated" and f["version"] >= version
             )
             assert update["profile"]["bio"] == "restarted"
-            await eventually(ready)
+            await wait_until(ready, 15, 0.05)
             await ws.close()
         assert "UVPoll" not in svc.log() and "Traceback" not in svc.log(), svc.log()
     finally:

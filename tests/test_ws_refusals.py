@@ -12,7 +12,7 @@ import jwt
 import pytest
 from conftest import TEST_SETTINGS
 from multidict import CIMultiDict
-from test_postgres_faults import TcpRelay, through
+from relay_helpers import Relay, through
 from ws_helpers import join, new_user, next_frame
 
 from svc.app import create_app
@@ -163,7 +163,7 @@ async def test_a_refused_socket_never_counts_as_present(make_client):
 @pytest.mark.postgres
 @pytest.mark.parametrize("auth", [False, True])
 async def test_storage_down_is_closed_with_4503(aiohttp_client, postgres_url, auth):
-    relay = TcpRelay(urlsplit(postgres_url).hostname or "127.0.0.1", urlsplit(postgres_url).port)
+    relay = Relay(urlsplit(postgres_url).hostname or "127.0.0.1", urlsplit(postgres_url).port)
     await relay.start()
     try:
         app = create_app(

@@ -35,10 +35,11 @@ from svc.broker import (
     RoomMessage,
     calling_the_broker,
 )
+from svc.broker.probe import NotDelivering
 from svc.broker.pubsub import Event, PubSubBroker, decode, encode_change, encode_message, load
 from svc.redact import scrub
 
-from . import interest, listen_check, messages, payloads, pooling
+from . import interest, messages, payloads, pooling
 from . import pool as pg
 from .errors import translated
 from .listener import PROBE_CHANNEL, Listener
@@ -133,28 +134,21 @@ class PostgresBroker(PubSubBroker):
             size = min(self._url.pool_size, MAX_POOL_SIZE)
             self._pool = await pg.create(self._dsn, size, setup)
         await pg.migrate_schema(self._dsn)
-        await self._prove_listen()
-        await self._listener.start()  # LISTEN first: nothing said after the register is missed
+        try:  # LISTEN first: nothing said after the register is missed
+            await self._listener.start()
+        except NotDelivering:
+            # The listener's first proof (a NOTIFY to itself, svc.broker.probe) never came
+            # back: LISTEN does not deliver through this URL.  A transaction pooler was told
+            # apart already (pooling.py, in milliseconds); this catches whatever else stands
+            # in the way, at start, rather than rooms that hear other processes only at
+            # their periodic re-read with nothing saying so.
+            raise BrokerMisconfigured(NO_LISTEN) from None
         await self._presence.register()
         await self._load_present()
         if self._housekeeping is None:
             self._housekeeping = asyncio.create_task(
                 self._keep_house(), name="svc-postgres-housekeeping"
             )
-
-    async def _prove_listen(self) -> None:
-        """Stop start-up, with the fix, when LISTEN does not deliver through this URL:
-        otherwise the rooms would hear other processes only at their periodic re-read, and
-        nothing would say so.  A transaction pooler was told apart already (pooling.py, in
-        milliseconds); this message to itself proves delivery end to end, whatever else
-        stands in the way."""
-        conn = await self._connect()
-        try:
-            if await listen_check.delivers(conn, self._execute):
-                return
-        finally:
-            conn.close()
-        raise BrokerMisconfigured(NO_LISTEN)
 
     async def close(self) -> None:
         if self._reload is not None:

@@ -88,8 +88,8 @@ class Listener:
             await self.probe.start()
         except BaseException as exc:
             await self.stop()  # so the next start begins again from nothing
-            if isinstance(exc, BrokerUnavailable):
-                raise BrokerUnavailable(f"listener is {exc}") from None
+            if isinstance(exc, BrokerUnavailable):  # NotDelivering stays itself: broker.py
+                raise type(exc)(f"listener is {exc}") from None
             raise
 
     async def stop(self) -> None:

@@ -10,7 +10,7 @@ Through it:
   that other clients will: svc's settings (UTC timestamps, the statement timeout) go with
   each statement instead, as ``SET LOCAL`` in the same round trip (:func:`per_transaction`);
 - a ``PREPARE``\\ d statement lives on one server connection: svc does not prepare there;
-- ``LISTEN`` hears nothing once its transaction is over (listen_check.py).
+- ``LISTEN`` hears nothing once its transaction is over (the listener proves it at start).
 
 On a direct connection (or a session pooler) the settings are made once per connection
 (:func:`per_session`, with the prepared statements) and cost the requests nothing.

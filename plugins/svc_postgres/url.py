@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import psycopg2
 import psycopg2.extensions
 
-from svc.broker.probe import PROBE_EVERY
+from svc.broker.probe import PROBE_EVERY, parse_probe_every
 from svc.redact import redact_url, scrub
 
 SCHEMES = ("postgres", "postgresql")
@@ -77,7 +77,10 @@ class PostgresURL:
         except psycopg2.ProgrammingError as exc:
             problem = str(exc).strip().removeprefix("invalid dsn: ")
             raise ValueError(f"{shown}: {problem}") from None
-        probe_every = _probe_every(svc.get("probe_every"), shown)
+        try:
+            probe_every = parse_probe_every(svc.get("probe_every"))
+        except ValueError as exc:
+            raise ValueError(f"{shown}: {exc}") from None
         return cls(
             params=params,
             pool_size=pool_size,
@@ -112,18 +115,6 @@ def _pool_size(raw: str | None, shown: str) -> int:
     if not 1 <= size <= MAX_POOL_SIZE:
         raise ValueError(f"{shown}: pool_size must be a whole number from 1 to {MAX_POOL_SIZE}")
     return size
-
-
-def _probe_every(raw: str | None, shown: str) -> float:
-    if raw is None:
-        return PROBE_EVERY
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = float("nan")
-    if not 0.1 <= seconds <= 60:  # NaN fails too
-        raise ValueError(f"{shown}: probe_every must be a number of seconds from 0.1 to 60")
-    return seconds
 
 
 def _flag(raw: str, name: str, shown: str) -> bool:

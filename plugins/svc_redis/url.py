@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
-from svc.broker.probe import PROBE_EVERY
+from svc.broker.probe import parse_probe_every
 
 SCHEMES = ("redis", "rediss")
 DEFAULT_PREFIX = "svc"
@@ -109,7 +109,10 @@ class RedisURL:
                 "(how long a dead process's members may linger)"
             )
         timeout = _number(query, "timeout", DEFAULT_TIMEOUT, 0.05, 60.0, shown)
-        probe_every = _number(query, "probe_every", PROBE_EVERY, 0.1, 60.0, shown)
+        try:
+            probe_every = parse_probe_every(query.get("probe_every"))
+        except ValueError as exc:
+            raise ValueError(f"{shown}: {exc}") from None
         max_connections = int(
             _number(query, "max_connections", DEFAULT_MAX_CONNECTIONS, 2, 10_000, shown)
         )

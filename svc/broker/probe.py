@@ -37,6 +37,28 @@ log = logging.getLogger(__name__)
 #: Seconds between two proofs, and how long an echo may take (brokers' URL parameter
 #: ``probe_every``).  A connection that stopped delivering is found within twice this.
 PROBE_EVERY = 5.0
+#: The range ``probe_every`` may take: fast enough for a test, slow enough for any link.
+PROBE_EVERY_RANGE = (0.1, 60.0)
+
+
+def parse_probe_every(raw: str | None) -> float:
+    """A broker URL's ``probe_every`` (its text, or None when absent: the default);
+    ValueError naming the parameter and its range otherwise."""
+    if raw is None:
+        return PROBE_EVERY
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = float("nan")
+    low, high = PROBE_EVERY_RANGE
+    if not low <= seconds <= high:  # NaN fails too
+        raise ValueError(f"probe_every must be a number of seconds from {low:g} to {high:g}")
+    return seconds
+
+
+class NotDelivering(BrokerUnavailable):
+    """The first proof at start sent its token and heard nothing back: the connection
+    receives, but not what is published (a broker may know why, and say so)."""
 
 
 class DeliveryProbe:
@@ -87,8 +109,12 @@ class DeliveryProbe:
     # -- life cycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Prove once (Unavailable if the connection does not deliver), then every ``every`` s."""
-        if await self.prove() is not True:
+        """Prove once, then every ``every`` s.  Raises NotDelivering if the token was sent
+        and never came back, Unavailable if it could not even be sent."""
+        delivered = await self.prove()
+        if delivered is False:
+            raise NotDelivering(f"not delivering: no echo in {self.every:g} s")
+        if delivered is None:
             raise BrokerUnavailable(f"not delivering: no echo in {self.every:g} s")
         self._kicked = asyncio.Event()
         self._task = asyncio.create_task(self._run(), name=f"svc-probe {self.name}")

@@ -184,13 +184,23 @@ Write = Callable[[list[Item]], Awaitable[Sequence[Result] | None]]
 
 
 class _Batch(Generic[Item, Result]):
-    __slots__ = ("items", "done")
+    """Items written together, and a future per item for its caller."""
+
+    __slots__ = ("items", "waiters")
 
     def __init__(self) -> None:
         self.items: list[Item] = []
-        self.done: asyncio.Future[Sequence[Result] | None] = (
-            asyncio.get_running_loop().create_future()
-        )
+        self.waiters: list[asyncio.Future[Result | None]] = []
+
+    def answer(self, results: Sequence[Result] | None) -> None:
+        for index, waiter in enumerate(self.waiters):
+            if not waiter.done():  # (a caller that gave up cancelled its own)
+                waiter.set_result(None if results is None else results[index])
+
+    def fail(self, exc: BaseException) -> None:
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_exception(exc)
 
 
 class OneInFlight(Generic[Item, Result]):
@@ -215,13 +225,15 @@ class OneInFlight(Generic[Item, Result]):
         if not waiting or (self._most is not None and len(waiting[-1].items) >= self._most):
             waiting.append(_Batch())
         batch = waiting[-1]
-        index = len(batch.items)
         batch.items.append(item)
+        # A future of its own per caller: one that gives up cancels only its own, never the
+        # others' write.  (A future shared by the batch needed asyncio.shield per caller,
+        # Python code and two callbacks each: bench/README.md, "The Redis PUT path".)
+        waiter = asyncio.get_running_loop().create_future()
+        batch.waiters.append(waiter)
         if self._writing is None:
             self._writing = asyncio.create_task(self._write_all(), name=self._name)
-        # Shielded: a caller that gives up must not cancel the others' statement.
-        results = await asyncio.shield(batch.done)
-        return None if results is None else results[index]
+        return await waiter
 
     async def drain(self) -> None:
         """Wait until everything handed over has been written (or has failed)."""
@@ -243,20 +255,15 @@ class OneInFlight(Generic[Item, Result]):
                 try:
                     results = await self._write(batch.items)
                 except Exception as exc:  # noqa: BLE001 - every caller of the batch hears it
-                    _fail(batch, exc)
+                    batch.fail(exc)
                 else:
-                    batch.done.set_result(results)
+                    batch.answer(results)
         finally:
             self._writing = None
             for unwritten in (batch, *self._waiting):  # cancelled: nobody may wait forever
-                if unwritten is not None and not unwritten.done.done():
-                    _fail(unwritten, BrokerUnavailable("the broker closed before writing this"))
+                if unwritten is not None:
+                    unwritten.fail(BrokerUnavailable("the broker closed before writing this"))
             self._waiting.clear()
-
-
-def _fail(batch: _Batch, exc: BaseException) -> None:
-    batch.done.set_exception(exc)
-    batch.done.exception()  # retrieved: its callers may have gone
 
 
 # -- delivery -------------------------------------------------------------------------------

@@ -34,12 +34,11 @@ def frozen_profile(profile: Mapping[str, Any]) -> Mapping[str, Any]:
     may be handed to any number of callers, none of whom can change what the
     backend holds (or what another caller sees).
     """
-    return MappingProxyType(
-        {
-            name: MappingProxyType(dict(value)) if isinstance(value, Mapping) else value
-            for name, value in ((name, profile.get(name)) for name in PROFILE_FIELDS)
-        }
-    )
+    fields = {}
+    for name in PROFILE_FIELDS:  # a loop, not nested comprehensions: every write runs it
+        value = profile.get(name)
+        fields[name] = MappingProxyType(dict(value)) if isinstance(value, Mapping) else value
+    return MappingProxyType(fields)
 
 
 @dataclass(frozen=True)
@@ -69,9 +68,6 @@ class User:
     created_at: datetime
     updated_at: datetime
     password_updated_at: datetime | None = field(default=None, compare=False)
-    #: Scratch space for representations built from this record (its JSON body),
-    #: so a record handed out many times is serialised once.  Not part of the record.
-    memo: dict = field(default_factory=dict, init=False, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, contextmanager
@@ -16,10 +17,19 @@ def unique_id(prefix: str = "u") -> str:
     return f"{prefix}{uuid.uuid4().hex[:20]}"
 
 
-async def wait_until(predicate, timeout: float = 5.0, interval: float = 0.01) -> None:
-    """Wait for ``predicate()`` to hold: change feeds may deliver asynchronously."""
+async def wait_until(
+    predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.01
+) -> Any:
+    """Wait for ``predicate()`` to hold (change feeds may deliver asynchronously) and return
+    what it returned.  ``predicate`` may be a coroutine function (a check that makes a
+    request, reads a database...): its result is awaited each time."""
     deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
+    while True:
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {predicate}")
         await asyncio.sleep(interval)
