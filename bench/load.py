@@ -144,6 +144,17 @@ class MiniWS:
             if needle in payload:
                 return payload
 
+    def send_text(self, text: str) -> None:
+        """One masked text frame (a client's frames are masked; the mask is all zeros)."""
+        payload = text.encode()
+        size = len(payload)
+        head = (
+            bytes([0x81, 0x80 | size])
+            if size < 126
+            else bytes([0x81, 0xFE]) + size.to_bytes(2, "big")
+        )
+        self.writer.write(head + b"\0\0\0\0" + payload)
+
     def close(self) -> None:
         if getattr(self, "_drainer", None) is not None:
             self._drainer.cancel()
@@ -167,13 +178,22 @@ class MiniWS:
                 found.set_result(payload)
 
 
-async def join_all(base: str, room: str, clients: int, drain: bool = False) -> list[MiniWS]:
+async def join_all(
+    base: str, room: str, clients: int, drain: bool = False, query=None, first=None
+) -> list[MiniWS]:
+    """``clients`` sockets in ``room`` as users c0, c1, …; ``query(i)``: the query string of
+    the i-th (default ``user_id=c{i}``; with auth on, its tokens); ``first(i)``: a first
+    frame to send it (an ``auth`` frame: tokens out of the URL)."""
     host, port = urlsplit(base).hostname, urlsplit(base).port
     sem = asyncio.Semaphore(256)  # a burst, but not more sockets in handshake than a backlog holds
 
     async def one(i: int) -> MiniWS:
         async with sem:
-            ws = await MiniWS.connect(host, port, f"/ws/{room}?user_id=c{i}")
+            ws = await MiniWS.connect(
+                host, port, f"/ws/{room}?{query(i) if query else f'user_id=c{i}'}"
+            )
+            if first is not None:
+                ws.send_text(first(i))
         if drain:
             await ws.drain_watching(b'"welcome"')
         else:
