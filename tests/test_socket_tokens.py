@@ -248,3 +248,25 @@ async def test_an_idle_socket_is_not_closed_before_its_token_expires(auth_client
     await ws.send_json({"type": "ping"})
     assert (await next_frame(ws))["type"] == "pong"
     await ws.close()
+
+
+async def test_a_join_that_raced_a_new_password_is_closed_as_it_binds(auth_client):
+    """The join read the credentials just before another process set a new password, and
+    completes just after that process's news arrived: it must not outlive the news."""
+    import jwt
+
+    from svc.broker import PasswordSet
+    from svc.keys import HUB
+
+    user_id, token = await user_and_token(auth_client)
+    issued = jwt.decode(token, options={"verify_signature": False})["pat"]
+    # The news first (as if the write elsewhere were not yet visible to this join's read).
+    auth_client.app[HUB].on_password_set(PasswordSet(user_id, issued + 1))
+    ws = await auth_client.ws_connect(f"/ws/{unique_id('room')}?token={token}")
+    code, said = await closed_with(ws)
+    assert code == 4401 and said.startswith("the token was issued before")
+    # Another user's sockets, and a later token's, are not touched by it.
+    other_id, other_token = await user_and_token(auth_client)
+    ws = await auth_client.ws_connect(f"/ws/{unique_id('room')}?token={other_token}")
+    assert (await next_frame(ws))["type"] == "welcome"
+    await ws.close()

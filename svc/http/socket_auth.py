@@ -25,6 +25,7 @@ from aiohttp import WSMsgType, web
 from ..keys import SETTINGS, STORAGE
 from ..rooms import frames
 from ..rooms.connection import Connection
+from ..rooms.hub import Hub
 from ..rooms.token_expiry import TokenLife
 from ..storage import NotFound, Storage, Unavailable
 from .admission import BAD_TOKEN, NO_SUCH_USER, UNAVAILABLE, Refused, member_id, query_value
@@ -75,12 +76,11 @@ class Admitted:
     user_id: str | None
     life: TokenLife | None = None
 
-    def bind(self, conn: Connection) -> None:
+    def bind(self, hub: Hub, conn: Connection) -> None:
         """Give the joined socket its tokens' deadline (before its start is fine: a close
         that early is kept until it starts)."""
         if self.life is not None:
-            conn.tokens = self.life
-            self.life.arm(conn.close)
+            hub.bind_tokens(conn, self.life)
 
 
 async def admit(request: web.Request, ws: web.WebSocketResponse, room_id: str) -> Admitted:

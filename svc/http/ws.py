@@ -155,7 +155,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         admitted = await admit(request, ws, room_id)
         try:
             conn = await upgrade_while_joining(request, ws, hub, room_id, admitted.user_id)
-            admitted.bind(conn)
+            admitted.bind(hub, conn)
         except Unavailable as exc:
             raise Refused(UNAVAILABLE, unavailable_reason(exc)) from None
         except TooManySockets:

@@ -38,11 +38,14 @@ from .limits import RoomSettings, RoomStats
 from .ordering import ChangeOrder
 from .room import Room
 from .send_budget import SendBudget
-from .token_expiry import ISSUED_BEFORE_PASSWORD, TOKEN_CLOSE
+from .token_expiry import ISSUED_BEFORE_PASSWORD, TOKEN_CLOSE, TokenLife
 
 __all__ = ["Hub", "RoomSettings", "TooManySockets", "USER_DELETED"]
 
 log = logging.getLogger(__name__)
+
+#: Seconds a password set is remembered for joins that raced it (far above a join's time).
+RECENT_PASSWORD_SETS = 60.0
 
 #: The close code of a deleted user's sockets: 4000 + HTTP 404, as for an unknown user's join.
 USER_DELETED = 4404
@@ -82,6 +85,10 @@ class Hub:
         #: Auth on: checks an ``auth`` frame (renewal) and answers it; from the HTTP layer,
         #: which knows tokens (this layer does not).  None: auth off, ``auth`` is unknown.
         self._auth_frames = auth_frames
+        #: user → (moment of their latest password set, loop time heard), for
+        #: RECENT_PASSWORD_SETS seconds: a join whose token was checked just before a new
+        #: password, and that completes just after, is closed as it binds (bind_tokens)
+        self._recent_password_sets: dict[str, tuple[float, float]] = {}
 
     # -- life cycle -----------------------------------------------------------
 
@@ -368,7 +375,21 @@ class Hub:
                 exc,
             )
 
+    def bind_tokens(self, conn: Connection, tokens: TokenLife) -> None:
+        """Give a joined socket its tokens' deadline; close it at once if a password set
+        since its token was checked (the join raced it) already retired the token."""
+        conn.tokens = tokens
+        tokens.arm(conn.close)
+        recent = self._recent_password_sets.get(conn.user_id)
+        if recent is not None and tokens.retired_by(recent[0]):
+            conn.close(TOKEN_CLOSE, ISSUED_BEFORE_PASSWORD)
+
     def _close_retired(self, event: PasswordSet) -> None:
+        recent, now = self._recent_password_sets, asyncio.get_running_loop().time()
+        for user_id, (_, heard) in list(recent.items()):
+            if now - heard > RECENT_PASSWORD_SETS:
+                del recent[user_id]
+        recent[event.user_id] = (event.at, now)
         for room_id in self._rooms_of_user.get(event.user_id, ()):
             room = self._rooms.get(room_id)
             if room is None:
