@@ -60,12 +60,12 @@ check failed (missing, not valid, expired, another room, another user). Auth on,
 is closed with 4401 at the earliest `exp` of its tokens unless renewed with an `auth` frame
 (answered `{"type": "auth_ok", "expires_at"}`; a bad one gets an `invalid_token` error frame
 and changes nothing), and when its user sets a new password after its login token was
-issued. A plain HTTP request gets
-a JSON error (426; 404 for a room id that breaks the id rule). A refused handshake is
-upgraded and closed at once with a code and reason a browser can read: 4401 bad, expired or
-missing token (or `?user_id=` without one), 4403 `Origin` not allowed or a private room's
-room token refused (the CORS allow-list;
-no `Origin` and the service's own origin always pass), 4404 the token's user is gone, 4422
+issued. A plain HTTP request gets a JSON error (426; 404 for a room id that breaks the id
+rule). A refused handshake is upgraded and closed at once with a code and reason a browser
+can read: 4401 bad, expired or
+missing token (or `?user_id=` without one), 4403 `Origin` not allowed (the CORS allow-list;
+no `Origin` and the service's own origin always pass) or a private room's room token
+refused, 4404 the token's user is gone, 4422
 a room or user id that breaks the id rule, 4429 the user already holds `MAX_SOCKETS_PER_USER`
 sockets (default 32, per process), 4503 storage or the broker unavailable (the
 reason says which).
