@@ -265,16 +265,20 @@ export class RoomClient extends EventTarget {
     return tokens;
   }
 
-  /** Renew a little before `expiresAt` (a fifth of what is left, 1 s to 30 s before it),
-   * if a function can give fresh tokens; a fixed token simply lives until it expires. */
+  /** Renew a little before `expiresAt` (a third of what is left, 2 s to 30 s before it:
+   * the page's callbacks and a round trip must fit in that on a slow device), if a function
+   * can give fresh tokens; a fixed token simply lives until it expires. */
   _renewBefore(expiresAt) {
     this._cancelRenewal();
     this.expiresAt = expiresAt ?? null;
     const renewable = typeof this.token === "function" || typeof this.roomToken === "function";
     if (expiresAt == null || !renewable || this._stopped) return;
     const left = expiresAt * 1000 - Date.now();
-    const margin = Math.min(30000, Math.max(1000, left / 5));
-    this._renewTimer = setTimeout(() => this._renew(), Math.max(0, left - margin));
+    const margin = Math.min(30000, Math.max(2000, left / 3));
+    // At least a second apart (or half of what is left): callbacks that hand back the same
+    // tokens must not make a renewal loop.
+    const delay = Math.max(left - margin, Math.min(1000, left / 2));
+    this._renewTimer = setTimeout(() => this._renew(), Math.max(0, delay));
   }
 
   async _renew() {
