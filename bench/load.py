@@ -143,9 +143,11 @@ class MiniWS:
             raise ConnectionError("closed by the server")
         return payload
 
-    def send_text(self, payload: bytes) -> None:
+    def send_text(self, payload: bytes | str) -> None:
         """A client text frame: masked, as RFC 6455 wants of a client (with a zero key:
         the bytes go as they are)."""
+        if isinstance(payload, str):
+            payload = payload.encode()
         size = len(payload)
         head = bytes((0x81, 0x80 | size)) if size < 126 else struct.pack("!BBH", 0x81, 254, size)
         self.writer.write(head + b"\0\0\0\0" + payload)
@@ -203,22 +205,35 @@ async def socketio_join(ws: MiniWS) -> None:
 
 
 async def join_all(
-    base: str, room: str, clients: int, drain: bool = False, protocol: str = "ws"
+    base: str,
+    room: str,
+    clients: int,
+    drain: bool = False,
+    protocol: str = "ws",
+    query=None,
+    first=None,
 ) -> list[MiniWS]:
+    """``clients`` sockets in ``room`` as users c0, c1, …; ``query(i)``: the query string of
+    the i-th (default ``user_id=c{i}``; with auth on, its tokens); ``first(i)``: a first
+    frame to send it (an ``auth`` frame: tokens out of the URL)."""
     host, port = urlsplit(base).hostname, urlsplit(base).port
     sem = asyncio.Semaphore(256)  # a burst, but not more sockets in handshake than a backlog holds
 
     async def one(i: int) -> MiniWS:
         if protocol == "socketio":
-            query = f"EIO=4&transport=websocket&room={room}&user_id=c{i}"
+            engine_io = f"EIO=4&transport=websocket&room={room}&user_id=c{i}"
             async with sem:
-                ws = await MiniWS.connect(host, port, f"/socket.io/?{query}")
+                ws = await MiniWS.connect(host, port, f"/socket.io/?{engine_io}")
             await socketio_join(ws)
             if drain:
                 ws.drain_watching(b"\0")  # nothing to find yet: read and answer pings
             return ws
         async with sem:
-            ws = await MiniWS.connect(host, port, f"/ws/{room}?user_id=c{i}")
+            ws = await MiniWS.connect(
+                host, port, f"/ws/{room}?{query(i) if query else f'user_id=c{i}'}"
+            )
+            if first is not None:
+                ws.send_text(first(i))
         if drain:
             await ws.drain_watching(b'"welcome"')
         else:

@@ -1,7 +1,7 @@
 """Where a server's memory per idle WebSocket goes: tracemalloc and RSS around N joins.
 
     python bench/memory_per_socket.py [--clients 2000] [--top 25] [--bare] [--no-trace]
-                                      [--python-gc]
+                                      [--python-gc] [--auth]
 
 Starts svc (memory storage, or ``--bare``: bench/ceilings/bare.py) in this process on a
 free loopback port, takes a snapshot, has a child process join ``--clients`` WebSockets to
@@ -10,6 +10,12 @@ they are idle, and takes another snapshot while they are still open.  Prints the
 growth per socket, the server CPU the joins took (steadier than their wall time on a
 shared machine), and the biggest allocation sites (bytes per socket), grouped by
 ``--group`` (lineno, or traceback with ``--frames`` frames).
+
+``--auth``: auth on (``JWT_SECRET_KEY``); the users c0, c1, … are created before the first
+snapshot and each socket joins with its own login token, in its first frame as svc-client.js
+sends it (``--auth=url``: in ``?token=``, which the request, and so the socket, keeps), so it
+holds what auth on costs an idle socket: its token's deadline (svc/rooms/token_expiry.py, one
+timer) and stamp.
 
 tracemalloc slows the server down and costs memory of its own: the RSS figure to quote
 comes from a run with ``--no-trace`` (or bench/load.py's connect scenario).
@@ -45,7 +51,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def build_app(bare: bool, python_gc: bool = False):
+#: The key of --auth (the child signs its sockets' tokens with it).
+SECRET = "bench-secret-" + "m" * 40
+
+
+def build_app(bare: bool, python_gc: bool = False, auth: str | None = None):
     if bare:
         from aiohttp import web
         from ceilings import bare as ceiling
@@ -60,27 +70,48 @@ def build_app(bare: bool, python_gc: bool = False):
     from svc.collector import collector_ctx
     from svc.settings import Settings
 
-    app = create_app(Settings(bcrypt_rounds=4))
+    app = create_app(Settings(bcrypt_rounds=4, jwt_secret_key=SECRET if auth else None))
     if not python_gc:
         app.cleanup_ctx.append(collector_ctx)  # as python -m svc does
     return app
 
 
-async def client(port: int, clients: int, room: str) -> None:
+async def client(port: int, clients: int, room: str, auth: str | None) -> None:
     """The child: join, say so, hold the sockets until stdin closes."""
     import load
 
-    sockets = await load.join_all(f"http://127.0.0.1:{port}", room, clients)
+    query = first = None
+    if auth:
+        import json
+
+        import jwt
+
+        now = time.time()
+        tokens = [
+            jwt.encode({"sub": f"c{i}", "iat": now, "exp": now + 3600}, SECRET)
+            for i in range(clients)
+        ]
+        if auth == "url":
+            query = lambda i: f"token={tokens[i]}"  # noqa: E731
+        else:  # the first frame, as svc-client.js sends them
+            query = lambda i: ""  # noqa: E731
+            first = lambda i: json.dumps({"type": "auth", "token": tokens[i]})  # noqa: E731
+    sockets = await load.join_all(
+        f"http://127.0.0.1:{port}", room, clients, query=query, first=first
+    )
     print("joined", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     for ws in sockets:
         ws.close()
 
 
-async def join_from_child(port: int, clients: int, room: str) -> asyncio.subprocess.Process:
+async def join_from_child(
+    port: int, clients: int, room: str, auth: str | None = None
+) -> asyncio.subprocess.Process:
     child = await asyncio.create_subprocess_exec(
         sys.executable,
         __file__,
+        *([f"--auth={auth}"] if auth else []),
         "--client",
         "--port",
         str(port),
@@ -101,12 +132,18 @@ async def serve_and_measure(args) -> None:
     from aiohttp import web
 
     port = free_port()
-    runner = web.AppRunner(build_app(args.bare, args.python_gc), access_log=None)
+    app = build_app(args.bare, args.python_gc, args.auth)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
+        if args.auth:  # the users exist before the first snapshot: only sockets are measured
+            from svc.keys import STORAGE
+
+            for i in range(args.clients):
+                await app[STORAGE].create_user(f"c{i}", {"username": f"bench-c{i}"}, None)
         # Warm up: the first sockets pay for imports, caches and the room itself.
-        warm = await join_from_child(port, 20, "warm")
+        warm = await join_from_child(port, 20, "warm", args.auth)
         warm.stdin.close()
         await warm.wait()
         await asyncio.sleep(0.5)
@@ -116,14 +153,15 @@ async def serve_and_measure(args) -> None:
         before_rss = rss()
         before = tracemalloc.take_snapshot() if not args.no_trace else None
         cpu, wall = time.process_time(), time.perf_counter()
-        child = await join_from_child(port, args.clients, "measured")
+        child = await join_from_child(port, args.clients, "measured", args.auth)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         await asyncio.sleep(args.settle)  # presence frames out, buffers settled, heap trimmed
         gc.collect()
         after_rss = rss()
         after = tracemalloc.take_snapshot() if not args.no_trace else None
         print(
-            f"{'bare' if args.bare else 'svc'}: {args.clients} sockets, RSS "
+            f"{'bare' if args.bare else f'svc auth on ({args.auth})' if args.auth else 'svc'}: "
+            f"{args.clients} sockets, RSS "
             f"+{(after_rss - before_rss) / 1024:,.0f} KiB = "
             f"{(after_rss - before_rss) / args.clients:,.0f} B per socket; joins took "
             f"{wall:.2f} s and {cpu:.2f} s of server CPU"
@@ -162,6 +200,13 @@ def main() -> None:
     parser.add_argument(
         "--python-gc", action="store_true", help="Python's collector, not svc.collector's"
     )
+    parser.add_argument(
+        "--auth",
+        nargs="?",
+        const="frame",
+        choices=["frame", "url"],
+        help="auth on, a login token per socket, in its first frame (or ?token=: url)",
+    )
     parser.add_argument("--group", choices=["lineno", "traceback", "filename"], default="lineno")
     parser.add_argument("--frames", type=int, default=1)
     parser.add_argument("--settle", type=float, default=3.0)
@@ -170,7 +215,7 @@ def main() -> None:
     parser.add_argument("--room", default="measured", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
-        asyncio.run(client(args.port, args.clients, args.room))
+        asyncio.run(client(args.port, args.clients, args.room, args.auth))
         return
     os.environ.setdefault("SVC_QUIET", "1")
     asyncio.run(serve_and_measure(args))

@@ -5,6 +5,7 @@
 #   bash bench/run.sh setup                      # wrk, a venv with svc and the ceilings' deps
 #   bash bench/run.sh get put connect fanout lag # svc on memory against bare aiohttp
 #   bash bench/run.sh memory fanout10k           # bytes per idle WebSocket; 10,000 members
+#   bash bench/run.sh private-rooms memory-auth  # room tokens' join cost; auth on's bytes per socket
 #   bash bench/run.sh get-pg put-pg connect-pg   # svc on Postgres against aiohttp + aiopg
 #   bash bench/run.sh reconnect-pg               # 2,000 members drop and come back: Postgres vs memory
 #   bash bench/run.sh interleaved-get interleaved-get-pg interleaved-put-pg  # the same ratios,
@@ -106,6 +107,18 @@ for section in "$@"; do
     connect)        ulimit -n 20000; pair connect-svc-vs-bare connect "${svc[@]}" "${bare[@]}" -- --clients 2000 ;;
     fanout)         ulimit -n 20000; pair fanout-svc-vs-bare fanout "${svc[@]}" "${bare[@]}" -- --clients 2000 ;;
     fanout10k)      ulimit -n 20000; pair fanout10k-svc-vs-bare fanout "${svc[@]}" "${bare[@]}" -- --clients 10000 --settle 3 ;;
+    private-rooms)  # 2,000 joins to a private room against a public one, auth on for both
+        ulimit -n 20000; mkdir -p "$RESULTS"; echo "== private-rooms"
+        "$PY" "$HERE/private_rooms.py" --clients 2000 --rounds "$ROUNDS" | tee "$RESULTS/private-rooms.txt"
+        ;;
+    memory-auth)  # bytes per idle WebSocket: auth off, on (tokens in the first frame), on (?token=)
+        ulimit -n 20000; mkdir -p "$RESULTS"; echo "== memory-auth"
+        for round in $(seq "$ROUNDS"); do
+            "$PY" "$HERE/memory_per_socket.py" --no-trace
+            "$PY" "$HERE/memory_per_socket.py" --no-trace --auth=frame
+            "$PY" "$HERE/memory_per_socket.py" --no-trace --auth=url
+        done | tee "$RESULTS/memory-auth.txt"
+        ;;
     memory)
         # RSS per idle WebSocket (2,000 in one room), svc and bare alternated; the server runs
         # in-process, so run it again without --no-trace to see where the bytes go.

@@ -24,12 +24,13 @@ from .broker.registry import get_plugin as get_broker_plugin
 from .collector import collector_ctx
 from .connections import ConnectionStats
 from .drain import Drain
-from .http import auth, demo, health, members, metrics, openapi, users, ws
+from .http import auth, demo, demo_room_token, health, members, metrics, openapi, users, ws
 from .http.login_throttle import LoginThrottle
 from .http.metrics import Metrics
 from .http.middleware import observe_requests
 from .http.origins import OriginPolicy
 from .http.request_limits import HANDLER_ARGS
+from .http.socket_auth import renewal
 from .http.worker_metrics import share
 from .keys import (
     BROKER,
@@ -101,7 +102,13 @@ def create_app(
         max_sockets_per_user=settings.max_sockets_per_user,
         send_buffer_budget=settings.send_buffer_budget,
     )
-    app[HUB] = Hub(app[STORAGE], app[BROKER], limits, private_email=settings.auth_enabled)
+    app[HUB] = Hub(
+        app[STORAGE],
+        app[BROKER],
+        limits,
+        private_email=settings.auth_enabled,
+        auth_frames=renewal(app) if settings.auth_enabled else None,
+    )
     app[CONNECTIONS] = ConnectionStats()  # counted by python -m svc's gate (connections.py)
     app[METRICS] = Metrics(app)
     app[DRAIN] = Drain(settings.drain_seconds)
@@ -118,6 +125,7 @@ def create_app(
     members.setup_routes(app)
     metrics.setup_routes(app)
     demo.setup_routes(app)  # /demo and /static/*: the live demo page and svc-client.js
+    demo_room_token.setup_routes(app)  # demo-only, off unless DEMO_ROOM_TOKENS (docs/auth.md)
     openapi.setup(app)  # after every route: it documents what is routed
     return app
 

@@ -81,6 +81,10 @@ class Settings:
     send_buffer_budget: int = 256 * 1024 * 1024
     #: "uvloop" or "asyncio" (svc/loop.py).
     event_loop: str = "uvloop"
+    #: A regular expression: rooms whose id matches it in full are private (room tokens).
+    private_rooms: str | None = None
+    #: The demo page may mint room tokens for its own private room (demo-only, docs/auth.md).
+    demo_room_tokens: bool = False
 
     @property
     def resolved_broker_url(self) -> str:
@@ -131,6 +135,7 @@ class Settings:
         if secret is not None and len(secret.encode()) < 32:
             # HS256 with a short secret can be brute-forced offline from one token.
             raise SettingsError("JWT_SECRET_KEY", "must be at least 32 bytes long")
+        private_rooms = _private_rooms(get.str("PRIVATE_ROOMS", None), secret)
         origins = _origins(get.str("CORS_ORIGINS", ""))
         try:
             trusted_proxies = parse_networks(get.str("TRUSTED_PROXIES", ""))
@@ -168,6 +173,8 @@ class Settings:
                 "SEND_BUFFER_BUDGET", cls.send_buffer_budget, 1024 * 1024, 2**40
             ),
             event_loop=get.choice("EVENT_LOOP", cls.event_loop, EVENT_LOOPS),
+            private_rooms=private_rooms,
+            demo_room_tokens=get.bool("DEMO_ROOM_TOKENS", cls.demo_room_tokens),
         )
 
 
@@ -211,6 +218,24 @@ def _check_shared(workers: int, database_url: str, broker_url: str | None, chose
         )
 
 
+def _private_rooms(pattern: str | None, secret: str | None) -> str | None:
+    """``PRIVATE_ROOMS``: a pattern that compiles, and auth on to check room tokens with."""
+    if pattern is None:
+        return None
+    if secret is None:
+        # Without a key nobody could ever join such a room: a deployment gone wrong.
+        raise SettingsError(
+            "PRIVATE_ROOMS",
+            "needs JWT_SECRET_KEY (room tokens are signed with it); set JWT_SECRET_KEY, "
+            "or unset PRIVATE_ROOMS",
+        )
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise SettingsError("PRIVATE_ROOMS", f"not a regular expression ({exc})") from None
+    return pattern
+
+
 def _origins(raw: str) -> tuple[str, ...]:
     """``CORS_ORIGINS`` as browsers send origins (lower case, no default port); one that
     could never match (a trailing ``/``, a path, no scheme) stops start-up naming it."""
@@ -251,6 +276,8 @@ KNOWN_VARIABLES = (
     "MAX_SOCKETS_PER_USER",
     "SEND_BUFFER_BUDGET",
     "EVENT_LOOP",
+    "PRIVATE_ROOMS",
+    "DEMO_ROOM_TOKENS",
 )
 #: Names other services use for the same thing: svc ignores them, so say so.
 LOOKALIKES = {

@@ -188,13 +188,16 @@ class CloseCodeServer:
 
     ``/ws/codeNNNN``: upgrade, then close with NNNN.  ``/ws/flaky``: 4503 the first time,
     then a welcome; any other room: a welcome.  ``connections[room]`` counts the upgrades,
-    ``tokens[room]`` keeps the last ``?token=``.
+    ``tokens[room]`` keeps the last token of a room whose id starts "token", from its first
+    frame (``{"type": "auth", "token"}``, as svc reads it), ``url_tokens[room]`` the last
+    ``?token=`` (the client must send none).
     """
 
     def __init__(self, thread_loop: ThreadLoop):
         self.thread_loop = thread_loop
         self.connections: dict[str, int] = {}
         self.tokens: dict[str, str | None] = {}
+        self.url_tokens: dict[str, str | None] = {}
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self._runner = None
@@ -206,9 +209,12 @@ class CloseCodeServer:
 
         room = request.match_info["room"]
         self.connections[room] = self.connections.get(room, 0) + 1
-        self.tokens[room] = request.query.get("token")
+        self.url_tokens[room] = request.query.get("token")
         ws = web.WebSocketResponse()
         await ws.prepare(request)
+        if room.startswith("token"):
+            first = json.loads((await ws.receive(timeout=5)).data)
+            self.tokens[room] = first["token"] if first.get("type") == "auth" else None
         if room.startswith("code"):
             await ws.close(code=int(room[4:]), message=b"closed by the test server")
         elif room == "flaky" and self.connections[room] == 1:

@@ -220,6 +220,47 @@ def test_with_auth_on_pages_sign_up_log_in_and_see_each_other(pages, svc_process
     a.save_screenshot(str(tmp_path / "a-auth.png"))
 
 
+def test_a_private_room_with_tokens_renewed_before_they_expire(pages, svc_process, tmp_path):
+    """Tokens live 6 s: the pages stay in the private room for three times that, renewing
+    through the demo's callbacks (a new login token, a new demo room token) in band."""
+    lifetime = 6
+    svc = svc_process(
+        DATABASE_URL="memory://",
+        BCRYPT_ROUNDS="4",  # each renewal logs in again: the round trip is what is tested
+        JWT_SECRET_KEY="k" * 40,
+        JWT_LIFETIME=str(lifetime),
+        PRIVATE_ROOMS="demo-.*",
+        DEMO_ROOM_TOKENS="true",
+    )
+    a, b = pages(), pages()
+    for page, key in ((a, "a"), (b, "b")):
+        open_demo(page, svc.base, "lobby")
+        click(page, "private-button")
+        fill(page, "join-form", username=unique_id(key)[:20], password=f"password of {key}")
+        click(page, "signup-button")
+        wait(page, lambda d: status(d) == "open", what=f"{key} to join the private room")
+        assert page.find_element("id", "room-name").text == "demo-private"
+    me_a, me_b = (p.execute_script("return window.svcDemo.me") for p in (a, b))
+    wait(a, lambda d: me_b in cards(d), what="A to see B in the private room")
+    joined = time.monotonic()
+
+    # Three lifetimes later both are still in, on their first connection, having renewed.
+    while time.monotonic() - joined < 3 * lifetime:
+        for page in (a, b):
+            assert status(page) == "open", page.execute_script(
+                "return window.svcDemo.client.lastClose"
+            )
+        time.sleep(0.5)
+    for page in (a, b):
+        assert welcomes(page) == 1
+        assert page.execute_script("return window.svcDemo.renewals()") >= 3
+        assert "Tokens renewed" in page.find_element("id", "log").text
+    save_display_name(b, "Bob, renewed")
+    wait(a, lambda d: cards(d).get(me_b) == "Bob, renewed", LIVE_WITHIN, "A to see B's name")
+    a.save_screenshot(str(tmp_path / "a-private-room.png"))
+    assert me_a in cards(b)
+
+
 # -- the client module's rules -------------------------------------------------------------------
 
 _IMPORT = "const done = arguments[arguments.length - 1];\n"
@@ -438,4 +479,5 @@ def test_client_reconnects_unless_the_server_refused_the_join(pages, svc_process
     assert outcome["tokened"]["closes"] == [{"code": 1006, "willReconnect": True}]
     assert outcome["tokened"]["calls"] == 2
     assert server.connections["tokened"] == 1
-    assert server.tokens["tokened"] == "token-2"
+    assert server.tokens["tokened"] == "token-2"  # in the first frame...
+    assert server.url_tokens["tokened"] is None  # ...never in the URL, which proxies log

@@ -21,6 +21,7 @@ STACK = [
     "connection",
     "send_budget",
     "budget",
+    "token_expiry",
     "frames",
     "limits",
 ]

@@ -31,12 +31,21 @@ from svc.broker import (
     BrokerMisconfigured,
     BrokerUnavailable,
     Change,
+    PasswordSet,
     PresenceChange,
     RoomMessage,
     calling_the_broker,
 )
 from svc.broker.probe import NotDelivering
-from svc.broker.pubsub import Event, PubSubBroker, decode, encode_change, encode_message, load
+from svc.broker.pubsub import (
+    Event,
+    PubSubBroker,
+    decode,
+    encode_change,
+    encode_message,
+    encode_password_set,
+    load,
+)
 from svc.redact import scrub
 
 from . import interest, messages, payloads, pooling
@@ -216,6 +225,11 @@ class PostgresBroker(PubSubBroker):
         payload = encode_message(self.node_id, message, next(self._seq))
         stored = len(payload) > payloads.PAYLOAD_LIMIT
         await self._publisher.send(payloads.MESSAGES, payload, stored)
+
+    async def publish_password_set(self, event: PasswordSet) -> None:
+        self._open_hub()
+        # On the messages' channel, shaped so the previous release drops it (pubsub.py).
+        await self._publisher.send(payloads.MESSAGES, encode_password_set(self.node_id, event))
 
     # -- presence -------------------------------------------------------------
 

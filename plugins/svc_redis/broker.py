@@ -55,6 +55,7 @@ from svc.broker import (
     BrokerMisconfigured,
     BrokerUnavailable,
     Change,
+    PasswordSet,
     PresenceChange,
     RoomMessage,
 )
@@ -65,6 +66,7 @@ from svc.broker.pubsub import (
     decode,
     encode_change,
     encode_message,
+    encode_password_set,
     encode_presence,
 )
 
@@ -300,6 +302,9 @@ class RedisBroker(PubSubBroker):
 
     async def publish_message(self, message: RoomMessage) -> None:
         await self._publish(encode_message(self.node_id, message))
+
+    async def publish_password_set(self, event: PasswordSet) -> None:
+        await self._publish(encode_password_set(self.node_id, event))
 
     async def _publish(self, payload: str) -> None:
         if self._publisher is None:

@@ -22,6 +22,9 @@ rooms hub) and the broker calls it on the event loop, never concurrently:
   connection in a room anywhere, and their last), including those this
   instance caused.  One caused here is delivered before ``presence_join`` or
   ``presence_leave`` returns, so a joiner's welcome counts them.
+- ``on_password_set``: a password set through any *other* instance (the publisher's
+  own process acted on it already).  Optional on both sides: see
+  :meth:`Broker.publish_password_set`.
 - ``on_gap``: the broker may have missed deliveries (its connection was down).
   The listener repairs by re-reading what it cares about from storage.
 
@@ -81,6 +84,15 @@ class RoomMessage:
     room_id: str
     sender: str
     data: str
+
+
+@dataclass(frozen=True)
+class PasswordSet:
+    """User ``user_id`` set a new password at ``at`` (unix seconds, to the microsecond):
+    every socket of theirs that joined with a login token issued before it must close."""
+
+    user_id: str
+    at: float
 
 
 class BrokerUnavailable(Unavailable):
@@ -159,6 +171,15 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     async def publish_message(self, message: RoomMessage) -> None:
         """Deliver ``message`` to every other instance, in the order published."""
+
+    async def publish_password_set(self, event: PasswordSet) -> None:
+        """Deliver ``event`` to every other instance's ``on_password_set``.
+
+        Not abstract, so a broker plugin written before it still loads; without it a new
+        password closes the user's older-token sockets on the process that set it only,
+        and svc says so in one line at start (those elsewhere close when their tokens
+        expire).  The built-in brokers all carry it."""
+        raise NotImplementedError
 
     # -- presence -------------------------------------------------------------
 

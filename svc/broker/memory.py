@@ -16,8 +16,8 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 from weakref import WeakValueDictionary
 
-from .base import Broker, BrokerListener, Change, PresenceChange, RoomMessage
-from .pubsub import deliver
+from .base import Broker, BrokerListener, Change, PasswordSet, PresenceChange, RoomMessage
+from .pubsub import deliver, tell_password_set
 
 __all__ = ["MemoryBroker"]
 
@@ -110,6 +110,9 @@ class MemoryBroker(Broker):
 
     async def publish_message(self, message: RoomMessage) -> None:
         self._open_bus().each(lambda listener: listener.on_message(message), skip=self)
+
+    async def publish_password_set(self, event: PasswordSet) -> None:
+        self._open_bus().each(lambda listener: tell_password_set(listener, event), skip=self)
 
     # -- presence -------------------------------------------------------------
 

@@ -17,6 +17,12 @@ published, how payloads are heard, presence.  As in python-socketio's
     ``s``: a sequence number, where a transport folds equal payloads into one).
   - ``{"t": "p", "r", "u", "p", "n"?, "s"?}``: a presence transition; ``n`` and ``s``
     let the node that caused it recognise its own.
+  - ``{"t": "m", "n", "r": "", "f", "d": "null", "a"}``: a password set (user ``f`` at
+    ``a``, unix seconds), :func:`encode_password_set`.  Shaped as a message to the room
+    ``""``, which no room can be (the id rule needs a character), so a node of the
+    previous release reads it as what it is to that node: a message to no room of its,
+    dropped without a word.  A new ``t`` would have been "a malformed event" to it, one
+    warning per password change all through a rolling restart.  ``a`` tells this release.
 
   ``n`` is the publishing node.  A transport that carries kinds on separate channels
   (Postgres) may leave ``t`` to the channel.  The Postgres broker's earlier change
@@ -44,7 +50,15 @@ from datetime import datetime, timezone
 from typing import Generic, TypeVar
 
 from ..storage.models import PROFILE_FIELDS, User
-from .base import Broker, BrokerListener, BrokerUnavailable, Change, PresenceChange, RoomMessage
+from .base import (
+    Broker,
+    BrokerListener,
+    BrokerUnavailable,
+    Change,
+    PasswordSet,
+    PresenceChange,
+    RoomMessage,
+)
 
 __all__ = [
     "Event",
@@ -54,6 +68,7 @@ __all__ = [
     "deliver",
     "encode_change",
     "encode_message",
+    "encode_password_set",
     "encode_presence",
     "load",
 ]
@@ -98,6 +113,11 @@ def encode_message(node: str, message: RoomMessage, seq: int | None = None) -> s
     return _dumps(event)
 
 
+def encode_password_set(node: str, event: PasswordSet) -> str:
+    # "a" last: the earlier release reads the rest as a message to the room "" (see above).
+    return _dumps({"t": "m", "n": node, "r": "", "f": event.user_id, "d": "null", "a": event.at})
+
+
 def encode_presence(node: str, seq: int, change: PresenceChange) -> str:
     room, user = change.room_id, change.user_id
     return _dumps({"t": "p", "r": room, "u": user, "p": change.present, "n": node, "s": seq})
@@ -106,7 +126,7 @@ def encode_presence(node: str, seq: int, change: PresenceChange) -> str:
 @dataclass(frozen=True)
 class Event:
     node: str | None
-    item: Change | RoomMessage | PresenceChange
+    item: Change | RoomMessage | PresenceChange | PasswordSet
     #: the sequence number of a presence transition a node announced itself
     seq: int | None = None
 
@@ -149,6 +169,8 @@ def _decode(data: dict, kind) -> Event:
             )
         return Event(node, Change(user_id, version, user, bool(data.get("d"))))
     if kind == "m":
+        if "a" in data:
+            return Event(node, PasswordSet(_text(data["f"]), _moment(data["a"])))
         return Event(node, RoomMessage(_text(data["r"]), _text(data["f"]), _text(data["d"])))
     if kind == "p":
         seq = data.get("s")
@@ -167,6 +189,12 @@ def _version(value) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise TypeError(f"expected a version, got {value!r}")
     return value
+
+
+def _moment(value) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:
+        raise TypeError(f"expected unix seconds, got {value!r}")
+    return float(value)
 
 
 def _utc(text: str) -> datetime:
@@ -282,6 +310,13 @@ def deliver(listener: BrokerListener | None, call: Callable[[BrokerListener], No
         )
 
 
+def tell_password_set(listener: BrokerListener, event: PasswordSet) -> None:
+    """``listener.on_password_set(event)``, where the listener has it (it is optional)."""
+    handler = getattr(listener, "on_password_set", None)
+    if handler is not None:
+        handler(event)
+
+
 class PubSubBroker(Broker):
     """A broker over a pub/sub transport: subclasses publish and listen, and hand every
     event they hear to :meth:`dispatch`."""
@@ -340,6 +375,9 @@ class PubSubBroker(Broker):
         elif isinstance(item, RoomMessage):
             if not own:  # the publisher's own process delivered it locally already
                 self.deliver(lambda listener: listener.on_message(item))
+        elif isinstance(item, PasswordSet):
+            if not own:  # the publisher's own process acted on it already
+                self.deliver(lambda listener: tell_password_set(listener, item))
         else:
             self.heard_presence(event, own)
 

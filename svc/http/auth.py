@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 ALGORITHM = "HS256"
 # exp, iat and sub must be there: a token without exp would live forever, and one
 # without iat could not be compared with the account's password changes.
-_DECODE_OPTIONS = {"require": ["exp", "iat", "sub"], "verify_iat": False}
+# (iat is required below, after a room token has been told apart: it has none.)
+_DECODE_OPTIONS = {"require": ["exp", "sub"], "verify_iat": False}
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="svc"'}
 _INVALID_TOKEN = {"WWW-Authenticate": 'Bearer realm="svc", error="invalid_token"'}
 _WRONG_CREDENTIALS = "wrong username or password"
@@ -97,6 +98,11 @@ def decode_token(settings: TokenSettings, token: str) -> dict[str, Any]:
     except jwt.InvalidTokenError:
         # No detail: why a forged token failed is of use only to its forger.
         raise InvalidToken("the token is not valid") from None
+    if "room" in claims:
+        # A room token (svc.http.room_tokens) opens one room; it never logs anyone in.
+        raise InvalidToken("a room token is not a login token")
+    if "iat" not in claims:
+        raise InvalidToken("the token is not valid")
     iat, pat = claims["iat"], claims.get("pat")
     if (
         not isinstance(claims["sub"], str)

@@ -20,6 +20,7 @@ from . import routing
 from .errors import APIError
 from .ids import ROOM_ID, is_valid_id
 from .operation import Reply, documented
+from .room_tokens import authorize_members
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 500
 
@@ -59,7 +60,9 @@ def _limit(raw: str | None) -> int:
     tag="rooms",
     description="Members in id order. A member without a stored user (joined before "
     "creating a profile, or deleted while connected) is shown at version 0 with every "
-    "field null (`ProfilelessMember`). `email` is always `null` here.",
+    "field null (`ProfilelessMember`). `email` is always `null` here. A private room "
+    "(its id matches `PRIVATE_ROOMS`) needs `Authorization: Bearer <room token for that "
+    "room>`: 401 without one (a login token is not one), 403 for another room's.",
     parameters=(
         "RoomId",
         {
@@ -82,10 +85,11 @@ def _limit(raw: str | None) -> int:
         },
     ),
     replies={200: Reply("a page of members", "Members")},
-    errors=(404, 422, 503),
+    errors=(401, 403, 404, 422, 503),
 )
 async def list_members(request: web.Request) -> web.Response:
     room_id = request.match_info["room_id"]
+    authorize_members(request, room_id)
     limit = _limit(request.query.get("limit"))
     cursor = request.query.get("cursor")
     after = _decode_cursor(cursor) if cursor else None

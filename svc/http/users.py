@@ -9,7 +9,7 @@ import secrets
 from aiohttp import hdrs, web
 
 from ..broker import Change
-from ..keys import BROKER, PASSWORDS, SETTINGS, STORAGE
+from ..keys import BROKER, HUB, PASSWORDS, SETTINGS, STORAGE
 from ..serialize import format_timestamp, user_json
 from ..storage import Conflict, NotFound, User
 from . import routing
@@ -190,9 +190,10 @@ def _expected_version(request: web.Request) -> int | None:
     tag="users",
     description="`current_password`, when given, must match (403; repeated failures are "
     "throttled like logins: 429); with auth on, changing an existing password needs it "
-    "(422), and every token issued before stops working. Of two changes racing over one "
+    "(422), and every token issued before stops working: sockets that joined with one "
+    "are closed with 4401, on every process. Of two changes racing over one "
     "password, the second gets 409. Not a profile change: `version` does not move and "
-    "nothing is broadcast.",
+    "no frame is broadcast.",
     parameters=("UserId",),
     body=PasswordSchema,
     body_description="the new password",
@@ -233,6 +234,9 @@ async def set_password(request: web.Request) -> web.Response:
     updated_at = await storage.set_password_hash(
         user_id, new_hash, expected_hash=credentials.password_hash
     )
+    if request.app[SETTINGS].auth_enabled:
+        # Sockets that joined with a token issued before it close, on every process.
+        request.app[HUB].password_set(user_id, updated_at.timestamp())
     return web.json_response(
         {"user_id": user_id, "password_updated_at": format_timestamp(updated_at)}
     )

@@ -27,7 +27,6 @@ from .admission import (
     Refused,
     check_origin,
     check_room,
-    member_id,
 )
 from .components import (
     ID_PATTERN,
@@ -39,6 +38,7 @@ from .errors import APIError, unavailable_reason
 from .ids import ID_RULE, is_valid_id
 from .observe import REQUEST_ID_HEADER
 from .operation import Reply, documented
+from .socket_auth import admit
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +52,20 @@ access_log = logging.getLogger("svc.access")
 
 Join as a member with `?user_id=X` (auth off) or `?token=<JWT>` (auth on: the user id comes
 from the token, and `?user_id=` without a token is 401); with neither, the connection
-watches the room (auth off only: with auth on a token is needed). A plain HTTP request gets
-a JSON error (426; 404 for a room id that breaks the id rule). A refused handshake is
-upgraded and closed at once with a code and reason a browser can read: 4401 bad, expired or
+watches the room (auth off only). Auth on, tokens may stay out of the URL: without
+`?token=`, the first frame must be `{"type": "auth", "token", "room_token"?}` within 5 s,
+else 4401. A private room (its id matches `PRIVATE_ROOMS`) also needs a room token for
+that room and user (`?room_token=` or in the auth frame): 4403 with a reason saying which
+check failed (missing, not valid, expired, another room, another user). Auth on, a socket
+is closed with 4401 at the earliest `exp` of its tokens unless renewed with an `auth` frame
+(answered `{"type": "auth_ok", "expires_at"}`; a bad one gets an `invalid_token` error frame
+and changes nothing), and when its user sets a new password after its login token was
+issued. A plain HTTP request gets a JSON error (426; 404 for a room id that breaks the id
+rule). A refused handshake is upgraded and closed at once with a code and reason a browser
+can read: 4401 bad, expired or
 missing token (or `?user_id=` without one), 4403 `Origin` not allowed (the CORS allow-list;
-no `Origin` and the service's own origin always pass), 4404 the token's user is gone, 4422
+no `Origin` and the service's own origin always pass) or a private room's room token
+refused, 4404 the token's user is gone, 4422
 a room or user id that breaks the id rule, 4429 the user already holds `MAX_SOCKETS_PER_USER`
 sockets (default 32, per process), 4503 storage or the broker unavailable (the
 reason says which).
@@ -97,7 +106,16 @@ slow sockets together pass `SEND_BUFFER_BUDGET`); shutdown closes every socket w
             "name": "token",
             "in": "query",
             "required": False,
-            "description": "auth on: join as the user of this JWT (from `POST /auth/token`)",
+            "description": "auth on: join as the user of this JWT (from `POST /auth/token`); "
+            "without it, send it in the first frame",
+            "schema": {"type": "string"},
+        },
+        {
+            "name": "room_token",
+            "in": "query",
+            "required": False,
+            "description": "a private room: a room token for this room and user (claims "
+            "`sub`, `room`, `exp`), signed by the application's backend",
             "schema": {"type": "string"},
         },
     ),
@@ -134,9 +152,10 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     try:
         check_origin(request)
         check_room(room_id)
-        user_id = await member_id(request)
+        admitted = await admit(request, ws, room_id)
         try:
-            conn = await upgrade_while_joining(request, ws, hub, room_id, user_id)
+            conn = await upgrade_while_joining(request, ws, hub, room_id, admitted.user_id)
+            admitted.bind(hub, conn)
         except Unavailable as exc:
             raise Refused(UNAVAILABLE, unavailable_reason(exc)) from None
         except TooManySockets:

@@ -22,6 +22,7 @@ from . import frames, send_budget
 from .budget import FrameBudget, budget_for
 from .limits import RoomSettings, RoomStats
 from .send_budget import SendBudget
+from .token_expiry import TokenLife
 
 #: Heartbeat visits per interval: the precision of the ping and drop times.
 SWEEPS = 4
@@ -52,6 +53,7 @@ class Connection:
         "seen",
         "_pinged",
         "_send_budget",
+        "tokens",
     )
 
     def __init__(
@@ -90,6 +92,8 @@ class Connection:
         self._pinged = 0.0
         #: the bytes waiting for every slow socket of the hub, together (send_budget.py)
         self._send_budget = send_budget
+        #: auth on: the tokens it joined with, their issue stamp and expiry (token_expiry.py)
+        self.tokens: TokenLife | None = None
 
     def send(self, frame: bytes, about: tuple[str, int] | None = None) -> None:
         """Write ``frame`` now, without waiting; close with 1013 if the backlog is full.

@@ -18,11 +18,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 
 from aiohttp import WSCloseCode
 
-from ..broker import Broker, Change, PresenceChange, RoomMessage, calling_the_broker
+from ..broker import (
+    Broker,
+    Change,
+    PasswordSet,
+    PresenceChange,
+    RoomMessage,
+    calling_the_broker,
+)
 from ..serialize import Member
 from ..storage import Storage, User
 from . import frames
@@ -31,10 +38,14 @@ from .limits import RoomSettings, RoomStats
 from .ordering import ChangeOrder
 from .room import Room
 from .send_budget import SendBudget
+from .token_expiry import ISSUED_BEFORE_PASSWORD, TOKEN_CLOSE, TokenLife
 
 __all__ = ["Hub", "RoomSettings", "TooManySockets", "USER_DELETED"]
 
 log = logging.getLogger(__name__)
+
+#: Seconds a password set is remembered for joins that raced it (far above a join's time).
+RECENT_PASSWORD_SETS = 60.0
 
 #: The close code of a deleted user's sockets: 4000 + HTTP 404, as for an unknown user's join.
 USER_DELETED = 4404
@@ -52,6 +63,7 @@ class Hub:
         limits: RoomSettings | None = None,
         *,
         private_email: bool = False,
+        auth_frames: Callable[[Connection, dict], Coroutine] | None = None,
     ):
         self.storage = storage
         self.broker = broker
@@ -70,6 +82,13 @@ class Hub:
         #: user → their sockets here, in every room (MAX_SOCKETS_PER_USER)
         self._sockets_of_user: dict[str, int] = {}
         self.send_budget = SendBudget(self.limits)
+        #: Auth on: checks an ``auth`` frame (renewal) and answers it; from the HTTP layer,
+        #: which knows tokens (this layer does not).  None: auth off, ``auth`` is unknown.
+        self._auth_frames = auth_frames
+        #: user → (moment of their latest password set, loop time heard), for
+        #: RECENT_PASSWORD_SETS seconds: a join whose token was checked just before a new
+        #: password, and that completes just after, is closed as it binds (bind_tokens)
+        self._recent_password_sets: dict[str, tuple[float, float]] = {}
 
     # -- life cycle -----------------------------------------------------------
 
@@ -78,6 +97,13 @@ class Hub:
         self.spawn(self._send_messages())
         self.spawn(self._reconcile_forever())
         self.spawn(beat_forever(self.limits, self.connections))
+        if self._auth_frames is not None and not _carries_password_sets(self.broker):
+            log.warning(
+                "broker %s does not carry password changes (publish_password_set): a new "
+                "password closes older-token sockets on the process that set it only; "
+                "elsewhere they close when their tokens expire",
+                type(self.broker).__name__,
+            )
 
     async def close_all(self, code: int = WSCloseCode.GOING_AWAY, reason: str = "server shutdown"):
         """Close every socket (shutdown: before the broker and storage close)."""
@@ -177,6 +203,8 @@ class Hub:
 
     async def leave(self, conn: Connection, presence_joined: bool = True) -> None:
         conn.closed = True
+        if conn.tokens is not None:
+            conn.tokens.cancel()
         room = self._rooms.get(conn.room_id)
         if room is None:
             return
@@ -320,6 +348,61 @@ class Hub:
         if room is not None:
             room.send(frames.message(room.id, message.sender, message.data))
 
+    def on_password_set(self, event: PasswordSet) -> None:
+        """A password set through another process: its older-token sockets here close."""
+        self._close_retired(event)
+
+    def password_set(self, user_id: str, at: float) -> None:
+        """A password set through this process: close the user's sockets here that joined
+        with a token issued before it, and tell every other process (in the background;
+        the password is set whatever the broker says)."""
+        event = PasswordSet(user_id, at)
+        self._close_retired(event)
+        self.spawn(self._publish_password_set(event))
+
+    async def _publish_password_set(self, event: PasswordSet) -> None:
+        try:
+            with calling_the_broker():
+                await self.broker.publish_password_set(event)
+        except NotImplementedError:
+            pass  # said at start (a broker that predates it)
+        except Exception as exc:  # noqa: BLE001 - the others' sockets then last to their exp
+            self.broker.errors += 1
+            log.warning(
+                "rooms: could not tell other processes of a new password of user %s (%s); "
+                "their sockets of that user close when the tokens expire",
+                event.user_id,
+                exc,
+            )
+
+    def bind_tokens(self, conn: Connection, tokens: TokenLife) -> None:
+        """Give a joined socket its tokens' deadline; close it at once if a password set
+        since its token was checked (the join raced it) already retired the token."""
+        conn.tokens = tokens
+        tokens.arm(conn.close)
+        recent = self._recent_password_sets.get(conn.user_id)
+        if recent is not None and tokens.retired_by(recent[0]):
+            conn.close(TOKEN_CLOSE, ISSUED_BEFORE_PASSWORD)
+
+    def _close_retired(self, event: PasswordSet) -> None:
+        recent, now = self._recent_password_sets, asyncio.get_running_loop().time()
+        for user_id, (_, heard) in list(recent.items()):
+            if now - heard > RECENT_PASSWORD_SETS:
+                del recent[user_id]
+        recent[event.user_id] = (event.at, now)
+        for room_id in self._rooms_of_user.get(event.user_id, ()):
+            room = self._rooms.get(room_id)
+            if room is None:
+                continue
+            for conn in tuple(room.connections):
+                tokens = conn.tokens
+                if (
+                    conn.user_id == event.user_id
+                    and tokens is not None
+                    and tokens.retired_by(event.at)
+                ):
+                    conn.close(TOKEN_CLOSE, ISSUED_BEFORE_PASSWORD)
+
     def on_gap(self) -> None:
         self.spawn(self.reconcile())
 
@@ -414,6 +497,8 @@ class Hub:
             conn.send(frames.PONG)
         elif kind == "message":
             self._relay(conn, frame)
+        elif kind == "auth" and self._auth_frames is not None and conn.tokens is not None:
+            self.spawn(self._auth_frames(conn, frame))
         elif not isinstance(kind, str):
             conn.send(
                 frames.error_frame("invalid_frame", 'a frame must be a JSON object with a "type"')
@@ -482,3 +567,7 @@ class Hub:
     def room(self, room_id: str) -> Room | None:
         """The room of that id here, if any connection is in it."""
         return self._rooms.get(room_id)
+
+
+def _carries_password_sets(broker: Broker) -> bool:
+    return type(broker).publish_password_set is not Broker.publish_password_set

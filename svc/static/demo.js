@@ -1,11 +1,13 @@
 // The /demo page: a join form, your profile form, and the room's member cards, kept live by
 // svc-client.js. Everything about the room's state lives in RoomClient; this file only draws.
 
-import { RoomClient, SvcApi, SvcError } from "./svc-client.js";
+import { RoomClient, SvcApi, SvcError, jwtClaims } from "./svc-client.js";
 
 const PROFILE_FIELDS = ["display_name", "username", "bio", "email", "avatar_url"];
 const USERNAME = /^[A-Za-z0-9_.-]{3,32}$/;
 const LOG_LINES = 30;
+/** The one room POST /demo/room-token signs for (demo-only; docs/auth.md). */
+const DEMO_PRIVATE_ROOM = "demo-private";
 
 const authOn = document.body.dataset.auth === "on";
 const $ = (selector) => document.querySelector(selector);
@@ -21,6 +23,11 @@ let formVersion = null; // the version the profile form was filled from
 let formBaseline = {}; // the profile it was filled with: a save sends what differs
 let formDirty = false;
 const flashing = new Set();
+// Demo-only: the page has no backend to get fresh tokens from, so it keeps what it logged in
+// with, in memory (never stored), to log in again before the token expires. A real app asks
+// its own backend (a session, a refresh token) instead.
+let credentials = null;
+let renewals = 0;
 
 document.body.classList.add(authOn ? "auth" : "open");
 const params = new URLSearchParams(location.search);
@@ -49,6 +56,7 @@ async function join(signUp) {
       const username = form.username.value.trim();
       if (signUp) await api.createUser({ username, password: form.password.value });
       const { access_token: token } = await api.login(username, form.password.value);
+      credentials = { username, password: form.password.value };
       me = SvcApi.tokenSubject(token);
     } else {
       me = form.user_id.value.trim();
@@ -59,19 +67,50 @@ async function join(signUp) {
     $("#join-error").textContent = describe(err);
     return;
   }
-  // A token function, not the token itself: RoomClient asks again on every reconnection.
-  const who = authOn ? { token: () => api.token } : { userId: me };
+  // Token functions, not the tokens: RoomClient asks again on every reconnection and, to
+  // renew the open socket, a little before they expire.
+  const who = authOn ? { token: freshLoginToken } : { userId: me };
+  if (authOn && room === DEMO_PRIVATE_ROOM) {
+    try {
+      await demoRoomToken(); // 404 where the server does not hand them out: say so now
+    } catch (err) {
+      $("#join-error").textContent =
+        err instanceof SvcError && err.status === 404
+          ? "The demo's private room is off on this server (DEMO_ROOM_TOKENS is not set)."
+          : describe(err);
+      return;
+    }
+    who.roomToken = demoRoomToken;
+  }
+  renewals = 0;
   client = new RoomClient(room, { baseUrl, ...who });
-  for (const type of ["status", "change", "join", "leave", "update", "welcome", "close"]) {
+  for (const type of ["status", "change", "join", "leave", "update", "welcome", "close", "auth"]) {
     client.addEventListener(type, onRoomEvent);
   }
   client.connect();
-  window.svcDemo = { client, api, me };
+  window.svcDemo = { client, api, me, renewals: () => renewals };
   $("#room-name").textContent = room;
   $("#me").textContent = `(${me})`;
   $("#join").classList.add("hidden");
   $("#room").classList.remove("hidden");
 }
+
+/** The login token, or a new one once half of its life is gone (demo-only: see above). */
+async function freshLoginToken() {
+  const { iat, exp } = jwtClaims(api.token);
+  if (exp - Date.now() / 1000 > (exp - iat) / 2) return api.token;
+  await api.login(credentials.username, credentials.password);
+  return api.token;
+}
+
+/** A room token for the demo's private room, from svc's demo-only route. */
+async function demoRoomToken() {
+  return (await api.demoRoomToken()).room_token;
+}
+
+$("#private-button").addEventListener("click", () => {
+  joinForm.elements.room.value = DEMO_PRIVATE_ROOM;
+});
 
 /** Open mode: a new id gets a user whose username is the id (or close to it). */
 async function ensureUser(userId) {
@@ -171,6 +210,9 @@ function onRoomEvent(event) {
         fillProfile(detail.user, { keepEmail: true }); // saved from another tab
       }
       return log(`${nameOf(detail.user)} updated (version ${detail.user.version})`);
+    case "auth":
+      renewals += 1;
+      return log(`Tokens renewed: good until ${new Date(detail.expiresAt * 1000).toLocaleTimeString()}`);
     case "close":
       if (detail.willReconnect) return undefined;
       return log(`Disconnected (${detail.code}${detail.reason ? `: ${detail.reason}` : ""})`);

@@ -44,6 +44,7 @@ const PAGE_LIMIT = 500;
  * - `message` {from, data}: another member's message
  * - `error`   {code, message}: the server refused one of our frames (the connection stays)
  * - `pong`    {}
+ * - `auth`    {expiresAt}: the server took renewed tokens (`auth_ok`); unix seconds
  * - `close`   {code, reason, wasClean, willReconnect, delay}
  */
 export class RoomClient extends EventTarget {
@@ -54,7 +55,11 @@ export class RoomClient extends EventTarget {
    * @param {string} [options.userId]  join as this user (auth off); neither this nor a
    *     token: watch without being a member
    * @param {string|function} [options.token]  auth on: a JWT, or a function returning
-   *     one (or a promise of one), called before every (re)connection
+   *     one (or a promise of one), called before every (re)connection and, to renew the
+   *     open socket's tokens, a little before they expire. Sent in the first frame, never
+   *     in the URL (which proxies log)
+   * @param {string|function} [options.roomToken]  a private room: the room token your
+   *     backend handed out, or a function returning one (or a promise), called like `token`
    * @param {object} [options.backoff]  overrides of DEFAULT_BACKOFF
    * @param {boolean} [options.pageMembers=true]  fetch the members a welcome leaves out
    *     (it lists at most 100) from GET /rooms/{room}/members
@@ -66,6 +71,9 @@ export class RoomClient extends EventTarget {
     this.baseUrl = (options.baseUrl ?? globalThis.location?.origin ?? "").replace(/\/+$/, "");
     this.userId = options.userId ?? null;
     this.token = options.token ?? null;
+    this.roomToken = options.roomToken ?? null;
+    /** Unix seconds at which the server closes this socket unless renewed, or null. */
+    this.expiresAt = null;
     this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
     this.pageMembers = options.pageMembers ?? true;
     this.WebSocket = options.WebSocket ?? globalThis.WebSocket;
@@ -87,6 +95,8 @@ export class RoomClient extends EventTarget {
     this._stopped = true;
     this._generation = 0; // bumped by every welcome: late page fetches of an old one are dropped
     this._leftWhilePaging = null;
+    this._sentTokens = null; // {token, room_token?} last sent: the members route needs one
+    this._renewTimer = null;
   }
 
   /** Open the connection (again, after close()). Returns this. */
@@ -103,6 +113,7 @@ export class RoomClient extends EventTarget {
     this._stopped = true;
     clearTimeout(this._timer);
     this._timer = null;
+    this._cancelRenewal();
     const ws = this._ws;
     this._ws = null; // its own close event is not ours to act on any more
     if (ws) ws.close(code, reason);
@@ -144,6 +155,9 @@ export class RoomClient extends EventTarget {
         return this._emit("error", { code: frame.code, message: frame.message });
       case "pong":
         return this._emit("pong", {});
+      case "auth_ok":
+        this._renewBefore(frame.expires_at);
+        return this._emit("auth", { expiresAt: frame.expires_at });
       default:
         return undefined; // a newer server's frame: ignored, as a client should
     }
@@ -161,11 +175,11 @@ export class RoomClient extends EventTarget {
     } catch (err) {
       return failed(err, true); // a baseUrl that is no URL: retrying cannot help
     }
+    let tokens = null;
     if (this.token) {
       this._opening = true;
       try {
-        const token = typeof this.token === "function" ? await this.token() : this.token;
-        if (token) url.searchParams.set("token", token);
+        tokens = await this._freshTokens();
       } catch (err) {
         return failed(err, false); // a token refresh that failed (offline?): try again later
       } finally {
@@ -180,6 +194,12 @@ export class RoomClient extends EventTarget {
       return failed(err, true); // a URL the browser will not even try
     }
     this._ws = ws;
+    if (tokens) {
+      // The first frame: svc waits up to 5 s for it, then answers with the welcome.
+      ws.onopen = () => {
+        if (this._ws === ws) ws.send(JSON.stringify({ type: "auth", ...tokens }));
+      };
+    }
     ws.onmessage = (event) => {
       if (this._ws !== ws || typeof event.data !== "string") return;
       let frame;
@@ -214,6 +234,7 @@ export class RoomClient extends EventTarget {
 
   _closed(info, final = false) {
     this.lastClose = info;
+    this._cancelRenewal();
     const willReconnect = !this._stopped && !final && !isFinalCloseCode(info.code);
     let delay = null;
     if (willReconnect) {
@@ -232,6 +253,57 @@ export class RoomClient extends EventTarget {
     this._setStatus(willReconnect ? "reconnecting" : "closed", delay);
   }
 
+  // -- tokens ------------------------------------------------------------------------------
+
+  /** {token, room_token?} from the options (their functions called now). */
+  async _freshTokens() {
+    const call = (value) => (typeof value === "function" ? value() : value);
+    const [token, roomToken] = await Promise.all([call(this.token), call(this.roomToken)]);
+    const tokens = { token };
+    if (roomToken) tokens.room_token = roomToken;
+    this._sentTokens = tokens;
+    return tokens;
+  }
+
+  /** Renew a little before `expiresAt` (a third of what is left, 2 s to 30 s before it:
+   * the page's callbacks and a round trip must fit in that on a slow device), if a function
+   * can give fresh tokens; a fixed token simply lives until it expires. */
+  _renewBefore(expiresAt) {
+    this._cancelRenewal();
+    this.expiresAt = expiresAt ?? null;
+    const renewable = typeof this.token === "function" || typeof this.roomToken === "function";
+    if (expiresAt == null || !renewable || this._stopped) return;
+    const left = expiresAt * 1000 - Date.now();
+    const margin = Math.min(30000, Math.max(2000, left / 3));
+    // At least a second apart (or half of what is left): callbacks that hand back the same
+    // tokens must not make a renewal loop.
+    const delay = Math.max(left - margin, Math.min(1000, left / 2));
+    this._renewTimer = setTimeout(() => this._renew(), Math.max(0, delay));
+  }
+
+  async _renew() {
+    this._renewTimer = null;
+    const ws = this._ws;
+    let tokens;
+    try {
+      tokens = await this._freshTokens();
+    } catch (err) {
+      // The page's callback failed (offline?): try again soon, while there is time.
+      this._emit("error", { code: "token_refresh_failed", message: String(err?.message ?? err) });
+      if (this._ws === ws && this.expiresAt != null) {
+        this._renewTimer = setTimeout(() => this._renew(), 1000);
+      }
+      return;
+    }
+    // Answered by auth_ok (which schedules the next renewal) or an invalid_token error.
+    if (this._ws === ws) this._send({ type: "auth", ...tokens });
+  }
+
+  _cancelRenewal() {
+    clearTimeout(this._renewTimer);
+    this._renewTimer = null;
+  }
+
   _send(frame) {
     if (!this._ws || this._ws.readyState !== 1) return false;
     this._ws.send(JSON.stringify(frame));
@@ -245,6 +317,7 @@ export class RoomClient extends EventTarget {
     this._attempt = 0; // the server took us: the next outage starts its backoff afresh
     this.welcomes += 1;
     this.connectionId = frame.connection_id;
+    if (this._sentTokens) this._renewBefore(tokensExpiry(this._sentTokens));
     this.memberCount = frame.member_count;
     // Rebuilt, not merged: whatever happened while we were away is in this welcome.
     this.members = new Map();
@@ -330,7 +403,10 @@ export class RoomClient extends EventTarget {
         );
         url.searchParams.set("limit", String(PAGE_LIMIT));
         if (cursor) url.searchParams.set("cursor", cursor);
-        const response = await fetch(url);
+        // A private room's members are for bearers of its room token.
+        const roomToken = this._sentTokens?.room_token;
+        const init = roomToken ? { headers: { Authorization: `Bearer ${roomToken}` } } : {};
+        const response = await fetch(url, init);
         if (!response.ok || generation !== this._generation) return;
         const page = await response.json();
         if (generation !== this._generation) return;
@@ -358,6 +434,26 @@ export class RoomClient extends EventTarget {
   _emit(type, detail) {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
+}
+
+/** The earliest `exp` (unix seconds) of the tokens, read without checking signatures. */
+export function tokensExpiry(tokens) {
+  const times = Object.values(tokens)
+    .map((token) => {
+      try {
+        return jwtClaims(token).exp;
+      } catch {
+        return undefined;
+      }
+    })
+    .filter((exp) => typeof exp === "number");
+  return times.length ? Math.min(...times) : null;
+}
+
+/** The claims of a JWT, read without checking the signature (only the server can). */
+export function jwtClaims(token) {
+  const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+  return JSON.parse(atob(payload.padEnd(payload.length + ((4 - (payload.length % 4)) % 4), "=")));
 }
 
 /** An error answer of svc: {status, code, message, fields}. */
@@ -392,9 +488,14 @@ export class SvcApi {
 
   /** The user id a token was issued to (its `sub`), read without checking the signature. */
   static tokenSubject(token) {
-    const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-    return JSON.parse(atob(payload.padEnd(payload.length + ((4 - (payload.length % 4)) % 4), "=")))
-      .sub;
+    return jwtClaims(token).sub;
+  }
+
+  /** POST /demo/room-token: a room token for the demo's own private room (demo-only: it
+   * answers only where the server sets DEMO_ROOM_TOKENS; real apps get one from their
+   * own backend). */
+  demoRoomToken() {
+    return this.request("POST", "/demo/room-token");
   }
 
   getUser(userId) {

@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from ..broker import Broker, Change, PresenceChange, RoomMessage
+from ..broker import Broker, Change, PasswordSet, PresenceChange, RoomMessage
 from ..broker.registry import get_plugin
 from ..storage import PROFILE_FIELDS, User
 from .helpers import unique_id, wait_until
@@ -53,6 +53,7 @@ class Recorder:
         self.changes: list[Change] = []
         self.messages: list[RoomMessage] = []
         self.presence: list[PresenceChange] = []
+        self.password_sets: list[PasswordSet] = []
         self.gaps = 0
         self.failing = False
 
@@ -66,6 +67,10 @@ class Recorder:
 
     def on_presence(self, change: PresenceChange) -> None:
         self.presence.append(change)
+        self._maybe_fail()
+
+    def on_password_set(self, event: PasswordSet) -> None:
+        self.password_sets.append(event)
         self._maybe_fail()
 
     def on_gap(self) -> None:
@@ -283,6 +288,31 @@ class BrokerConformance:
         assert heard_by_one.messages_in(room) == [marker], (
             "rule broken: a message does not come back to the instance that published it"
         )
+
+    async def test_password_sets_reach_the_others_and_not_the_publisher(self, open_broker):
+        one, heard_by_one = await open_broker("one")
+        two, heard_by_two = await open_broker("two")
+        if type(one).publish_password_set is Broker.publish_password_set:
+            pytest.skip("this broker does not carry password sets (optional)")
+        user = unique_id("u")
+        sent = [PasswordSet(user, 1765000000.123456), PasswordSet(user, 1765000001.5)]
+        for event in sent:
+            await one.publish_password_set(event)
+        await eventually(
+            lambda: len(heard_by_two.password_sets) >= len(sent), "password sets reach the others"
+        )
+        assert heard_by_two.password_sets == sent, (
+            "rule broken: password sets reach another instance once each, in order, with the "
+            "moment to the microsecond"
+        )
+        # And not the publisher: a set from two marks the point one's would have come back by.
+        marker = PasswordSet(unique_id("u"), 1.0)
+        await two.publish_password_set(marker)
+        await eventually(lambda: heard_by_one.password_sets, "password sets reach the others")
+        assert heard_by_one.password_sets == [marker], (
+            "rule broken: a password set does not come back to the instance that published it"
+        )
+        assert heard_by_two.messages == [], "rule broken: a password set is not a room message"
 
     # -- presence -------------------------------------------------------------------
 
