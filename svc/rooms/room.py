@@ -210,6 +210,10 @@ class Room:
         the history: it carries no ``seq`` and goes at once, to every welcomed connection."""
         if not numbered:
             self._send_now(frame, skip, about, None)
+        elif self._retry_delay:
+            # Storage is down and presence backs off: messages and changes must not wait for
+            # it, nor cut its back-off short (the one place frames leave out of order).
+            self._send_now(frame, skip, about, self.seq)
         elif self._queue or self._flush is not None:
             self._queue.append((frame, skip, about, self.seq))
             if isinstance(self._flush, asyncio.TimerHandle):
