@@ -19,9 +19,9 @@ Event numbers (resume): where the broker numbers room events, the room applies t
 number order (:class:`.sequence.Sequence`) and every frame carries the ``seq`` of the last
 event it shows.  A frame is never sent before an earlier event's frame, so a client that
 keeps the last ``seq`` it received holds everything up to it: a message or change that
-comes while presence waits in its window waits behind it (the queue: the window is then cut
-short, the presence goes at once), and a presence frame holds only the transitions
-numbered before the next queued frame.
+comes while presence waits in its window waits behind it (the queue; the window is cut
+short once a quarter of a socket's backlog waits behind it), and a presence frame holds only
+the transitions numbered before the next queued frame.
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ class Room:
         "_with_email",
         "sequence",
         "_queue",
+        "_queued_bytes",
         "_numbered",
         "_flush",
         "_retry_delay",
@@ -107,6 +108,8 @@ class Room:
         #: what waits to be sent, in order: presence segments (user → (present, number,
         #: seq), in arrival order; the latest state of a user wins) and frames behind them
         self._queue: list[dict[str, tuple[bool, int, int | None]] | tuple] = []
+        #: bytes of the frames in the queue
+        self._queued_bytes = 0
         self._numbered = 0
         self._flush: asyncio.TimerHandle | asyncio.Task | None = None
         self._retry_delay = 0.0
@@ -207,22 +210,28 @@ class Room:
         """Send ``frame`` (of the event numbered ``self.seq``) to the welcomed connections,
         after whatever waits in the queue.  ``numbered=False``: a repair (a record a
         welcome read found newer, a re-read after the broker lost events), not an event of
-        the history: it carries no ``seq`` and goes at once, to every welcomed connection."""
-        if not numbered:
-            self._send_now(frame, skip, about, None)
-        elif self._retry_delay:
+        the history: it carries no ``seq`` and goes to every welcomed connection."""
+        seq = self.seq if numbered else None
+        if self._retry_delay:
             # Storage is down and presence backs off: messages and changes must not wait for
             # it, nor cut its back-off short (the one place frames leave out of order).
-            self._send_now(frame, skip, about, self.seq)
+            self._send_now(frame, skip, about, seq)
         elif self._queue or self._flush is not None:
-            self._queue.append((frame, skip, about, self.seq))
-            if isinstance(self._flush, asyncio.TimerHandle):
-                # Presence waits in its window: send it now rather than hold the room's
-                # messages for the window (a burst a slow reader could not take).
+            # Behind what waits, repairs too: a change shown now must not overtake the
+            # versions queued before it.
+            self._queue.append((frame, skip, about, seq))
+            self._queued_bytes += len(frame)
+            if (
+                isinstance(self._flush, asyncio.TimerHandle)
+                and self._queued_bytes > self._limits.max_backlog // 4
+            ):
+                # Presence waits in its window, and what waits behind it would leave as one
+                # burst a reader that keeps up could not take: the window ends now.  (Cut at
+                # every frame instead, a chatty room's presence is barely coalesced.)
                 self._flush.cancel()
                 self._start_send()
         else:
-            self._send_now(frame, skip, about, self.seq)
+            self._send_now(frame, skip, about, seq)
 
     def _send_now(self, frame, skip, about, seq) -> None:
         sent = 0
@@ -333,7 +342,7 @@ class Room:
         self._flush = self._spawn(self._send_presence())
 
     async def _send_presence(self) -> None:
-        queue, self._queue = self._queue, []
+        queue, self._queue, self._queued_bytes = self._queue, [], 0
         retry = None
         try:
             if not self._live:
@@ -375,7 +384,7 @@ class Room:
                 self.schedule_presence(retry)
 
     def _flush_frames(self) -> None:
-        queue, self._queue = self._queue, []
+        queue, self._queue, self._queued_bytes = self._queue, [], 0
         for item in queue:
             self._send_now(*item)
         self._forget_welcomed()
