@@ -79,6 +79,10 @@ class Settings:
     #: Bytes waiting for all slow WebSocket consumers together; past it the ones with
     #: the most waiting are closed with 1013.
     send_buffer_budget: int = 256 * 1024 * 1024
+    #: Events of each room the broker keeps for resume (0: none, resume is off).
+    room_history: int = 100
+    #: Seconds a room's event stays in that history.
+    room_history_ttl: float = 300.0
     #: "uvloop" or "asyncio" (svc/loop.py).
     event_loop: str = "uvloop"
     #: A regular expression: rooms whose id matches it in full are private (room tokens).
@@ -175,6 +179,8 @@ class Settings:
             event_loop=get.choice("EVENT_LOOP", cls.event_loop, EVENT_LOOPS),
             private_rooms=private_rooms,
             demo_room_tokens=get.bool("DEMO_ROOM_TOKENS", cls.demo_room_tokens),
+            room_history=get.int("ROOM_HISTORY", cls.room_history, 0, 100_000),
+            room_history_ttl=get.float("ROOM_HISTORY_TTL", cls.room_history_ttl, 1, 7 * 24 * 3600),
         )
 
 

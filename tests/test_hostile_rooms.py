@@ -101,6 +101,12 @@ async def test_a_database_outage_logs_one_presence_line_and_one_when_it_is_over(
     def presence_lines():
         return [r for r in caplog.records if r.name == "svc.rooms.presence"]
 
+    # Messages do not wait for storage (nor cut the presence's back-off short): numbered,
+    # they go at once, ahead of the presence that waits.
+    await joined.send_json({"type": "message", "data": "during the outage"})
+    during = await frame_where(watching, lambda f: f["type"] == "message", timeout=2)
+    assert during["data"] == "during the outage" and isinstance(during["seq"], int)
+
     lines = presence_lines()
     assert [r.levelname for r in lines] == ["WARNING"], [r.getMessage() for r in lines]
     assert lines[0].exc_info is None and "retrying" in lines[0].getMessage()

@@ -8,6 +8,8 @@ from .base import (
     Change,
     PasswordSet,
     PresenceChange,
+    RoomEvent,
+    RoomHistory,
     RoomMessage,
     calling_the_broker,
 )
@@ -20,6 +22,8 @@ __all__ = [
     "Change",
     "PasswordSet",
     "PresenceChange",
+    "RoomEvent",
+    "RoomHistory",
     "RoomMessage",
     "calling_the_broker",
 ]

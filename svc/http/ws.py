@@ -87,6 +87,11 @@ A `Member` is a `User`, or a `ProfilelessMember` (version 0, every field null) f
 present without a stored user; its first profile change arrives as `profile_updated` at
 version 1.
 
+Resume after a reconnect: where the broker numbers room events, `presence`,
+`profile_updated` and `message` frames carry `seq` and the welcome `epoch` and `seq`;
+`?since=<epoch>:<seq>` is answered with `"resumed": true` and the missed events, in order,
+then live ones, or a normal welcome with `"resumed": false` (docs/resume.md).
+
 Client to server: `{"type": "message", "data": ...}` (at most $kib KiB of data) and
 `{"type": "ping"}` (answered by `{"type": "pong"}`). Every frame counts against the frame
 rate, WebSocket pings too: one over it gets no pong, and a flood is closed with 1008. A slow
@@ -116,6 +121,14 @@ slow sockets together pass `SEND_BUFFER_BUDGET`); shutdown closes every socket w
             "required": False,
             "description": "a private room: a room token for this room and user (claims "
             "`sub`, `room`, `exp`), signed by the application's backend",
+            "schema": {"type": "string"},
+        },
+        {
+            "name": "since",
+            "in": "query",
+            "required": False,
+            "description": "`<epoch>:<seq>` of the last frame received: resume (a bad value "
+            "is a normal welcome with `resumed: false`, never an error)",
             "schema": {"type": "string"},
         },
     ),
@@ -172,11 +185,11 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                 "websocket %s opened", room_id, extra={"event": "ws_open", "room": room_id}
             )
         try:
-            welcome = await hub.welcome(conn)
+            welcome = await hub.welcome(conn, request.query.get("since"))
         except Unavailable as exc:  # upgraded already: the same close as a refusal
             await ws.close(code=UNAVAILABLE, message=unavailable_reason(exc).encode())
             return ws
-        conn.start(ws, request.transport, welcome)
+        hub.begin(conn, ws, request.transport, welcome)
         # A crowd's welcome is ~20 KB; this frame lives as long as the socket, so
         # holding it here would double the memory of an idle connection.
         del welcome
