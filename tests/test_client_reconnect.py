@@ -1,0 +1,57 @@
+"""svc.client's ``Room`` across a real ``python -m svc`` that stops and starts again on the
+same port: the room reconnects with backoff by itself, and its state is rebuilt from the new
+process's welcome (people who joined or changed meanwhile are in it)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from svc_process import SvcProcess
+
+from svc.client import Backoff, Room, SvcClient
+from svc.testing import unique_id, wait_until, within
+
+QUICK = Backoff(initial=0.05, max=0.5)
+
+
+@pytest.fixture
+async def process(tmp_path):
+    started = SvcProcess({"DATABASE_URL": "memory://"}, tmp_path / "svc.log")
+    await started.start()
+    yield started
+    await started.stop()
+
+
+async def test_a_room_reconnects_when_its_server_comes_back_on_the_same_port(process):
+    room_id = unique_id("room")
+    async with Room(process.base, room_id, user_id="watcher", backoff=QUICK) as room:
+        first = room.connection_id
+        assert await process.stop() == 0  # SIGTERM: svc closes every socket with 1001
+        await wait_until(lambda: room.status == "reconnecting", timeout=10)
+        tried = room.attempts
+        await wait_until(lambda: room.attempts >= tried + 2, timeout=10)  # it keeps trying
+        await process.start(attempts=1)  # the same port: the process is new, storage empty
+        async with SvcClient(process.base) as api:
+            await api.update_profile("newcomer", {"username": "newcomer"})
+        async with Room(process.base, room_id, user_id="newcomer") as other:
+            await wait_until(lambda: set(room.members) == {"watcher", "newcomer"}, timeout=10)
+            assert room.welcomes == 2 and room.connection_id != first
+            assert room.member_count == 2 and room.members["newcomer"]["version"] == 1
+            await other.send("after the restart")
+            message = await within(10, room.messages().__anext__())
+            assert message["data"] == "after the restart"
+
+
+async def test_a_server_that_never_answers_is_retried_until_closed(tmp_path):
+    """A dead server is not a refusal: the room keeps trying, with growing waits, until the
+    caller closes it (connect() bounded by the caller's timeout)."""
+    from svc_process import free_port
+
+    room = Room(f"http://127.0.0.1:{free_port()}", "lobby", backoff=QUICK)
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(room.connect(), 1.5)
+    assert room.attempts >= 3 and room.status in ("connecting", "reconnecting")
+    assert room.error is None
+    await room.close()
+    assert room.status == "closed"
