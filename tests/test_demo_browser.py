@@ -311,6 +311,77 @@ def test_client_keeps_state_from_welcome_and_frames(pages, svc_process):
     assert steps["old_pending_is_gone"]["members"]["carol"] == [4, "C4"]
 
 
+def test_client_resumes_from_its_seq_and_rebuilds_on_any_other_welcome(pages, svc_process):
+    """svc-client.js's resume, frame by frame: the `since` it reconnects with, a resumed
+    welcome keeping the state, a replayed event dropped, any other welcome rebuilding."""
+    svc = svc_process(DATABASE_URL="memory://")
+    page = pages()
+    open_demo(page, svc.base, "r")
+    steps = run_in_page(page, _RESUME_RULES)
+    assert steps["none"]["since"] is None  # nothing to resume from yet
+    assert steps["first"] == {"since": "e1:4", "members": ["a"], "seq": 4, "resumes": 0}
+    assert steps["after_events"]["since"] == "e1:6"
+    assert steps["after_events"]["messages"] == [5]
+    # resumed: the state is kept (the welcome lists nobody), the replay's repeat dropped
+    assert steps["resumed"] == {
+        "since": "e1:7",
+        "members": ["a", "b"],
+        "seq": 7,
+        "resumes": 1,
+        "messages": [5, 7],
+        "count": 2,
+    }
+    assert steps["resume_off"]["since"] is None
+    # another epoch, or resumed: false, is a first welcome again
+    assert steps["new_epoch"] == {
+        "since": "e2:1",
+        "members": ["c"],
+        "seq": 1,
+        "resumes": 1,
+        "messages": [5, 7],
+        "count": 1,
+    }
+    assert steps["not_resumed"]["members"] == ["d"] and steps["not_resumed"]["since"] == "e2:3"
+
+
+_RESUME_RULES = """
+async function run({RoomClient}) {
+  const client = new RoomClient('r', {pageMembers: false, userId: 'a'});
+  const messages = [];
+  client.addEventListener('message', (e) => messages.push(e.detail.data));
+  const user = (id, version) => ({id, user_id: id, version, created_at: null,
+    updated_at: null, profile: {display_name: null, username: id, bio: null, email: null,
+    avatar_url: null, avatar_urls: null}});
+  const welcome = (members, epoch, seq, resumed) => ({type: 'welcome', room: 'r',
+    connection_id: 'c', member_count: members.length, members, epoch, seq, resumed});
+  const steps = {};
+  const step = (name) => { steps[name] = {
+    since: client.socketUrl().searchParams.get('since'), members: [...client.members.keys()],
+    seq: client.seq, resumes: client.resumes, messages: [...messages],
+    count: client.memberCount}; };
+  step('none');
+  client.applyFrame(welcome([user('a', 1)], 'e1', 4));
+  step('first'); delete steps.first.messages; delete steps.first.count;
+  client.applyFrame({type: 'message', room: 'r', from: 'b', data: 5, seq: 5});
+  client.applyFrame({type: 'presence', room: 'r', joined: [user('b', 1)], left: [],
+    member_count: 2, seq: 6});
+  step('after_events');
+  client.applyFrame({...welcome([], 'e1', 9, true), member_count: 2});
+  client.applyFrame({type: 'presence', room: 'r', joined: [], left: ['b'], member_count: 1,
+    seq: 6});  // already applied as seq 6: a repeat, dropped
+  client.applyFrame({type: 'message', room: 'r', from: 'b', data: 5, seq: 5});  // repeat
+  client.applyFrame({type: 'message', room: 'r', from: 'b', data: 7, seq: 7});
+  step('resumed');
+  client.resume = false; step('resume_off'); client.resume = true;
+  client.applyFrame(welcome([user('c', 1)], 'e2', 1, true));  // another history
+  step('new_epoch');
+  client.applyFrame(welcome([user('d', 1)], 'e2', 3, false));
+  step('not_resumed');
+  return steps;
+}
+"""
+
+
 _CROWD = """
 async function run({RoomClient}) {
   const client = new RoomClient(ROOM);
