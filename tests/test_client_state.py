@@ -5,6 +5,8 @@ new epoch ends in the room's true state."""
 
 from __future__ import annotations
 
+import json
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -160,3 +162,35 @@ def test_any_stream_cut_by_drops_and_resumes_ends_in_the_rooms_state(history, da
     assert state.member_count == len(states[last])
     sent = [f["seq"] for f in frames[joined_at:] if f["type"] == "message"]
     assert delivered == [seq for seq in sent if seq not in missed]  # in order, each once
+
+
+# -- frames that are not svc's ----------------------------------------------------------------
+
+FIELD = st.none() | st.booleans() | st.integers(-3, 3) | st.text(max_size=4)
+VALUE = st.recursive(
+    FIELD,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner),
+    max_leaves=8,
+)
+KEYS = ["type", "room", "members", "member_count", "joined", "left", "id", "version",
+        "created_at", "seq", "epoch", "resumed", "from", "data", "profile"]  # fmt: skip
+FRAME = st.dictionaries(st.sampled_from(KEYS), VALUE) | st.fixed_dictionaries(
+    {"type": st.sampled_from(["welcome", "presence", "profile_updated", "message"])},
+    optional={key: VALUE for key in KEYS[1:]},
+)
+
+
+@given(st.lists(FRAME.map(json.dumps) | st.text(max_size=30), max_size=6))
+async def test_a_frame_that_is_not_svcs_is_skipped_and_the_room_carries_on(texts):
+    from svc.client import Room
+
+    room = Room("http://127.0.0.1:1", "r", page_members=False)
+    good = welcome([record("a", 1)], seq=1)
+    for text in texts:
+        await room.apply(text)
+    await room.apply(json.dumps(good))  # a welcome without resume rebuilds, whatever came
+    assert set(room.members) == {"a"} and room.state.seq == 1
+    await room.apply(
+        json.dumps({"type": "profile_updated", "room": "r", "seq": 2, **record("a", 2)})
+    )
+    assert room.members["a"]["version"] == 2

@@ -237,7 +237,7 @@ class Room:
         while True:
             msg = await ws.receive()
             if msg.type is aiohttp.WSMsgType.TEXT:
-                await self._frame(json.loads(msg.data))
+                await self.apply(msg.data)
             elif msg.type is aiohttp.WSMsgType.CLOSE:
                 return msg.data, msg.extra or ""
             elif msg.type in (aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
@@ -271,6 +271,21 @@ class Room:
         return self._session
 
     # -- frames -------------------------------------------------------------------------------
+
+    async def apply(self, text: str) -> None:
+        """Apply one frame of the server, as its JSON text (what the socket does; public so
+        that frames from elsewhere, a replay or a test, can be fed).  A frame that is not
+        svc's (a proxy's, a newer server's with another shape) is logged and skipped: it
+        must not end the room."""
+        try:
+            frame = json.loads(text)
+            if not isinstance(frame, dict):
+                raise TypeError(f"a frame is a JSON object, not {type(frame).__name__}")
+            await self._frame(frame)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.warning(
+                "room %s: skipped a frame it cannot read (%r): %.200s", self.room, exc, text
+            )
 
     async def _frame(self, frame: dict[str, Any]) -> None:
         kind = frame.get("type")
