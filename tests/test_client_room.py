@@ -6,6 +6,7 @@ are paged in."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import aiohttp
 import pytest
@@ -33,7 +34,24 @@ def held(room: Room) -> dict[str, int]:
 
 
 async def test_state_follows_joins_leaves_and_updates_made_on_another_app(two):
-    here, there = two
+    """Memory (a named bus) and Postgres."""
+    await state_follows_another_app(*two)
+
+
+@pytest.mark.redis
+async def test_state_follows_another_app_over_redis(aiohttp_client, redis_url):
+    from conftest import TEST_SETTINGS
+    from svc_memory import MemoryStorage
+
+    from svc.app import create_app
+
+    shared = MemoryStorage()
+    settings = dataclasses.replace(TEST_SETTINGS, broker_url=redis_url)
+    apps = [await aiohttp_client(create_app(settings, storage=shared)) for _ in range(2)]
+    await state_follows_another_app(*apps)
+
+
+async def state_follows_another_app(here, there) -> None:
     room_id = unique_id("room")
     me = await new_user(here)
     early = await new_user(there, display_name="early")
