@@ -95,6 +95,8 @@ def create_app(
     app[STORAGE] = storage or get_storage_plugin(settings.database_url)(settings.database_url)
     broker_url = settings.resolved_broker_url
     app[BROKER] = broker or get_broker_plugin(broker_url)(broker_url)
+    app[BROKER].history_size = settings.room_history
+    app[BROKER].history_ttl = settings.room_history_ttl
     app[PASSWORDS] = Passwords(settings.bcrypt_rounds, max_queue=settings.hash_queue)
     app[LOGIN_THROTTLE] = LoginThrottle()
     limits = RoomSettings(

@@ -80,6 +80,10 @@ class Settings:
     #: the most waiting are closed with 1013.
     send_buffer_budget: int = 256 * 1024 * 1024
     #: "uvloop" or "asyncio" (svc/loop.py).
+    #: Events of each room the broker keeps for resume (0: none, resume is off).
+    room_history: int = 100
+    #: Seconds a room's event stays in that history.
+    room_history_ttl: float = 300.0
     event_loop: str = "uvloop"
 
     @property
@@ -168,6 +172,8 @@ class Settings:
                 "SEND_BUFFER_BUDGET", cls.send_buffer_budget, 1024 * 1024, 2**40
             ),
             event_loop=get.choice("EVENT_LOOP", cls.event_loop, EVENT_LOOPS),
+            room_history=get.int("ROOM_HISTORY", cls.room_history, 0, 100_000),
+            room_history_ttl=get.float("ROOM_HISTORY_TTL", cls.room_history_ttl, 1, 7 * 24 * 3600),
         )
 
 

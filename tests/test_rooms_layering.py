@@ -14,8 +14,10 @@ ROOMS = Path(svc.rooms.__file__).parent
 #: top to bottom: a module may import only those after it
 STACK = [
     "hub",
+    "resume",
     "room",
     "ordering",
+    "sequence",
     "welcome_cache",
     "member_set",
     "connection",

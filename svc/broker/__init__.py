@@ -7,6 +7,8 @@ from .base import (
     BrokerUnavailable,
     Change,
     PresenceChange,
+    RoomEvent,
+    RoomHistory,
     RoomMessage,
     calling_the_broker,
 )
@@ -18,6 +20,8 @@ __all__ = [
     "BrokerUnavailable",
     "Change",
     "PresenceChange",
+    "RoomEvent",
+    "RoomHistory",
     "RoomMessage",
     "calling_the_broker",
 ]

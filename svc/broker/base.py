@@ -42,7 +42,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..storage.errors import Misconfigured, Unavailable
@@ -63,6 +63,9 @@ class Change:
     version: int
     user: User | None
     deleted: bool = False
+    #: room → (epoch, seq): the event number the broker gave this change in each room where
+    #: the user is present (None: the broker numbers nothing; see :meth:`Broker.room_position`)
+    seqs: dict[str, tuple[str, int]] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,9 @@ class PresenceChange:
     room_id: str
     user_id: str
     present: bool
+    #: the room's history (epoch) and event number the broker gave it (None: none given)
+    epoch: str | None = field(default=None, compare=False)
+    seq: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,8 @@ class RoomMessage:
     room_id: str
     sender: str
     data: str
+    epoch: str | None = field(default=None, compare=False)
+    seq: int | None = field(default=None, compare=False)
 
 
 class BrokerUnavailable(Unavailable):
@@ -116,8 +124,28 @@ class BrokerListener(Protocol):
     def on_gap(self) -> None: ...
 
 
+#: One event of a room's history: a message, a presence transition, or a change of a member
+#: (its number in that room is the event's ``seq``, or for a change ``seqs[room]``).
+RoomEvent = RoomMessage | PresenceChange | Change
+
+
+@dataclass(frozen=True)
+class RoomHistory:
+    """What :meth:`Broker.room_history` found: the room's ``epoch``, its last event number
+    ``seq``, and ``events`` (seq, event) after the one asked for, in order."""
+
+    epoch: str
+    seq: int
+    events: list[tuple[int, RoomEvent]]
+
+
 class Broker(abc.ABC):
-    """The interface of a broker (9 coroutines)."""
+    """The interface of a broker (9 coroutines, and 2 more for resuming: optional)."""
+
+    #: Events kept per room for resume (``ROOM_HISTORY``; 0: none, resume is off) and for
+    #: how many seconds (``ROOM_HISTORY_TTL``); set by svc before ``open``.
+    history_size = 100
+    history_ttl = 300.0
 
     #: svc's calls to this broker that failed: changes or messages it could not take, and
     #: requests answered 503 because of it (``svc_broker_errors``).  Counted by svc where it
@@ -157,8 +185,26 @@ class Broker(abc.ABC):
         """Deliver ``change`` to every instance (this one included).  Called after commit."""
 
     @abc.abstractmethod
-    async def publish_message(self, message: RoomMessage) -> None:
-        """Deliver ``message`` to every other instance, in the order published."""
+    async def publish_message(self, message: RoomMessage) -> RoomMessage | None:
+        """Deliver ``message`` to every other instance, in the order published.  A broker
+        that numbers room events returns it numbered (``epoch``, ``seq``): the publisher's
+        own process shows it at that place."""
+
+    # -- numbered room events, for resume (docs/brokers.md: "Room history") ----------------
+
+    async def room_position(self, room_id: str) -> tuple[str, int] | None:
+        """(epoch, last event number) of ``room_id``; None: this broker numbers no events
+        (frames then carry no ``seq`` and nobody resumes).  A broker that numbers events
+        gives every message, presence transition and change of a present member an
+        ``epoch`` and ``seq`` (one more than the room's previous event), the same at every
+        instance, and delivers each room's events in that order."""
+        return None
+
+    async def room_history(self, room_id: str, epoch: str, after: int) -> RoomHistory | None:
+        """The events of ``room_id`` numbered after ``after`` in ``epoch``, when the history
+        still holds every one of them; None when it cannot (another epoch, history too
+        short or expired, ``after`` beyond the last event, or no history kept)."""
+        return None
 
     # -- presence -------------------------------------------------------------
 

@@ -7,16 +7,22 @@ broker would (tests and embedders use it to run several apps in one process).
 
 Delivery is synchronous: a publish has reached every listener on the bus when
 it returns, so there is nothing to lose and ``on_gap`` is never called.
+
+Room events are numbered on the bus (:mod:`.history`): a message, a presence transition,
+and a change in each room where its user is present get the room's next number as they
+are delivered, so every instance hears a room's events in number order.
 """
 
 from __future__ import annotations
 
 import bisect
 from collections.abc import Callable
+from dataclasses import replace
 from urllib.parse import urlsplit
 from weakref import WeakValueDictionary
 
-from .base import Broker, BrokerListener, Change, PresenceChange, RoomMessage
+from .base import Broker, BrokerListener, Change, PresenceChange, RoomHistory, RoomMessage
+from .history import RoomNumbers
 from .pubsub import deliver
 
 __all__ = ["MemoryBroker"]
@@ -29,6 +35,9 @@ class _Bus:
         self.members: list[MemoryBroker] = []
         #: room → user → who holds them: see _Holders
         self.presence: dict[str, dict[str, _Holders]] = {}
+        #: user → the rooms where they are present (a change is numbered in each)
+        self.rooms_of: dict[str, set[str]] = {}
+        self.numbers = RoomNumbers()
 
     def each(self, call: Callable[[BrokerListener], None], skip: MemoryBroker | None = None):
         for broker in tuple(self.members):
@@ -106,10 +115,34 @@ class MemoryBroker(Broker):
     # -- news ---------------------------------------------------------------
 
     async def publish_change(self, change: Change) -> None:
-        self._open_bus().each(lambda listener: listener.on_change(change))
+        bus = self._open_bus()
+        rooms = bus.rooms_of.get(change.user_id)
+        if rooms:
+            seqs = {room_id: self._number(bus, room_id, change) for room_id in sorted(rooms)}
+            change = replace(change, seqs=seqs)
+        bus.each(lambda listener: listener.on_change(change))
 
-    async def publish_message(self, message: RoomMessage) -> None:
-        self._open_bus().each(lambda listener: listener.on_message(message), skip=self)
+    async def publish_message(self, message: RoomMessage) -> RoomMessage:
+        bus = self._open_bus()
+        epoch, seq = self._number(bus, message.room_id, message)
+        message = replace(message, epoch=epoch, seq=seq)
+        bus.each(lambda listener: listener.on_message(message), skip=self)
+        return message
+
+    # -- numbered room events -------------------------------------------------------
+
+    async def room_position(self, room_id: str) -> tuple[str, int]:
+        return self._open_bus().numbers.position(room_id)
+
+    async def room_history(self, room_id: str, epoch: str, after: int) -> RoomHistory | None:
+        if not self.history_size:
+            return None
+        return self._open_bus().numbers.history(room_id, epoch, after, self.history_ttl)
+
+    def _number(self, bus: _Bus, room_id: str, event) -> tuple[str, int]:
+        return bus.numbers.number(
+            room_id, event, self.history_size, self.history_ttl, bus.presence.__contains__
+        )
 
     # -- presence -------------------------------------------------------------
 
@@ -120,7 +153,10 @@ class MemoryBroker(Broker):
         holders[self] = holders.get(self, 0) + 1
         users[user_id] = _pack(holders)
         if sum(holders.values()) == 1:
+            bus.rooms_of.setdefault(user_id, set()).add(room_id)
             change = PresenceChange(room_id, user_id, True)
+            epoch, seq = self._number(bus, room_id, change)
+            change = replace(change, epoch=epoch, seq=seq)
             bus.each(lambda listener: listener.on_presence(change))
 
     async def presence_leave(self, room_id: str, user_id: str) -> None:
@@ -154,13 +190,18 @@ class MemoryBroker(Broker):
             raise RuntimeError("the broker is not open")
         return self._bus
 
-    @staticmethod
-    def _drop(bus: _Bus, room_id: str, user_id: str) -> None:
+    def _drop(self, bus: _Bus, room_id: str, user_id: str) -> None:
         users = bus.presence[room_id]
         del users[user_id]
         if not users:
             del bus.presence[room_id]
+        rooms = bus.rooms_of[user_id]
+        rooms.discard(room_id)
+        if not rooms:
+            del bus.rooms_of[user_id]
         change = PresenceChange(room_id, user_id, False)
+        epoch, seq = self._number(bus, room_id, change)
+        change = replace(change, epoch=epoch, seq=seq)
         bus.each(lambda listener: listener.on_presence(change))
 
 

@@ -139,6 +139,14 @@ class _StateCollector(Collector):
             "Presence frames sent (one per room per window)",
             value=stats.presence_batches,
         )
+        resumes = CounterMetricFamily(
+            "svc_websocket_resumes",
+            "Welcomes that asked to resume (?since=), by whether they did",
+            labels=["resumed"],
+        )
+        resumes.add_metric(["true"], stats.resumed)
+        resumes.add_metric(["false"], stats.not_resumed)
+        yield resumes
         passwords = app[PASSWORDS]
         yield GaugeMetricFamily(
             "svc_password_hashes_queued",

@@ -153,11 +153,11 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                 "websocket %s opened", room_id, extra={"event": "ws_open", "room": room_id}
             )
         try:
-            welcome = await hub.welcome(conn)
+            welcome = await hub.welcome(conn, request.query.get("since"))
         except Unavailable as exc:  # upgraded already: the same close as a refusal
             await ws.close(code=UNAVAILABLE, message=unavailable_reason(exc).encode())
             return ws
-        conn.start(ws, request.transport, welcome)
+        hub.begin(conn, ws, request.transport, welcome)
         # A crowd's welcome is ~20 KB; this frame lives as long as the socket, so
         # holding it here would double the memory of an idle connection.
         del welcome

@@ -38,6 +38,7 @@ class Connection:
         "ws",
         "closed",
         "presence_mark",
+        "seq_mark",
         "_limits",
         "_spawn",
         "_transport",
@@ -70,6 +71,9 @@ class Connection:
         self.closed = False
         #: The last presence change its welcome reflects (None: no welcome yet); see presence.py.
         self.presence_mark: int | None = None
+        #: The last room event (its seq) its welcome reflects: numbered frames up to it are
+        #: not sent to it (its welcome, or a resume's replay, has them).
+        self.seq_mark = -1
         self._limits = limits
         self._spawn = spawn
         self._transport: asyncio.Transport | None = None
@@ -122,6 +126,12 @@ class Connection:
         if waiting:
             self._send_budget.note(self, waiting + len(frame))
 
+    def hold_again(self) -> None:
+        """Drop what was held for a welcome that will not be sent (a resume that failed:
+        the normal welcome that replaces it shows all of that)."""
+        if self._held is not None:
+            self._held, self._held_bytes, self._held_about = [], 0, None
+
     def unsent(self) -> int:
         """Bytes written to the socket that it has not taken yet (closing or not)."""
         transport = self._transport
@@ -142,7 +152,9 @@ class Connection:
             return
         held, self._held = self._held, None
         about, self._held_about = self._held_about, None
-        welcomed, self.welcomed = self.welcomed, None
+        # Kept while frames wait in its room's queue (Room._send_now checks them too); the
+        # room drops it once they are out (Room.started, Room._send_presence).
+        welcomed = self.welcomed
         if about and welcomed:
             # A change shown to the room while this welcome was read: the welcome may
             # show that version, or a later one, already.

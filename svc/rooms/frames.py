@@ -96,18 +96,23 @@ def encode_with_list(frame: dict, key: str, items: bytes) -> bytes:
     return text_frame(b"%s,%s:[%s]}" % (head, dumps(key).encode(), items))
 
 
-def profile_updated(room_id: str, user: User, with_email: bool = True) -> bytes:
-    """``{"type": "profile_updated", "room", ...the whole user record}``."""
+def _seq(seq: int | None) -> str:
+    return "" if seq is None else f',"seq":{seq}'
+
+
+def profile_updated(
+    room_id: str, user: User, with_email: bool = True, seq: int | None = None
+) -> bytes:
+    """``{"type": "profile_updated", "room", "seq", ...the whole user record}``."""
     body = user_json(user, with_email)
-    return text_frame(
-        b'{"type":"profile_updated","room":%s,%s' % (dumps(room_id).encode(), body[1:])
-    )
+    head = f'{{"type":"profile_updated","room":{dumps(room_id)}{_seq(seq)},'.encode()
+    return text_frame(head + body[1:])
 
 
-def message(room_id: str, sender: str, data: str) -> bytes:
+def message(room_id: str, sender: str, data: str, seq: int | None = None) -> bytes:
     """A relayed member message; ``data`` is already strict JSON text."""
     return text_frame(
-        f'{{"type":"message","room":{dumps(room_id)},"from":{dumps(sender)},'
+        f'{{"type":"message","room":{dumps(room_id)}{_seq(seq)},"from":{dumps(sender)},'
         f'"data":{data}}}'.encode()
     )
 

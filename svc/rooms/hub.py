@@ -19,6 +19,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Iterator
+from functools import partial
 
 from aiohttp import WSCloseCode
 
@@ -29,6 +30,7 @@ from . import frames
 from .connection import Connection, beat_forever
 from .limits import RoomSettings, RoomStats
 from .ordering import ChangeOrder
+from .resume import parse_since, resumed_welcome
 from .room import Room
 from .send_budget import SendBudget
 
@@ -66,7 +68,7 @@ class Hub:
         #: the versions shown, and the changes waiting for those before them
         self._order = ChangeOrder()
         self._tasks: set[asyncio.Task] = set()
-        self._outbox: asyncio.Queue[RoomMessage] | None = None
+        self._outbox: asyncio.Queue[tuple[RoomMessage, Connection]] | None = None
         #: user → their sockets here, in every room (MAX_SOCKETS_PER_USER)
         self._sockets_of_user: dict[str, int] = {}
         self.send_budget = SendBudget(self.limits)
@@ -157,9 +159,31 @@ class Hub:
         else:
             del self._sockets_of_user[user_id]
 
-    async def welcome(self, conn: Connection) -> bytes:
+    async def welcome(self, conn: Connection, since: str | None = None) -> bytes:
+        """``conn``'s welcome; with ``since`` (``<epoch>:<seq>``, as the client sent it), the
+        resumed welcome and the missed events when the room's history still holds them."""
         room = self._rooms.get(conn.room_id) or self._new_room(conn.room_id)
-        return await room.welcome(conn, self._read_records_read_ahead)
+        if since is None:
+            return await room.welcome(conn, self._read_records_read_ahead)
+        position = parse_since(since)
+        if position is not None and self.broker.history_size:
+            welcome = await resumed_welcome(
+                room, conn, position, self.broker, self._read_records_read_ahead
+            )
+            if welcome is not None:
+                self.stats.resumed += 1
+                return welcome
+        self.stats.not_resumed += 1
+        return await room.welcome(conn, self._read_records_read_ahead, resumed=False)
+
+    def begin(self, conn: Connection, ws, transport, welcome: bytes) -> None:
+        """Send ``conn``'s welcome, then what was held for it (Connection.start)."""
+        conn.start(ws, transport, welcome)
+        room = self._rooms.get(conn.room_id)
+        if room is not None:
+            room.started(conn)
+        else:
+            conn.welcomed = None
 
     async def _read_records_read_ahead(self, ids: list[str]) -> list[Member]:
         """A welcome's read of its members.  A record newer than the rooms have shown is a
@@ -204,13 +228,18 @@ class Hub:
             log.exception("presence_leave failed for %s in %s", user_id, room_id)
 
     async def _load_members(self, room: Room) -> None:
-        """Everyone present in ``room`` service-wide, then the changes seen while reading."""
+        """Everyone present in ``room`` service-wide, then the changes seen while reading.
+
+        The room's number is read first: the members read after it reflect at least that
+        event, and the transitions numbered after it that the read showed already change
+        nothing when they are applied."""
+        room.sequence.start(await self.broker.room_position(room.id))
         members = await self._read_members(room.id)
         room.loaded(members)
         for user_id in members:
             self._note_room_of(user_id, room.id)
         for change in room.held():  # each change states the user's whole state: replay in order
-            self._apply_presence(room, change)
+            room.numbered(change.epoch, change.seq, partial(self._presence_now, room, change))
         room.open()
 
     async def _read_members(self, room_id: str) -> list[str]:
@@ -295,6 +324,9 @@ class Hub:
             return
         if room.hold(change):
             return
+        room.numbered(change.epoch, change.seq, partial(self._presence_now, room, change))
+
+    def _presence_now(self, room: Room, change: PresenceChange) -> None:
         if change.present == (change.user_id in room.members):
             # Already so here: a broker may announce a state again (the Redis broker re-joins
             # its members after Redis lost them), which must not reach clients as news.
@@ -308,9 +340,11 @@ class Hub:
 
     def on_change(self, change: Change) -> None:
         if not self._rooms_of_user.get(change.user_id):
+            self._show_changes(change.user_id, [], change.seqs)  # its numbers pass, unshown
             return
         if change.user is None and not change.deleted:
             # Only id and version travelled: read the record (it may be newer by now).
+            self._show_changes(change.user_id, [], change.seqs)
             self.spawn(self._read_and_deliver(change.user_id))
             return
         self._offer(change)
@@ -318,7 +352,7 @@ class Hub:
     def on_message(self, message: RoomMessage) -> None:
         room = self._rooms.get(message.room_id)
         if room is not None:
-            room.send(frames.message(room.id, message.sender, message.data))
+            room.numbered(message.epoch, message.seq, partial(_show_message, room, message))
 
     def on_gap(self) -> None:
         self.spawn(self.reconcile())
@@ -334,26 +368,38 @@ class Hub:
 
     def _offer(self, change: Change, repair: bool = False) -> None:
         show, wait = self._order.offer(change, repair)
-        for shown in show:
-            self._show_change(shown)
+        self._show_changes(change.user_id, show, change.seqs)
         if wait:
             user_id = change.user_id
             loop = asyncio.get_running_loop()
             self._order.hold(user_id, loop.call_later(self._order.wait, self._release, user_id))
 
     def _release(self, user_id: str) -> None:
-        for change in self._order.release(user_id):
-            self._show_change(change)
+        self._show_changes(user_id, self._order.release(user_id), None)
 
-    def _show_change(self, change: Change) -> None:
-        """A change that moves its user forward (ChangeOrder has checked), to their rooms."""
-        room_ids = self._rooms_of_user.get(change.user_id)
+    def _show_changes(
+        self, user_id: str, show: list[Change], slots: dict[str, tuple[str, int]] | None
+    ) -> None:
+        """Changes that move ``user_id`` forward (ChangeOrder has checked), to their rooms:
+        in a room where the broker numbered the change (``slots``), at that number; the
+        numbers of rooms here where the user is not (yet) a member pass unshown."""
+        room_ids = self._rooms_of_user.get(user_id, ())
+        if slots:
+            for room_id, (epoch, seq) in slots.items():
+                room = self._rooms.get(room_id)
+                if room is not None and room_id not in room_ids:
+                    room.numbered(epoch, seq, _nothing)
         if not room_ids:
             return
         for room_id in room_ids:
-            self._rooms[room_id].show(change)
-        if change.deleted:
-            self._close_sockets_of(change.user_id)  # their leave then follows, the broker's way
+            room = self._rooms[room_id]
+            slot = slots.get(room_id) if slots else None
+            if slot is not None:
+                room.numbered(*slot, partial(_show_all, room, show, True))
+            elif show:
+                _show_all(room, show, False)  # a repair or a late one: at the current number
+        if any(change.deleted for change in show):
+            self._close_sockets_of(user_id)  # their leave then follows, the broker's way
 
     def _close_sockets_of(self, user_id: str) -> None:
         """A deleted user's sockets here: closed with 4404 (their last one makes them leave)."""
@@ -452,20 +498,35 @@ class Hub:
             conn.send(frames.error_frame("message_too_large", f"data is limited to {limit} bytes"))
             return
         room = self._rooms[conn.room_id]
-        room.send(frames.message(room.id, conn.user_id, data), skip=conn)
-        self._outbox.put_nowait(RoomMessage(room.id, conn.user_id, data))
+        message = RoomMessage(room.id, conn.user_id, data)
+        if room.seq is None:  # unnumbered: the members here hear it now
+            room.send(frames.message(room.id, conn.user_id, data), skip=conn)
+        self._outbox.put_nowait((message, conn))
 
     async def _send_messages(self) -> None:
-        """Hand messages to the broker one at a time, so other processes get them in order."""
+        """Hand messages to the broker one at a time, so other processes get them in order.
+        Where the broker numbers the room's events, the members here hear a message at its
+        number, once the broker has given it."""
         while True:
-            message = await self._outbox.get()
+            message, sender = await self._outbox.get()
             try:
-                await self.broker.publish_message(message)
-            except Exception as exc:  # noqa: BLE001 - other processes miss it; local ones have it
+                numbered = await self.broker.publish_message(message)
+            except Exception as exc:  # noqa: BLE001 - other processes miss it
                 self.broker.errors += 1
                 log.warning(
                     "rooms: could not publish a message to room %s (%s)", message.room_id, exc
                 )
+                numbered = None
+            room = self._rooms.get(message.room_id)
+            if room is None or room.seq is None:
+                continue  # gone, or heard already (unnumbered)
+            if numbered is not None and numbered.seq is not None:
+                room.numbered(
+                    numbered.epoch, numbered.seq, partial(_show_own, room, sender, numbered)
+                )
+            else:  # not numbered (the broker failed): the members here still hear it
+                frame = frames.message(room.id, message.sender, message.data)
+                room.send(frame, skip=sender, numbered=False)
 
     # -- reads for /metrics, the heartbeat and the tests ------------------------------------------
 
@@ -482,3 +543,20 @@ class Hub:
     def room(self, room_id: str) -> Room | None:
         """The room of that id here, if any connection is in it."""
         return self._rooms.get(room_id)
+
+
+def _nothing() -> None:
+    pass
+
+
+def _show_message(room: Room, message: RoomMessage) -> None:
+    room.send(frames.message(room.id, message.sender, message.data, room.seq))
+
+
+def _show_own(room: Room, sender: Connection, message: RoomMessage) -> None:
+    room.send(frames.message(room.id, message.sender, message.data, room.seq), skip=sender)
+
+
+def _show_all(room: Room, show: list[Change], numbered: bool) -> None:
+    for change in show:
+        room.show(change, numbered)

@@ -54,6 +54,9 @@ class RoomStats:
     closed_per_user: int = 0
     #: presence frames sent (one per room per window)
     presence_batches: int = 0
+    #: welcomes that asked to resume (``?since=``) and did, or could not
+    resumed: int = 0
+    not_resumed: int = 0
     # churn and left are svc.collector's inputs and nothing else's: they cost an int
     # increment per join and leave (no bench figure sees them), and tell it when a burst in
     # which sockets left is over (one full collection then; its figure is in collector.py).

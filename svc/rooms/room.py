@@ -14,6 +14,14 @@ connection whose welcome is still to come hears nothing (the welcome will show i
 a joiner is never told of its own arrival, and nobody hears of one joiner twice.
 Connections that were welcomed before the window opened, nearly all of them, share one
 frame.
+
+Event numbers (resume): where the broker numbers room events, the room applies them in
+number order (:class:`.sequence.Sequence`) and every frame carries the ``seq`` of the last
+event it shows.  A frame is never sent before an earlier event's frame, so a client that
+keeps the last ``seq`` it received holds everything up to it: a message or change that
+comes while presence waits in its window waits behind it (the queue: the window is then cut
+short, the presence goes at once), and a presence frame holds only the transitions
+numbered before the next queued frame.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from .connection import Connection
 from .limits import RoomSettings, RoomStats
 from .member_set import MemberSet
 from .ordering import ChangeOrder
+from .sequence import Sequence
 from .welcome_cache import WelcomeCache
 
 # Its name from before presence batching moved into the room: log filters keep working.
@@ -58,7 +67,8 @@ class Room:
         "_spawn",
         "_order",
         "_with_email",
-        "_pending",
+        "sequence",
+        "_queue",
         "_numbered",
         "_flush",
         "_retry_delay",
@@ -92,8 +102,11 @@ class Room:
         self._spawn = spawn
         self._order = order
         self._with_email = with_email
-        #: presence not yet sent: user → (present, number), in arrival order
-        self._pending: dict[str, tuple[bool, int]] = {}
+        #: the room's event numbers, where the broker gives them
+        self.sequence = Sequence(self._forget_seq_marks)
+        #: what waits to be sent, in order: presence segments (user → (present, number,
+        #: seq), in arrival order; the latest state of a user wins) and frames behind them
+        self._queue: list[dict[str, tuple[bool, int, int | None]] | tuple] = []
         self._numbered = 0
         self._flush: asyncio.TimerHandle | asyncio.Task | None = None
         self._retry_delay = 0.0
@@ -159,48 +172,129 @@ class Room:
         self.members.update(members)
 
     def open(self) -> None:
-        self._pending.clear()  # a new room's first connection learns all of it from its welcome
+        self._queue.clear()  # a new room's first connection learns all of it from its welcome
         self.ready.set()
 
     def drop(self) -> None:
         """The room is no longer routed to: nothing more is sent, no joiner waits."""
         self._live = False
         self.cancel_presence()
+        self.sequence.cancel()
         self.ready.set()  # a joiner waiting on a room that failed to load must not hang
 
     # -- what is shown -------------------------------------------------------------------------
 
-    def send(self, frame: bytes, skip: Connection | None = None) -> None:
-        for conn in self.connections:
-            if conn is not skip:
-                conn.send(frame)
-        self._stats.frames_sent += len(self.connections) - (skip is not None)
+    @property
+    def with_email(self) -> bool:
+        return self._with_email
 
-    def show(self, change: Change) -> None:
+    @property
+    def seq(self) -> int | None:
+        """The number a frame sent now carries (None: the broker numbers nothing)."""
+        return None if self.sequence.epoch is None else self.sequence.seq
+
+    def numbered(self, epoch: str | None, seq: int | None, apply) -> None:
+        """Run ``apply`` when the event numbered ``seq`` is next (see :class:`Sequence`)."""
+        self.sequence.offer(epoch, seq, apply)
+
+    def send(
+        self,
+        frame: bytes,
+        skip: Connection | None = None,
+        about: tuple[str, int] | None = None,
+        numbered: bool = True,
+    ) -> None:
+        """Send ``frame`` (of the event numbered ``self.seq``) to the welcomed connections,
+        after whatever waits in the queue.  ``numbered=False``: a repair (a record a
+        welcome read found newer, a re-read after the broker lost events), not an event of
+        the history: it carries no ``seq`` and goes at once, to every welcomed connection."""
+        if not numbered:
+            self._send_now(frame, skip, about, None)
+        elif self._queue or self._flush is not None:
+            self._queue.append((frame, skip, about, self.seq))
+            if isinstance(self._flush, asyncio.TimerHandle):
+                # Presence waits in its window: send it now rather than hold the room's
+                # messages for the window (a burst a slow reader could not take).
+                self._flush.cancel()
+                self._start_send()
+        else:
+            self._send_now(frame, skip, about, self.seq)
+
+    def _send_now(self, frame, skip, about, seq) -> None:
+        sent = 0
+        for conn in self.connections:
+            if conn is skip or conn.presence_mark is None:
+                continue  # not welcomed yet: its welcome will show this
+            if seq is not None and seq <= conn.seq_mark:
+                continue  # its welcome or its replay has it
+            welcomed = conn.welcomed
+            if about is not None and welcomed and welcomed.get(about[0], -1) >= about[1]:
+                continue  # queued while its welcome was read: the welcome showed it
+            conn.send(frame, about)
+            sent += 1
+        self._stats.frames_sent += sent
+
+    def started(self, conn: Connection) -> None:
+        """``conn``'s welcome went out: what its welcome showed is needed only while frames
+        queued before it wait (then _send_presence drops it)."""
+        if not self._queue and self._flush is None:
+            conn.welcomed = None
+
+    def _forget_welcomed(self) -> None:
+        for conn in self.connections:
+            if conn.ws is not None:
+                conn.welcomed = None
+
+    def show(self, change: Change, numbered: bool = True) -> None:
         """A change of a member that moves them forward: no welcome may show the old record,
         and the room hears of it (unless deleted: their sockets are closed instead)."""
         self._welcome_cache.forget()
         if change.deleted:
             return
         # A joiner whose welcome is being read may show this version already (Connection.start).
-        frame = frames.profile_updated(self.id, change.user, self._with_email)
-        about = (change.user_id, change.version)
-        for conn in self.connections:
-            conn.send(frame, about)
-        self._stats.frames_sent += len(self.connections)
+        seq = self.seq if numbered else None
+        frame = frames.profile_updated(self.id, change.user, self._with_email, seq)
+        self.send(frame, about=(change.user_id, change.version), numbered=numbered)
 
-    async def welcome(self, conn: Connection, read: ReadMembers) -> bytes:
-        """``conn``'s welcome frame; ``read`` reads the member records the cache lacks."""
-        ids = self.members.first(self._limits.welcome_members)
+    def mark(self, conn: Connection) -> None:
+        """``conn``'s welcome reflects the room as it is now: it hears only what follows."""
         conn.presence_mark = self._numbered  # presence frames carry only what follows
+        seq = self.seq
+        conn.seq_mark = -1 if seq is None else seq
+
+    def _forget_seq_marks(self) -> None:
+        """The broker lost the room's history: numbers start over in a new epoch."""
+        for conn in self.connections:
+            conn.seq_mark = -1
+        for item in self._queue:
+            if isinstance(item, tuple):
+                continue
+            for user_id, (present, number, _) in item.items():
+                item[user_id] = (present, number, None)
+
+    async def welcome(
+        self, conn: Connection, read: ReadMembers, resumed: bool | None = None
+    ) -> bytes:
+        """``conn``'s welcome frame; ``read`` reads the member records the cache lacks.
+        ``resumed=False``: the client asked to resume and could not."""
+        ids = self.members.first(self._limits.welcome_members)
+        self.mark(conn)
+        head = self.welcome_head(conn)
+        if resumed is not None:
+            head["resumed"] = resumed
+        members, conn.welcomed = await self._welcome_cache.listing(ids, read, self._with_email)
+        return frames.encode_with_list(head, "members", members)
+
+    def welcome_head(self, conn: Connection) -> dict:
         head = {
             "type": "welcome",
             "room": self.id,
             "connection_id": conn.id,
             "member_count": len(self.members),
         }
-        members, conn.welcomed = await self._welcome_cache.listing(ids, read, self._with_email)
-        return frames.encode_with_list(head, "members", members)
+        if self.sequence.epoch is not None:
+            head["epoch"], head["seq"] = self.sequence.epoch, self.sequence.seq
+        return head
 
     # -- presence ------------------------------------------------------------------------------
 
@@ -210,12 +304,18 @@ class Room:
             self.members.add(user_id)
         else:
             self.members.discard(user_id)
-        self._pending.pop(user_id, None)  # keep arrival order: the latest state goes last
+        queue = self._queue
+        if queue and isinstance(queue[-1], dict):
+            segment = queue[-1]
+            segment.pop(user_id, None)  # keep arrival order: the latest state goes last
+        else:
+            segment = {}
+            queue.append(segment)
         self._numbered += 1
-        self._pending[user_id] = (present, self._numbered)
+        segment[user_id] = (present, self._numbered, self.seq)
 
     def schedule_presence(self, delay: float | None = None) -> None:
-        if self._flush is None and self._pending:
+        if self._flush is None and self._queue:
             self._flush = asyncio.get_running_loop().call_later(
                 self._limits.presence_window if delay is None else delay, self._start_send
             )
@@ -229,33 +329,57 @@ class Room:
         self._flush = self._spawn(self._send_presence())
 
     async def _send_presence(self) -> None:
-        pending, self._pending = self._pending, {}
+        queue, self._queue = self._queue, []
         retry = None
         try:
             if not self._live:
                 return
-            joined = [user_id for user_id, (present, _) in pending.items() if present]
+            segments = [item for item in queue if isinstance(item, dict)]
+            joined = list(
+                {user: None for seg in segments for user, state in seg.items() if state[0]}
+            )
             try:
                 users = await frames.member_records(self._storage, joined)
             except Exception as exc:  # noqa: BLE001 - storage trouble: retry, backing off
-                self._pending = {**pending, **self._pending}
+                # Messages and changes must not wait for storage: they go now, and the
+                # presence waits for the retry (the one place frames leave out of order).
+                for item in queue:
+                    if isinstance(item, tuple):
+                        self._send_now(*item)
+                self._queue = [*segments, *self._queue]
                 retry = self._back_off(exc)
                 return
             if self._retry_delay:
                 log.info("presence: room %s is sending again", self.id)
                 self._retry_delay = 0.0
             self._order.shown(users, self.members)
-            self._fan_out(pending, {user.id: user for user in users})
-            self._stats.presence_batches += 1
+            records = {user.id: user for user in users}
+            for item in queue:
+                if isinstance(item, dict):
+                    self._fan_out(item, records)
+                else:
+                    self._send_now(*item)
+            if segments:
+                self._stats.presence_batches += 1
         finally:
             self._flush = None
+            if not self._queue:
+                self._forget_welcomed()
             if self._live:
+                if self._queue and not any(isinstance(i, dict) for i in self._queue):
+                    self._flush_frames()  # only frames came meanwhile: they need no window
                 self.schedule_presence(retry)
 
-    def _fan_out(self, pending: dict[str, tuple[bool, int]], records: dict) -> None:
+    def _flush_frames(self) -> None:
+        queue, self._queue = self._queue, []
+        for item in queue:
+            self._send_now(*item)
+        self._forget_welcomed()
+
+    def _fan_out(self, pending: dict[str, tuple[bool, int, int | None]], records: dict) -> None:
         if not pending:
             return
-        first = min(number for _, number in pending.values())
+        first = min(number for _, number, _ in pending.values())
         frames_after: dict[int, bytes | None] = {}  # a mark → the frame of what follows it
         for conn in self.connections:
             mark = conn.presence_mark
@@ -279,15 +403,27 @@ class Room:
         self._retry_delay = min(max(self._retry_delay * 2, window * 2), MAX_RETRY_DELAY)
         return self._retry_delay
 
-    def _presence_frame(self, news: dict[str, tuple[bool, int]], records: dict) -> bytes:
-        return frames.encode_with_users(
-            {
-                "type": "presence",
-                "room": self.id,
-                "left": [user_id for user_id, (present, _) in news.items() if not present],
-                "member_count": len(self.members),
-            },
-            "joined",
-            [records[user_id] for user_id, (present, _) in news.items() if present],
-            self._with_email,
-        )
+    def _presence_frame(self, news: dict[str, tuple[bool, int, int | None]], records) -> bytes:
+        return presence_frame(self.id, news, records, len(self.members), self._with_email)
+
+
+def presence_frame(
+    room_id: str,
+    news: dict[str, tuple[bool, int, int | None]],
+    records: dict,
+    member_count: int,
+    with_email: bool,
+) -> bytes:
+    """One presence frame of ``news`` (user → (present, number, seq)): its ``seq`` is the
+    last numbered transition's."""
+    head = {
+        "type": "presence",
+        "room": room_id,
+        "left": [user_id for user_id, (present, _, _) in news.items() if not present],
+        "member_count": member_count,
+    }
+    seqs = [seq for _, _, seq in news.values() if seq is not None]
+    if seqs:
+        head["seq"] = max(seqs)
+    joined = [records[user_id] for user_id, (present, _, _) in news.items() if present]
+    return frames.encode_with_users(head, "joined", joined, with_email)

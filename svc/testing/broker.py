@@ -34,6 +34,7 @@ from ..broker import Broker, Change, PresenceChange, RoomMessage
 from ..broker.registry import get_plugin
 from ..storage import PROFILE_FIELDS, User
 from .helpers import unique_id, wait_until
+from .history import RoomHistoryConformance
 
 __all__ = ["BrokerConformance", "Recorder"]
 
@@ -128,9 +129,9 @@ async def make_present(joiner: Broker, listeners: list, user_id: str) -> None:
     )
 
 
-class BrokerConformance:
+class BrokerConformance(RoomHistoryConformance):
     """Override the ``broker_url`` fixture (or ``make_broker``); every ``test_*`` then runs
-    on your broker."""
+    on your broker (the room history's too: :mod:`svc.testing.history`)."""
 
     @pytest.fixture
     def broker_url(self) -> str:  # pragma: no cover - always overridden

@@ -1,0 +1,119 @@
+"""Resume: a returning client's missed events, replayed from the broker's room history.
+
+The seam, closed without locks: the connection is marked (:meth:`Room.mark`) *before* the
+history is read, at the room's current number ``A``.  From then on every live frame after
+``A`` is held for it (its welcome is not sent yet: :meth:`Connection.start`), and the
+history, read after ``A`` was applied here, holds every event up to ``A``: so the replay is
+the history's events after the client's ``seq`` up to ``A``, and the held live frames follow.
+Nothing is missed and nothing comes twice, however fast the room is written.
+
+What the replay shows is what a connection that had stayed would have seen, event by event,
+with two differences, both documented (docs/resume.md):
+
+- consecutive presence transitions go out as one frame (as the live room coalesces them),
+  with the records as they are now, and with the current member count;
+- the returning user's own leave and return (its last socket closed, then this one opened)
+  are left out: a joiner is never told of its own arrival, and the client knows it left.
+
+A change older than a record already shown in the replay is skipped (a record is whole).
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..broker import Broker, Change, PresenceChange, RoomMessage, calling_the_broker
+from ..storage import User
+from . import frames
+from .connection import Connection
+from .room import Room, presence_frame
+
+__all__ = ["parse_since", "resumed_welcome"]
+
+#: ``<epoch>:<seq>``: an epoch is what a broker names a history (printable, no spaces).
+_SINCE = re.compile(r"([!-~]{1,64}):(0|[1-9][0-9]{0,15})")
+
+
+def parse_since(text: str | None) -> tuple[str, int] | None:
+    """(epoch, seq) of a ``since`` value; None for a missing or malformed one."""
+    if text is None:
+        return None
+    match = _SINCE.fullmatch(text)
+    if match is None:
+        return None
+    return match.group(1), int(match.group(2))
+
+
+async def resumed_welcome(
+    room: Room, conn: Connection, since: tuple[str, int], broker: Broker, read
+) -> bytes | None:
+    """The welcome and replay of a resumed connection, or None: it cannot resume (the
+    caller then answers with a normal welcome, ``resumed: false``)."""
+    epoch, after = since
+    current = room.seq
+    if current is None or epoch != room.sequence.epoch or after > current:
+        return None
+    room.mark(conn)  # from here on, live frames after `current` are held for it
+    if after == current:
+        events = []
+    else:
+        with calling_the_broker():
+            history = await broker.room_history(room.id, epoch, after)
+        if history is None or history.epoch != epoch or history.seq < current:
+            conn.hold_again()
+            return None
+        events = [(seq, event) for seq, event in history.events if seq <= current]
+    if room.sequence.epoch != epoch:
+        conn.hold_again()
+        return None  # the broker lost the history while we read it
+    replay = await _replay(room, conn, events, read)
+    head = room.welcome_head(conn)
+    head["seq"], head["resumed"] = after, True
+    return frames.encode(head) + b"".join(replay)
+
+
+async def _replay(room: Room, conn: Connection, events, read) -> list[bytes]:
+    own = conn.user_id
+    wanted = [
+        event.user_id
+        for _, event in events
+        if (isinstance(event, PresenceChange) and event.present and event.user_id != own)
+        or (isinstance(event, Change) and event.user is None and not event.deleted)
+    ]
+    records = {}
+    if wanted:
+        records = {r.id: r for r in await read(list(dict.fromkeys(wanted)))}
+    shown: dict[str, int] = {}  # user → version shown in the replay
+    out: list[bytes] = []
+    news: dict[str, tuple[bool, int, int | None]] = {}
+    count = len(room.members)
+    with_email = room.with_email
+
+    def flush_presence() -> None:
+        if news:
+            out.append(presence_frame(room.id, dict(news), records, count, with_email))
+            news.clear()
+
+    for seq, event in events:
+        if isinstance(event, PresenceChange):
+            if event.user_id == own:
+                continue
+            news.pop(event.user_id, None)
+            news[event.user_id] = (event.present, seq, seq)
+            record = records.get(event.user_id)
+            if event.present and isinstance(record, User):
+                shown[record.id] = max(shown.get(record.id, 0), record.version)
+            continue
+        if isinstance(event, RoomMessage):
+            flush_presence()
+            out.append(frames.message(room.id, event.sender, event.data, seq))
+        elif isinstance(event, Change) and not event.deleted:
+            user = event.user or records.get(event.user_id)
+            if not isinstance(user, User) or shown.get(user.id, 0) >= user.version:
+                continue
+            flush_presence()
+            shown[user.id] = user.version
+            out.append(frames.profile_updated(room.id, user, with_email, seq))
+    flush_presence()
+    conn.welcomed = shown  # held live changes the replay showed already are dropped
+    return out
