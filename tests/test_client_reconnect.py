@@ -1,6 +1,7 @@
 """svc.client's ``Room`` across a real ``python -m svc`` that stops and starts again on the
-same port: the room reconnects with backoff by itself, and its state is rebuilt from the new
-process's welcome (people who joined or changed meanwhile are in it)."""
+same port: the room reconnects with backoff by itself, and, the in-process broker's history
+gone with the process (a new epoch), its state is rebuilt from the new process's welcome
+(people who joined or changed meanwhile are in it)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ async def process(tmp_path):
 async def test_a_room_reconnects_when_its_server_comes_back_on_the_same_port(process):
     room_id = unique_id("room")
     async with Room(process.base, room_id, user_id="watcher", backoff=QUICK) as room:
-        first = room.connection_id
+        first, epoch = room.connection_id, room.state.epoch
+        assert epoch is not None
         assert await process.stop() == 0  # SIGTERM: svc closes every socket with 1001
         await wait_until(lambda: room.status == "reconnecting", timeout=10)
         tried = room.attempts
@@ -37,6 +39,8 @@ async def test_a_room_reconnects_when_its_server_comes_back_on_the_same_port(pro
         async with Room(process.base, room_id, user_id="newcomer") as other:
             await wait_until(lambda: set(room.members) == {"watcher", "newcomer"}, timeout=10)
             assert room.welcomes == 2 and room.connection_id != first
+            # the new process's history is another: not resumed, rebuilt from its welcome
+            assert room.resumes == 0 and room.state.epoch not in (None, epoch)
             assert room.member_count == 2 and room.members["newcomer"]["version"] == 1
             await other.send("after the restart")
             message = await within(10, room.messages().__anext__())
