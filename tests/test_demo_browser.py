@@ -510,3 +510,76 @@ def test_client_reconnects_unless_the_server_refused_the_join(pages, svc_process
     assert outcome["tokened"]["calls"] == 2
     assert server.connections["tokened"] == 1
     assert server.tokens["tokened"] == "token-2"
+
+
+# -- resume: the server killed under two pages -------------------------------------------------
+
+_COLLECT = """
+window.got = [];
+window.svcDemo.client.addEventListener('message', (e) => window.got.push(e.detail.data));
+"""
+
+
+def got(driver) -> list:
+    return driver.execute_script("return window.got")
+
+
+async def _send(base: str, room: str, data: list) -> None:
+    """Messages from a member connected to ``base`` (svc reads a socket's frames in order:
+    they are relayed before its close is)."""
+    from svc.client import Room
+
+    async with Room(base, room, user_id="sender", page_members=False) as sender:
+        for item in data:
+            await sender.send(item)
+
+
+def test_two_pages_resume_after_their_connections_die_and_miss_nothing(
+    pages, svc_process, thread_loop
+):
+    """Both pages reach svc through a relay; the relay dies (every socket through it cut,
+    its port closed: to the pages, their server is gone) and comes back on its port after
+    ten messages and a profile change of a member who stayed were made on svc meanwhile.
+    Each page resumes by itself, with every message once and in order, and the new
+    profile, without a rebuild."""
+    from browser_helpers import CuttableRelay
+
+    svc = svc_process(DATABASE_URL="memory://")
+    relay = CuttableRelay(thread_loop, svc.port)
+    relay.start()
+    room, alice, bob = unique_id("room"), unique_id("alice"), unique_id("bob")
+    stayer = Crowd(svc.base, room, 1)  # a member connected to svc directly, throughout
+    thread_loop.run(stayer.open())
+    carol = stayer.ids[0]
+    a, b = pages(), pages()
+    join_open(a, relay.base, room, alice)
+    join_open(b, relay.base, room, bob)
+    for page in (a, b):
+        page.execute_script(_COLLECT)
+    thread_loop.run(_send(svc.base, room, list(range(5))))
+    for page in (a, b):
+        wait(page, lambda d: got(d) == list(range(5)), what="the messages before the cut")
+
+    relay.cut()
+    for page in (a, b):
+        wait(page, lambda d: status(d) != "open", what="the page to notice the cut")
+    thread_loop.run(_send(svc.base, room, list(range(5, 15))))
+    thread_loop.run(_rename(svc.base, carol, "renamed while away"))
+    relay.start()
+    for page in (a, b):
+        wait(page, lambda d: status(d) == "open" and welcomes(d) == 2, what="a reconnection")
+    for page in (a, b):
+        wait(page, lambda d: len(got(d)) >= 15, what="the messages sent while it was away")
+        assert got(page) == list(range(15)), "nothing missed, nothing twice"
+        assert page.execute_script("return window.svcDemo.client.resumes") == 1
+        wait(page, lambda d: cards(d).get(carol) == "renamed while away", what="the new name")
+        wait(page, lambda d: set(cards(d)) == {alice, bob, carol}, what="everyone present")
+    thread_loop.run(stayer.close())
+    relay.cut()
+
+
+async def _rename(base: str, user_id: str, name: str) -> None:
+    from svc.client import SvcClient
+
+    async with SvcClient(base) as api:
+        await api.update_profile(user_id, {"display_name": name})
