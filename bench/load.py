@@ -3,7 +3,9 @@
     python bench/load.py SCENARIO --base http://127.0.0.1:PORT --pid SERVER_PID [options]
 
   get      GET /users/u{0..999}, wrk at --concurrency for --duration s: req/s, p50/p99 ms
-  put      PUT /users/u{i}/profile with a changing display_name, same shape
+  put      PUT /users/u{i}/profile with a changing display_name, same shape; --present N:
+           u0..u{N-1} each hold a socket in a room of their own while wrk runs, so each of
+           their changes is a room event (numbered and kept for resume), sent to one socket
   connect  --clients WebSockets join one room at once: seconds until every welcome is in,
            and the server's RSS growth per connection once they are idle
   fanout   --clients members in one room, reading all they are sent, then a PUT of one
@@ -183,6 +185,21 @@ async def join_all(base: str, room: str, clients: int, drain: bool = False) -> l
     return await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(clients))), 120)
 
 
+async def put_with_present(args) -> dict:
+    """The put scenario while u0..u{present-1} each sit in a room of their own."""
+    host, port = urlsplit(args.base).hostname, urlsplit(args.base).port
+    sockets = []
+    for i in range(args.present):
+        ws = await MiniWS.connect(host, port, f"/ws/h{i}?user_id=u{i}")
+        await ws.drain_watching(b'"welcome"')
+        sockets.append(ws)
+    try:
+        return await asyncio.to_thread(wrk, args.base, WRK_PUT, args)
+    finally:
+        for ws in sockets:
+            ws.close()
+
+
 async def connect(args) -> dict:
     room = f"connect{int(time.time() * 1000)}"
     before = rss(args.pid)
@@ -286,13 +303,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--settle", type=float, default=1.0)
     parser.add_argument("--no-seed", action="store_true", help="the server has its users already")
+    parser.add_argument("--present", type=int, default=0, help="put: users in rooms meanwhile")
     args = parser.parse_args()
     if urlsplit(args.base).hostname not in ("127.0.0.1", "localhost", "::1"):
         sys.exit("only loopback targets")
     if args.scenario in ("get", "put"):
         if not args.no_seed:
             asyncio.run(seed(args.base, args.users))
-        result = wrk(args.base, WRK_GET if args.scenario == "get" else WRK_PUT, args)
+        if args.scenario == "put" and args.present:
+            result = asyncio.run(put_with_present(args))
+        else:
+            result = wrk(args.base, WRK_GET if args.scenario == "get" else WRK_PUT, args)
     else:
         result = asyncio.run(
             {"connect": connect, "reconnect": reconnect, "fanout": fanout, "lag": lag}[

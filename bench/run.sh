@@ -13,6 +13,8 @@
 #   bash bench/run.sh put-pg-brokers             # PUT on Postgres: Redis broker against Postgres broker
 #   bash bench/run.sh put-pg-redis-vs-memory     # ... and against no broker (memory://)
 #   bash bench/run.sh put-pg-redis-vs-aiopg      # ... and against the aiohttp + aiopg ceiling
+#   bash bench/run.sh put-pg-history-redis put-pg-history-pg  # PUT on Postgres, ROOM_HISTORY=100
+#                                                # against 0, Redis / Postgres broker, 1,000 present
 #   bash bench/run.sh fanout-two                 # 2,000 members over two processes (Redis) vs one
 #   bash bench/run.sh workers                    # WORKERS=2 against WORKERS=1: PUT and GET on
 #                                                # Postgres + Redis, bursts alternated, not pinned
@@ -125,6 +127,14 @@ for section in "$@"; do
         [ "$section" = put-pg-redis-vs-memory ] && other=(--b-name svc-memory-broker --b-env BROKER_URL=memory:// --b-env DATABASE_URL=$BENCH_PG)
         pair "$section" put "${svc[@]}" --a-name svc-redis-broker --a-env DATABASE_URL=$BENCH_PG \
             --a-env "BROKER_URL=$BENCH_REDIS" --b "$PY -m svc" --b-env BCRYPT_ROUNDS=12 "${other[@]}" -- --users 1000
+        ;;
+    put-pg-history-redis|put-pg-history-pg)  # history on (ROOM_HISTORY=100, A) against off (0, B),
+        # every PUT's user present in a room of their own (each change a numbered room event)
+        ulimit -n 20000; createdb_if_missing "$BENCH_PG"
+        broker=(); [ "$section" = put-pg-history-redis ] && broker=(--a-env "BROKER_URL=$BENCH_REDIS" --b-env "BROKER_URL=$BENCH_REDIS")
+        pair "$section" put "${svc[@]}" --a-name svc-history-100 --a-env DATABASE_URL=$BENCH_PG --a-env ROOM_HISTORY=100 \
+            --b-name svc-history-0 --b "$PY -m svc" --b-env BCRYPT_ROUNDS=12 --b-env DATABASE_URL=$BENCH_PG --b-env ROOM_HISTORY=0 \
+            "${broker[@]}" -- --users 1000 --present 1000
         ;;
     put-pg-redis-vs-aiopg)  # Postgres storage with the Redis broker against the aiohttp + aiopg ceiling
         createdb_if_missing "$BENCH_PG"; createdb_if_missing "$CEILING_PG"

@@ -19,6 +19,27 @@ class TestRedisBrokerConformance(BrokerConformance):
         return redis_url + "&heartbeat=0.5&node_ttl=3"
 
     @pytest.fixture
+    def lose_history(self, broker_url):
+        """What a restart of Redis, empty, does to this test's keys (its own prefix: the
+        shared server's other keys stay): every key gone.  The instances opened before keep
+        running; the new one returned is opened on the emptied prefix."""
+        import redis
+        from svc_redis import RedisBroker
+        from svc_redis.url import RedisURL
+
+        async def lose():
+            parsed = RedisURL.parse(broker_url)
+            client = redis.Redis.from_url(broker_url.split("?")[0])
+            try:
+                for key in client.scan_iter(match=f"{parsed.prefix}:*", count=1000):
+                    client.delete(key)
+            finally:
+                client.close()
+            return RedisBroker(broker_url)
+
+        return lose
+
+    @pytest.fixture
     async def crash(self):
         async def crash(broker):
             await broker.abandon()

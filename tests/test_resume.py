@@ -1,7 +1,8 @@
 """Resume after a reconnect, over real sockets (docs/resume.md): ``?since=<epoch>:<seq>``.
 
-On the memory broker, on one app and across two apps sharing a ``memory://NAME`` bus (as
-two processes share a real broker); the Redis broker runs the same in test_resume_redis.py.
+On the memory broker (apps sharing a ``memory://NAME`` bus, as processes share a real
+broker) and on the Redis broker (the real server, a key prefix of the test's own), each on
+one app and across two apps.
 """
 
 from __future__ import annotations
@@ -24,21 +25,23 @@ from svc.keys import BROKER
 from svc.testing import deadline, unique_id
 
 
-@pytest.fixture
-def app_settings():
-    return TEST_SETTINGS
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def broker_url(request):
+    """A broker URL shared by the apps of one ``apps()`` call, fresh for each call."""
+    if request.param == "redis":
+        base = request.getfixturevalue("redis_server_url")
+        return lambda: f"{base}?prefix={unique_id('resume-')}"
+    return lambda: f"memory://{unique_id('bus')}"
 
 
 @pytest.fixture
-async def apps(aiohttp_client, app_settings):
+async def apps(aiohttp_client, broker_url):
     """``await apps(n, **settings)``: n clients on apps sharing one storage and broker."""
     from svc_memory import MemoryStorage
 
     async def factory(n: int = 1, **overrides):
         shared = MemoryStorage()
-        settings = dataclasses.replace(
-            app_settings, broker_url=f"memory://{unique_id('bus')}", **overrides
-        )
+        settings = dataclasses.replace(TEST_SETTINGS, broker_url=broker_url(), **overrides)
         return [await aiohttp_client(create_app(settings, storage=shared)) for _ in range(n)]
 
     return factory
@@ -186,7 +189,8 @@ async def test_room_history_zero_turns_resume_off_but_frames_are_numbered(apps):
 
 
 async def test_an_epoch_of_another_history_is_not_resumed(apps):
-    """A bus started anew (a process restarted) numbers rooms in another epoch."""
+    """Another backend (a bus started anew, a Redis prefix emptied) numbers the room in
+    another epoch."""
     (client,) = await apps(1)
     (other,) = await apps(1)
     alice = await new_user(client)
@@ -270,3 +274,46 @@ async def test_the_seam_under_load_every_event_once_in_order(apps):
     results = await asyncio.gather(*lives)
     for got in results:
         assert got == list(range(total)), "every event exactly once, in order"
+
+
+@pytest.mark.redis
+async def test_redis_restarted_empty_changes_the_epoch_and_nobody_resumes(aiohttp_client, tmp_path):
+    """Redis killed and started again, empty: the room's history is gone, so its epoch
+    changes, an old ``since`` is answered ``resumed: false``, and live events go on, numbered
+    in the new epoch, to the members who stayed and to the one who came back."""
+    from redis_helpers import OwnRedis
+    from svc_memory import MemoryStorage
+
+    server = OwnRedis(tmp_path)
+    server.start()
+    try:
+        url = f"{server.url}?prefix={unique_id('lost-')}&heartbeat=0.5&node_ttl=3"
+        settings = dataclasses.replace(TEST_SETTINGS, broker_url=url)
+        client = await aiohttp_client(create_app(settings, storage=MemoryStorage()))
+        alice, bob = await new_user(client), await new_user(client)
+        room = unique_id("r")
+        alice_ws, _ = await join(client, room, alice)
+        bob_ws, welcome = await join(client, room, bob)
+        await alice_ws.send_json({"type": "message", "data": "before"})
+        before = await frame_where(bob_ws, lambda f: f["type"] == "message")
+        await bob_ws.close()
+
+        server.kill()
+        await asyncio.sleep(1)
+        server.start()  # empty
+        for _ in range(75):  # 15 s
+            if (await client.get("/health/ready")).status == 200:
+                break
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(1)  # the re-join has numbered alice's presence anew
+
+        bob_ws, again = await rejoin(client, room, bob, f"{welcome['epoch']}:{before['seq']}")
+        assert again["resumed"] is False, again
+        assert again["epoch"] != welcome["epoch"], "a history lost is another epoch"
+        await alice_ws.send_json({"type": "message", "data": "after"})
+        live = await frame_where(bob_ws, lambda f: f["type"] == "message")
+        assert live["data"] == "after" and live["seq"] > again["seq"]
+        await alice_ws.close()
+        await bob_ws.close()
+    finally:
+        server.kill()

@@ -44,6 +44,7 @@ import os
 import secrets
 import socket
 from collections.abc import Awaitable
+from dataclasses import replace
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -56,6 +57,7 @@ from svc.broker import (
     BrokerUnavailable,
     Change,
     PresenceChange,
+    RoomHistory,
     RoomMessage,
 )
 from svc.broker.probe import DeliveryProbe
@@ -66,6 +68,7 @@ from svc.broker.pubsub import (
     encode_change,
     encode_message,
     encode_presence,
+    load,
 )
 
 from . import scripts
@@ -159,7 +162,18 @@ class RedisBroker(PubSubBroker):
         self._sub_client = aioredis.Redis(connection_pool=sub_pool)
         self._scripts = {
             name: self._client.register_script(getattr(scripts, name))
-            for name in ("JOIN", "LEAVE", "REGISTER", "HEARTBEAT", "GOODBYE", "REJOIN")
+            for name in (
+                "JOIN",
+                "LEAVE",
+                "REGISTER",
+                "HEARTBEAT",
+                "GOODBYE",
+                "REJOIN",
+                "MESSAGE",
+                "CHANGE",
+                "POSITION",
+                "HISTORY",
+            )
         }
         self.listener = listener
         self._publisher = Publisher(self._client, self._channel, url.timeout, url.address)
@@ -233,7 +247,10 @@ class RedisBroker(PubSubBroker):
             if registered:  # (an open that failed earlier left nothing behind)
                 goodbye = self._scripts["GOODBYE"]
                 await asyncio.wait_for(
-                    goodbye(args=[self._url.prefix, self._channel, self.node_id], client=client),
+                    goodbye(
+                        args=[self._url.prefix, self._channel, self.node_id, *self._keeping()],
+                        client=client,
+                    ),
                     self._url.timeout,
                 )
         except _ERRORS as exc:  # the others expire us anyway
@@ -296,15 +313,68 @@ class RedisBroker(PubSubBroker):
     # -- news ---------------------------------------------------------------
 
     async def publish_change(self, change: Change) -> None:
-        await self._publish(encode_change(self.node_id, change, MAX_CHANGE))
+        payload = encode_change(self.node_id, change, MAX_CHANGE)
+        args = [self._url.prefix, self._channel, change.user_id, payload, *self._keeping()]
+        await self._run(self._scripts["CHANGE"], args)
 
-    async def publish_message(self, message: RoomMessage) -> None:
-        await self._publish(encode_message(self.node_id, message))
+    async def publish_message(self, message: RoomMessage) -> RoomMessage:
+        payload = encode_message(self.node_id, message)
+        room = message.room_id
+        args = [self._url.prefix, self._channel, room, payload, *self._keeping()]
+        epoch, seq = await self._run(self._scripts["MESSAGE"], args)
+        return replace(message, epoch=_text(epoch), seq=int(seq))
 
-    async def _publish(self, payload: str) -> None:
+    async def _run(self, script, args: list):
         if self._publisher is None:
             raise BrokerUnavailable("the broker is not open")
-        await self._publisher.publish(payload)
+        return await self._publisher.run((script, args))
+
+    def _keeping(self) -> tuple[int, int]:
+        """The history's size and lifetime (ms), as the scripts take them."""
+        return self.history_size, max(1, int(self.history_ttl * 1000))
+
+    # -- numbered room events -------------------------------------------------------
+
+    async def room_position(self, room_id: str) -> tuple[str, int]:
+        args = [self._url.prefix, room_id, self._keeping()[1]]
+        try:
+            epoch, seq = await self._bounded(
+                self._scripts["POSITION"](args=args, client=self._open_client())
+            )
+        except _ERRORS as exc:
+            raise BrokerUnavailable(f"redis {self._url.address}: {_describe(exc)}") from None
+        return _text(epoch), int(seq)
+
+    async def room_history(self, room_id: str, epoch: str, after: int) -> RoomHistory | None:
+        if not self.history_size:
+            return None
+        try:
+            found = await self._bounded(
+                self._scripts["HISTORY"](
+                    args=[self._url.prefix, room_id], client=self._open_client()
+                )
+            )
+        except _ERRORS as exc:
+            raise BrokerUnavailable(f"redis {self._url.address}: {_describe(exc)}") from None
+        current, seq, now, *entries = found
+        if current is None or _text(current) != epoch or not 0 <= after <= seq:
+            return None
+        oldest = int(now) - self._keeping()[1]
+        events = []
+        for entry in entries:
+            at, _, payload = entry.partition(b"|")
+            if int(at) <= oldest:
+                continue
+            try:
+                event = decode(load(payload)).item
+            except ValueError:
+                return None
+            number = _number_in(event, room_id)
+            if number is not None and number > after:
+                events.append((number, event))
+        if len(events) != seq - after:
+            return None  # the history no longer holds all of them
+        return RoomHistory(epoch, seq, events)
 
     # -- presence -------------------------------------------------------------
 
@@ -343,7 +413,8 @@ class RedisBroker(PubSubBroker):
             change,
             self._scripts["LEAVE"](
                 keys=[self._held_key, f"{p}:holders:{pair}", f"{p}:room:{room_id}"],
-                args=[self.node_id, pair, user_id, self._channel, payload],
+                args=[self.node_id, pair, user_id, self._channel, payload, p, room_id]
+                + list(self._keeping()),
                 client=self._open_client(),
             ),
         )
@@ -446,7 +517,7 @@ class RedisBroker(PubSubBroker):
         ttl = int(self._url.node_ttl * 1000)
         for start in range(0, len(held) or 1, REJOIN_PER_SCRIPT):
             chunk = held[start : start + REJOIN_PER_SCRIPT]
-            args: list = [self.node_id, ttl, self._url.prefix, self._channel]
+            args: list = [self.node_id, ttl, self._url.prefix, self._channel, *self._keeping()]
             announced = []
             for room_id, user_id in chunk:
                 change = PresenceChange(room_id, user_id, True)
@@ -488,7 +559,8 @@ class RedisBroker(PubSubBroker):
                     f"{p}:holders:{pair}",
                     f"{p}:room:{room_id}",
                 ],
-                args=[self.node_id, pair, user_id, self._channel, payload],
+                args=[self.node_id, pair, user_id, self._channel, payload, p, room_id]
+                + list(self._keeping()),
                 client=self._open_client(),
             ),
         )
@@ -515,6 +587,7 @@ class RedisBroker(PubSubBroker):
                     self._url.prefix,
                     self._channel,
                     EXPIRE_PER_BEAT,
+                    *self._keeping(),
                 ],
                 client=self._open_client(),
             )
@@ -590,6 +663,17 @@ class RedisBroker(PubSubBroker):
 
     def _bounded(self, awaitable: Awaitable):
         return asyncio.wait_for(awaitable, self._url.timeout)
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _number_in(event, room_id: str) -> int | None:
+    if isinstance(event, Change):
+        found = (event.seqs or {}).get(room_id)
+        return None if found is None else found[1]
+    return event.seq
 
 
 def _describe(exc: BaseException) -> str:

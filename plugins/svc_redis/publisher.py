@@ -31,7 +31,10 @@ class Publisher:
         self._channel = channel
         self._timeout = timeout
         self._where = where
-        self._batches: OneInFlight[str, None] = OneInFlight(self._write, "svc-redis-publisher")
+        #: a payload to PUBLISH, or (script, args) to run (a numbered event: its result)
+        self._batches: OneInFlight[str | tuple, object] = OneInFlight(
+            self._write, "svc-redis-publisher"
+        )
         #: monotonic time before which publishes fail at once (Redis was just found down)
         self._down_until = 0.0
         self._closed = False
@@ -43,10 +46,14 @@ class Publisher:
         self._down_until = 0.0
 
     async def publish(self, payload: str) -> None:
+        await self.run(payload)
+
+    async def run(self, item: str | tuple):
+        """PUBLISH a payload, or run ``(script, args)``, in call order; its result."""
         if self._closed:
             raise BrokerUnavailable("the broker is closed")
         self._check_up()
-        await self._batches.add(payload)
+        return await self._batches.add(item)
 
     async def close(self) -> None:
         self._closed = True
@@ -56,16 +63,21 @@ class Publisher:
         if time.monotonic() < self._down_until:
             raise BrokerUnavailable(f"redis {self._where} is down")
 
-    async def _write(self, batch: list[str]) -> None:
+    async def _write(self, batch: list) -> list:
         self._check_up()  # found down while this batch waited: it fails at once
         pipe = self._client.pipeline(transaction=False)
-        for payload in batch:
-            pipe.publish(self._channel, payload)
+        for item in batch:
+            if isinstance(item, str):
+                pipe.publish(self._channel, item)
+            else:
+                script, args = item
+                await script(args=args, client=pipe)  # queued in the pipeline
         try:
-            await asyncio.wait_for(pipe.execute(), self._timeout)
+            results = await asyncio.wait_for(pipe.execute(), self._timeout)
         except (RedisError, OSError, asyncio.TimeoutError) as exc:
             self._down_until = time.monotonic() + self._timeout
             reason = str(exc) or "timed out"
             raise BrokerUnavailable(f"redis {self._where}: {reason}") from None
         self.batches += 1
         self.published += len(batch)
+        return results

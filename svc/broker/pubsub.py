@@ -18,6 +18,9 @@ published, how payloads are heard, presence.  As in python-socketio's
   - ``{"t": "p", "r", "u", "p", "n"?, "s"?}``: a presence transition; ``n`` and ``s``
     let the node that caused it recognise its own.
 
+  ``e`` and ``q``: where the broker numbers room events, the room's epoch and the event's
+  number (for a change, ``q`` is ``{room: [epoch, seq]}``), added by the broker on its way.
+
   ``n`` is the publishing node.  A transport that carries kinds on separate channels
   (Postgres) may leave ``t`` to the channel.  The Postgres broker's earlier change
   payload (``"p"``, ``"c"``, ``"u"`` at the top level) is still read: see
@@ -147,14 +150,35 @@ def _decode(data: dict, kind) -> Event:
                 created_at=_utc(_text(record["c"])),
                 updated_at=_utc(_text(record["m"])),
             )
-        return Event(node, Change(user_id, version, user, bool(data.get("d"))))
+        seqs = _room_numbers(data.get("q"))
+        return Event(node, Change(user_id, version, user, bool(data.get("d")), seqs))
+    epoch, number = _numbered(data)
     if kind == "m":
-        return Event(node, RoomMessage(_text(data["r"]), _text(data["f"]), _text(data["d"])))
+        message = RoomMessage(_text(data["r"]), _text(data["f"]), _text(data["d"]), epoch, number)
+        return Event(node, message)
     if kind == "p":
         seq = data.get("s")
-        change = PresenceChange(_text(data["r"]), _text(data["u"]), data["p"] is True)
+        room, user, present = _text(data["r"]), _text(data["u"]), data["p"] is True
+        change = PresenceChange(room, user, present, epoch, number)
         return Event(node, change, seq if isinstance(seq, int) else None)
     raise ValueError(f"unknown event type {kind!r}")
+
+
+def _numbered(data: dict) -> tuple[str | None, int | None]:
+    epoch, seq = data.get("e"), data.get("q")
+    if isinstance(epoch, str) and isinstance(seq, int) and not isinstance(seq, bool):
+        return epoch, seq
+    return None, None
+
+
+def _room_numbers(value) -> dict[str, tuple[str, int]] | None:
+    if not isinstance(value, dict):
+        return None
+    return {
+        _text(room): (_text(pair[0]), _version(pair[1]))
+        for room, pair in value.items()
+        if isinstance(pair, list) and len(pair) == 2
+    }
 
 
 def _text(value) -> str:

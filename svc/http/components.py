@@ -165,6 +165,16 @@ def _frame_type(name: str) -> fields.String:
     return fields.String(required=True, validate=validate.OneOf([name]))
 
 
+def _seq() -> fields.Integer:
+    return fields.Integer(
+        validate=validate.Range(min=0),
+        metadata={
+            "description": "the number of the last room event this frame shows, where the "
+            "broker numbers events (resume: docs/resume.md); a repair carries none"
+        },
+    )
+
+
 class WelcomeFrameSchema(Schema):
     type = _frame_type("welcome")
     room = fields.String(required=True)
@@ -172,9 +182,19 @@ class WelcomeFrameSchema(Schema):
     member_count = fields.Integer(required=True, validate=validate.Range(min=0))
     members = fields.List(
         component("Member"),
-        required=True,
         validate=validate.Length(max=WELCOME_MEMBERS),
-        metadata={"description": "page the rest with GET /rooms/{room_id}/members"},
+        metadata={
+            "description": "page the rest with GET /rooms/{room_id}/members; absent from a "
+            "resumed welcome (the client keeps its own)"
+        },
+    )
+    epoch = fields.String(metadata={"description": "names the room's history (resume)"})
+    seq = fields.Integer(
+        validate=validate.Range(min=0),
+        metadata={"description": "the last room event the state includes (resumed: `since`)"},
+    )
+    resumed = fields.Boolean(
+        metadata={"description": "only with `?since=`: whether the missed events follow"}
     )
 
 
@@ -184,6 +204,7 @@ class PresenceFrameSchema(Schema):
     joined = fields.List(component("Member"), required=True)
     left = fields.List(fields.String(), required=True, metadata={"description": "user ids"})
     member_count = fields.Integer(required=True, validate=validate.Range(min=0))
+    seq = _seq()
 
 
 class ProfileUpdatedFrameSchema(UserSchema):
@@ -191,11 +212,13 @@ class ProfileUpdatedFrameSchema(UserSchema):
 
     type = _frame_type("profile_updated")
     room = fields.String(required=True)
+    seq = _seq()
 
 
 class MessageFrameSchema(Schema):
     type = _frame_type("message")
     room = fields.String(required=True)
+    seq = _seq()
     sender = fields.String(data_key="from", required=True, metadata={"description": "user id"})
     data = fields.Raw(required=True, metadata={"description": "any JSON the member sent"})
 

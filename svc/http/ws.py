@@ -78,6 +78,11 @@ A `Member` is a `User`, or a `ProfilelessMember` (version 0, every field null) f
 present without a stored user; its first profile change arrives as `profile_updated` at
 version 1.
 
+Resume after a reconnect: where the broker numbers room events, `presence`,
+`profile_updated` and `message` frames carry `seq` and the welcome `epoch` and `seq`;
+`?since=<epoch>:<seq>` is answered with `"resumed": true` and the missed events, in order,
+then live ones, or a normal welcome with `"resumed": false` (docs/resume.md).
+
 Client to server: `{"type": "message", "data": ...}` (at most $kib KiB of data) and
 `{"type": "ping"}` (answered by `{"type": "pong"}`). Every frame counts against the frame
 rate, WebSocket pings too: one over it gets no pong, and a flood is closed with 1008. A slow
@@ -98,6 +103,14 @@ slow sockets together pass `SEND_BUFFER_BUDGET`); shutdown closes every socket w
             "in": "query",
             "required": False,
             "description": "auth on: join as the user of this JWT (from `POST /auth/token`)",
+            "schema": {"type": "string"},
+        },
+        {
+            "name": "since",
+            "in": "query",
+            "required": False,
+            "description": "`<epoch>:<seq>` of the last frame received: resume (a bad value "
+            "is a normal welcome with `resumed: false`, never an error)",
             "schema": {"type": "string"},
         },
     ),

@@ -287,8 +287,8 @@ class Hub:
                     self._apply_presence(room, PresenceChange(room.id, user_id, True))
                 for user_id in room.members - fresh:
                     self._apply_presence(room, PresenceChange(room.id, user_id, False))
-            for change in early:
-                self._apply_presence(room, change)
+            for change in early:  # numbered ones take their place in the room's order
+                room.numbered(change.epoch, change.seq, partial(self._presence_now, room, change))
             room.schedule_presence()
         await self._reread_versions()
 
