@@ -86,6 +86,22 @@ async def test_a_room_resumes_with_every_event_once(memory_two, resume_on):
     await resumes_with_every_event_once(*memory_two, resume_on)
 
 
+@pytest.fixture
+async def redis_two(aiohttp_client, redis_url):
+    """Two apps on one memory storage and one Redis broker (its own key prefix)."""
+    from conftest import TEST_SETTINGS
+
+    shared = MemoryStorage()
+    settings = dataclasses.replace(TEST_SETTINGS, broker_url=redis_url)
+    return [await aiohttp_client(create_app(settings, storage=shared)) for _ in range(2)]
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("resume_on", ["same app", "other app"])
+async def test_a_room_resumes_with_every_event_once_on_redis(redis_two, resume_on):
+    await resumes_with_every_event_once(*redis_two, resume_on)
+
+
 async def resumes_with_every_event_once(here, there, resume_on: str) -> None:
     room_id = unique_id("room")
     me, sender, leaver = [await new_user(here) for _ in range(3)]

@@ -583,3 +583,46 @@ async def _rename(base: str, user_id: str, name: str) -> None:
 
     async with SvcClient(base) as api:
         await api.update_profile(user_id, {"display_name": name})
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_two_pages_resume_after_their_server_is_killed_and_miss_nothing(
+    pages, svc_process, postgres_url, redis_url, thread_loop
+):
+    """Both pages sit on process one; process two shares Postgres and Redis (which holds
+    the rooms' history).  Process one is killed (SIGKILL: no goodbye); while it is down, ten
+    messages and a profile change of a member on process two go through process two;
+    process one starts again on its port.  Each page resumes by itself and has every
+    message once, in order, and the new profile, without a new welcome's rebuild."""
+    env = {"DATABASE_URL": postgres_url, "BROKER_URL": redis_url}
+    one, two = svc_process(**env), svc_process(**env)
+    room, alice, bob = unique_id("room"), unique_id("alice"), unique_id("bob")
+    stayer = Crowd(two.base, room, 1)  # a member on process two, throughout
+    thread_loop.run(stayer.open())
+    carol = stayer.ids[0]
+    a, b = pages(), pages()
+    join_open(a, one.base, room, alice)
+    join_open(b, one.base, room, bob)
+    for page in (a, b):
+        page.execute_script(_COLLECT)
+    thread_loop.run(_send(two.base, room, list(range(5))))
+    for page in (a, b):
+        wait(page, lambda d: got(d) == list(range(5)), what="the messages before the kill")
+
+    one.proc.kill()  # SIGKILL: the pages see their sockets drop (1006)
+    one.proc.wait()
+    for page in (a, b):
+        wait(page, lambda d: status(d) != "open", what="the page to notice the kill")
+    thread_loop.run(_send(two.base, room, list(range(5, 15))))
+    thread_loop.run(_rename(two.base, carol, "renamed while away"))
+    one.start()
+    for page in (a, b):
+        wait(page, lambda d: status(d) == "open" and welcomes(d) == 2, what="a reconnection")
+    for page in (a, b):
+        wait(page, lambda d: len(got(d)) >= 15, what="the messages sent while it was away")
+        assert got(page) == list(range(15)), "nothing missed, nothing twice"
+        assert page.execute_script("return window.svcDemo.client.resumes") == 1
+        wait(page, lambda d: cards(d).get(carol) == "renamed while away", what="the new name")
+        wait(page, lambda d: set(cards(d)) == {alice, bob, carol}, what="everyone present")
+    thread_loop.run(stayer.close())
