@@ -204,3 +204,14 @@ async def test_a_refusal_after_a_reconnection_ends_the_iterators_too(make_client
         await within(10, read)
     assert refused.value.status == 4401 and room.attempts == 2
     await room.close()
+
+
+async def test_an_iterator_of_a_room_that_ended_ends_at_once(client):
+    room = Room(base(client), unique_id("room"), user_id="not an id!")
+    with pytest.raises(RoomRefused):
+        await room.connect()
+    with pytest.raises(RoomRefused):
+        await within(5, _take(room.messages(), 1))
+    await room.close()
+    never_connected = Room(base(client), unique_id("room"))
+    assert await within(5, _take(never_connected.messages(), 1)) == []

@@ -175,6 +175,8 @@ class Room:
         at the end)."""
         queue: asyncio.Queue[Message | None] = asyncio.Queue()
         self._listeners.append(queue)
+        if self._task is None or self._task.done():
+            queue.put_nowait(None)  # not connected, or ended: nothing will arrive
         try:
             while (message := await queue.get()) is not None:
                 yield message
