@@ -274,3 +274,64 @@ class Crowd:
             await ws.close()
         if self._session is not None:
             await self._session.close()
+
+
+class CuttableRelay:
+    """A TCP relay in front of svc that can be cut (every connection through it aborted,
+    its port closed) and restored on the same port: to the pages behind it, exactly a
+    server that died and came back, while svc itself, and its room history, live on.
+    Run it on a :class:`ThreadLoop`."""
+
+    def __init__(self, thread_loop: ThreadLoop, target_port: int):
+        self.thread_loop = thread_loop
+        self.target_port = target_port
+        self.port = 0
+        self._server = None
+        self._writers: set = set()
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.thread_loop.run(self._start())
+
+    def cut(self) -> None:
+        self.thread_loop.run(self._cut())
+
+    async def _start(self) -> None:
+        import asyncio
+
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _cut(self) -> None:
+        self._server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        await self._server.wait_closed()
+
+    async def _relay(self, reader, writer) -> None:
+        import asyncio
+
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers |= {writer, up_writer}
+
+        async def pipe(source, sink) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                sink.transport.abort()
+
+        try:
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        finally:
+            self._writers -= {writer, up_writer}

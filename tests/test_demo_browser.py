@@ -352,6 +352,77 @@ def test_client_keeps_state_from_welcome_and_frames(pages, svc_process):
     assert steps["old_pending_is_gone"]["members"]["carol"] == [4, "C4"]
 
 
+def test_client_resumes_from_its_seq_and_rebuilds_on_any_other_welcome(pages, svc_process):
+    """svc-client.js's resume, frame by frame: the `since` it reconnects with, a resumed
+    welcome keeping the state, a replayed event dropped, any other welcome rebuilding."""
+    svc = svc_process(DATABASE_URL="memory://")
+    page = pages()
+    open_demo(page, svc.base, "r")
+    steps = run_in_page(page, _RESUME_RULES)
+    assert steps["none"]["since"] is None  # nothing to resume from yet
+    assert steps["first"] == {"since": "e1:4", "members": ["a"], "seq": 4, "resumes": 0}
+    assert steps["after_events"]["since"] == "e1:6"
+    assert steps["after_events"]["messages"] == [5]
+    # resumed: the state is kept (the welcome lists nobody), the replay's repeat dropped
+    assert steps["resumed"] == {
+        "since": "e1:7",
+        "members": ["a", "b"],
+        "seq": 7,
+        "resumes": 1,
+        "messages": [5, 7],
+        "count": 2,
+    }
+    assert steps["resume_off"]["since"] is None
+    # another epoch, or resumed: false, is a first welcome again
+    assert steps["new_epoch"] == {
+        "since": "e2:1",
+        "members": ["c"],
+        "seq": 1,
+        "resumes": 1,
+        "messages": [5, 7],
+        "count": 1,
+    }
+    assert steps["not_resumed"]["members"] == ["d"] and steps["not_resumed"]["since"] == "e2:3"
+
+
+_RESUME_RULES = """
+async function run({RoomClient}) {
+  const client = new RoomClient('r', {pageMembers: false, userId: 'a'});
+  const messages = [];
+  client.addEventListener('message', (e) => messages.push(e.detail.data));
+  const user = (id, version) => ({id, user_id: id, version, created_at: null,
+    updated_at: null, profile: {display_name: null, username: id, bio: null, email: null,
+    avatar_url: null, avatar_urls: null}});
+  const welcome = (members, epoch, seq, resumed) => ({type: 'welcome', room: 'r',
+    connection_id: 'c', member_count: members.length, members, epoch, seq, resumed});
+  const steps = {};
+  const step = (name) => { steps[name] = {
+    since: client.socketUrl().searchParams.get('since'), members: [...client.members.keys()],
+    seq: client.seq, resumes: client.resumes, messages: [...messages],
+    count: client.memberCount}; };
+  step('none');
+  client.applyFrame(welcome([user('a', 1)], 'e1', 4));
+  step('first'); delete steps.first.messages; delete steps.first.count;
+  client.applyFrame({type: 'message', room: 'r', from: 'b', data: 5, seq: 5});
+  client.applyFrame({type: 'presence', room: 'r', joined: [user('b', 1)], left: [],
+    member_count: 2, seq: 6});
+  step('after_events');
+  client.applyFrame({...welcome([], 'e1', 9, true), member_count: 2});
+  client.applyFrame({type: 'presence', room: 'r', joined: [], left: ['b'], member_count: 1,
+    seq: 6});  // already applied as seq 6: a repeat, dropped
+  client.applyFrame({type: 'message', room: 'r', from: 'b', data: 5, seq: 5});  // repeat
+  client.applyFrame({type: 'message', room: 'r', from: 'b', data: 7, seq: 7});
+  step('resumed');
+  client.resume = false; step('resume_off'); client.resume = true;
+  client.applyFrame(welcome([user('c', 1)], 'e2', 1, true));  // another history
+  step('new_epoch');
+  client.applyFrame(welcome([user('d', 1)], 'e2', 3, false));
+  step('not_resumed');
+  return steps;
+}
+"""
+
+
 _CROWD = """
 async function run({RoomClient}) {
   const client = new RoomClient(ROOM);
@@ -481,3 +552,119 @@ def test_client_reconnects_unless_the_server_refused_the_join(pages, svc_process
     assert server.connections["tokened"] == 1
     assert server.tokens["tokened"] == "token-2"  # in the first frame...
     assert server.url_tokens["tokened"] is None  # ...never in the URL, which proxies log
+
+
+# -- resume: the server killed under two pages -------------------------------------------------
+
+_COLLECT = """
+window.got = [];
+window.svcDemo.client.addEventListener('message', (e) => window.got.push(e.detail.data));
+"""
+
+
+def got(driver) -> list:
+    return driver.execute_script("return window.got")
+
+
+async def _send(base: str, room: str, data: list) -> None:
+    """Messages from a member connected to ``base`` (svc reads a socket's frames in order:
+    they are relayed before its close is)."""
+    from svc.client import Room
+
+    async with Room(base, room, user_id="sender", page_members=False) as sender:
+        for item in data:
+            await sender.send(item)
+
+
+def test_two_pages_resume_after_their_connections_die_and_miss_nothing(
+    pages, svc_process, thread_loop
+):
+    """Both pages reach svc through a relay; the relay dies (every socket through it cut,
+    its port closed: to the pages, their server is gone) and comes back on its port after
+    ten messages and a profile change of a member who stayed were made on svc meanwhile.
+    Each page resumes by itself, with every message once and in order, and the new
+    profile, without a rebuild."""
+    from browser_helpers import CuttableRelay
+
+    svc = svc_process(DATABASE_URL="memory://")
+    relay = CuttableRelay(thread_loop, svc.port)
+    relay.start()
+    room, alice, bob = unique_id("room"), unique_id("alice"), unique_id("bob")
+    stayer = Crowd(svc.base, room, 1)  # a member connected to svc directly, throughout
+    thread_loop.run(stayer.open())
+    carol = stayer.ids[0]
+    a, b = pages(), pages()
+    join_open(a, relay.base, room, alice)
+    join_open(b, relay.base, room, bob)
+    for page in (a, b):
+        page.execute_script(_COLLECT)
+    thread_loop.run(_send(svc.base, room, list(range(5))))
+    for page in (a, b):
+        wait(page, lambda d: got(d) == list(range(5)), what="the messages before the cut")
+
+    relay.cut()
+    for page in (a, b):
+        wait(page, lambda d: status(d) != "open", what="the page to notice the cut")
+    thread_loop.run(_send(svc.base, room, list(range(5, 15))))
+    thread_loop.run(_rename(svc.base, carol, "renamed while away"))
+    relay.start()
+    for page in (a, b):
+        wait(page, lambda d: status(d) == "open" and welcomes(d) == 2, what="a reconnection")
+    for page in (a, b):
+        wait(page, lambda d: len(got(d)) >= 15, what="the messages sent while it was away")
+        assert got(page) == list(range(15)), "nothing missed, nothing twice"
+        assert page.execute_script("return window.svcDemo.client.resumes") == 1
+        wait(page, lambda d: cards(d).get(carol) == "renamed while away", what="the new name")
+        wait(page, lambda d: set(cards(d)) == {alice, bob, carol}, what="everyone present")
+    thread_loop.run(stayer.close())
+    relay.cut()
+
+
+async def _rename(base: str, user_id: str, name: str) -> None:
+    from svc.client import SvcClient
+
+    async with SvcClient(base) as api:
+        await api.update_profile(user_id, {"display_name": name})
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_two_pages_resume_after_their_server_is_killed_and_miss_nothing(
+    pages, svc_process, postgres_url, redis_url, thread_loop
+):
+    """Both pages sit on process one; process two shares Postgres and Redis (which holds
+    the rooms' history).  Process one is killed (SIGKILL: no goodbye); while it is down, ten
+    messages and a profile change of a member on process two go through process two;
+    process one starts again on its port.  Each page resumes by itself and has every
+    message once, in order, and the new profile, without a new welcome's rebuild."""
+    env = {"DATABASE_URL": postgres_url, "BROKER_URL": redis_url}
+    one, two = svc_process(**env), svc_process(**env)
+    room, alice, bob = unique_id("room"), unique_id("alice"), unique_id("bob")
+    stayer = Crowd(two.base, room, 1)  # a member on process two, throughout
+    thread_loop.run(stayer.open())
+    carol = stayer.ids[0]
+    a, b = pages(), pages()
+    join_open(a, one.base, room, alice)
+    join_open(b, one.base, room, bob)
+    for page in (a, b):
+        page.execute_script(_COLLECT)
+    thread_loop.run(_send(two.base, room, list(range(5))))
+    for page in (a, b):
+        wait(page, lambda d: got(d) == list(range(5)), what="the messages before the kill")
+
+    one.proc.kill()  # SIGKILL: the pages see their sockets drop (1006)
+    one.proc.wait()
+    for page in (a, b):
+        wait(page, lambda d: status(d) != "open", what="the page to notice the kill")
+    thread_loop.run(_send(two.base, room, list(range(5, 15))))
+    thread_loop.run(_rename(two.base, carol, "renamed while away"))
+    one.start()
+    for page in (a, b):
+        wait(page, lambda d: status(d) == "open" and welcomes(d) == 2, what="a reconnection")
+    for page in (a, b):
+        wait(page, lambda d: len(got(d)) >= 15, what="the messages sent while it was away")
+        assert got(page) == list(range(15)), "nothing missed, nothing twice"
+        assert page.execute_script("return window.svcDemo.client.resumes") == 1
+        wait(page, lambda d: cards(d).get(carol) == "renamed while away", what="the new name")
+        wait(page, lambda d: set(cards(d)) == {alice, bob, carol}, what="everyone present")
+    thread_loop.run(stayer.close())

@@ -250,3 +250,63 @@ def test_a_lazy_or_type_checking_import_counts(tmp_path):
         "svc/keys.py:2: svc.keys imports svc.http.metrics",
         "svc/rooms/hub.py:1: svc.rooms.hub imports svc.http.metrics",
     ]
+
+
+# --- svc.client: a leaf that third parties import ----------------------------------------
+
+
+def test_the_client_imports_nothing_of_the_server():
+    """svc.client is what a third party installs to talk to svc: importing it must not pull
+    in the server (its storage drivers, bcrypt, the app), so it may import only itself."""
+    outside = [
+        str(e)
+        for e in graph()
+        if e.importer.startswith("svc.client")
+        and not (e.imported == "svc.client" or e.imported.startswith("svc.client."))
+    ]
+    assert not outside, "svc.client imports the server:\n" + "\n".join(outside)
+
+
+def test_the_server_does_not_import_the_client():
+    """The service never needs its own client: an edge into svc.client from the server
+    would tie the client's release to the server's internals."""
+    inward = [
+        str(e)
+        for e in graph()
+        if e.imported.startswith("svc.client") and not e.importer.startswith("svc.client")
+    ]
+    assert not inward, "the server imports svc.client:\n" + "\n".join(inward)
+
+
+def test_the_client_needs_only_aiohttp():
+    """Outside the standard library, svc.client imports aiohttp and nothing else."""
+    import sys
+
+    found = set()
+    for path in (ROOT / "client").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                found.add((node.module or "").split(".")[0])
+    third_party = found - set(sys.stdlib_module_names) - {"__future__", "svc"}
+    assert third_party == {"aiohttp"}, third_party
+
+
+def test_importing_the_client_loads_no_server_module():
+    import subprocess
+    import sys
+
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, svc.client; "
+            "print(' '.join(m for m in sys.modules if m.split('.')[0].startswith('svc')))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert "svc.client" in loaded
+    assert all(m == "svc" or m.startswith("svc.client") for m in loaded), loaded

@@ -194,6 +194,7 @@ function onRoomEvent(event) {
     case "status":
       return showStatus(detail);
     case "welcome":
+      if (detail.resumed) return log(`Resumed, nothing missed: ${detail.memberCount} present`);
       return log(
         client.welcomes > 1
           ? `Reconnected: ${detail.memberCount} present`

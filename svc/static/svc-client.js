@@ -3,7 +3,8 @@
 // A dependency-free ES module (served by svc at /static/svc-client.js; copy it into your
 // own app if you like). RoomClient keeps who is present in a room and each member's
 // latest record, from the server's `welcome` and the frames after it; it ignores stale
-// versions, and reconnects with backoff, rebuilding its state from the new welcome.
+// versions, and reconnects with backoff, resuming where it left off (the events it missed
+// follow the welcome) or, when the server cannot, rebuilding its state from the new welcome.
 // SvcApi is a thin fetch wrapper for the REST calls a page needs next to it.
 // The API is documented in docs/client.md of the svc repository.
 
@@ -36,7 +37,8 @@ const PAGE_LIMIT = 500;
  *
  * Events (all CustomEvent, the payload in `event.detail`):
  * - `status`  {status, attempt, delay}: 'connecting' | 'open' | 'reconnecting' | 'closed'
- * - `welcome` {connectionId, memberCount, members}: state rebuilt from a (re)connection
+ * - `welcome` {connectionId, memberCount, members, resumed}: (re)connected; the state was
+ *             rebuilt from this welcome, or (resumed) kept, the missed events following
  * - `join`    {user}: a member arrived (after the welcome)
  * - `update`  {user, previous}: a member's record moved forward
  * - `leave`   {userId, user}: a member left
@@ -63,6 +65,8 @@ export class RoomClient extends EventTarget {
    * @param {object} [options.backoff]  overrides of DEFAULT_BACKOFF
    * @param {boolean} [options.pageMembers=true]  fetch the members a welcome leaves out
    *     (it lists at most 100) from GET /rooms/{room}/members
+   * @param {boolean} [options.resume=true]  reconnect with `?since=<epoch>:<seq>`, so that
+   *     only the events missed are sent, not a whole new welcome
    * @param {function} [options.WebSocket]  the WebSocket class (default: the global one)
    */
   constructor(room, options = {}) {
@@ -76,6 +80,7 @@ export class RoomClient extends EventTarget {
     this.expiresAt = null;
     this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
     this.pageMembers = options.pageMembers ?? true;
+    this.resume = options.resume ?? true;
     this.WebSocket = options.WebSocket ?? globalThis.WebSocket;
     /** @type {Map<string, object>} user id → the latest record of each present member */
     this.members = new Map();
@@ -87,6 +92,12 @@ export class RoomClient extends EventTarget {
     this.lastClose = null;
     /** Connections opened so far (1 + reconnections that reached the server). */
     this.welcomes = 0;
+    /** How many of those welcomes resumed (kept the state, the missed events following). */
+    this.resumes = 0;
+    /** The room's history the state came from, and the last event applied: what a
+     * reconnection resumes from (null from a server without resume). */
+    this.epoch = null;
+    this.seq = null;
     this._pending = new Map();
     this._ws = null;
     this._opening = false;
@@ -142,6 +153,7 @@ export class RoomClient extends EventTarget {
   /** Apply one server frame (already parsed). Public so that state handling can be tested
    * without a server and frames from elsewhere (a service worker, a replay) can be fed. */
   applyFrame(frame) {
+    if (frame.type !== "welcome" && this._isRepeat(frame)) return undefined;
     switch (frame.type) {
       case "welcome":
         return this._onWelcome(frame);
@@ -218,6 +230,15 @@ export class RoomClient extends EventTarget {
     return undefined;
   }
 
+  /** Whether an event was applied already (a resume replays from our seq on); if not, it
+   * moves the seq forward. Frames without a seq (pong, error, an old server) pass. */
+  _isRepeat(frame) {
+    if (typeof frame.seq !== "number") return false;
+    if (this.seq !== null && frame.seq <= this.seq) return true;
+    this.seq = frame.seq;
+    return false;
+  }
+
   /** The room's WebSocket URL (a URL object), without the token. */
   socketUrl() {
     const url = new URL(this.baseUrl || "/", globalThis.location?.href);
@@ -229,6 +250,9 @@ export class RoomClient extends EventTarget {
     url.search = "";
     url.hash = "";
     if (!this.token && this.userId) url.searchParams.set("user_id", this.userId);
+    if (this.resume && this.epoch !== null && this.seq !== null) {
+      url.searchParams.set("since", `${this.epoch}:${this.seq}`);
+    }
     return url;
   }
 
@@ -313,12 +337,28 @@ export class RoomClient extends EventTarget {
   // -- the state -------------------------------------------------------------------------
 
   _onWelcome(frame) {
-    this._generation += 1;
     this._attempt = 0; // the server took us: the next outage starts its backoff afresh
     this.welcomes += 1;
     this.connectionId = frame.connection_id;
     if (this._sentTokens) this._renewBefore(tokensExpiry(this._sentTokens));
     this.memberCount = frame.member_count;
+    if (frame.resumed === true && frame.epoch === this.epoch && this.seq !== null) {
+      // The server holds every event since our seq and sends them next, in order: the
+      // state we hold carries on (a page fetch of the last welcome stays valid too).
+      this.resumes += 1;
+      this._setStatus("open");
+      this._emit("welcome", {
+        connectionId: this.connectionId,
+        memberCount: this.memberCount,
+        members: [...this.members.values()],
+        resumed: true,
+      });
+      this._emit("change", { reason: "resumed" });
+      return;
+    }
+    this._generation += 1;
+    this.epoch = frame.epoch ?? null;
+    this.seq = frame.seq ?? null;
     // Rebuilt, not merged: whatever happened while we were away is in this welcome.
     this.members = new Map();
     this._pending = new Map();
@@ -329,6 +369,7 @@ export class RoomClient extends EventTarget {
       connectionId: this.connectionId,
       memberCount: this.memberCount,
       members: [...this.members.values()],
+      resumed: false,
     });
     this._emit("change", { reason: "welcome" });
     if (this.pageMembers && this.memberCount > this.members.size) {
