@@ -182,13 +182,6 @@ async def test_resume_off_on_the_client_rebuilds(client):
     await sender_ws.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server side: a resumed member's own profile change made while it was away is "
-    "not replayed (its own leave and return are left out of the replay, and while it was "
-    "away it was present nowhere, so the change was no room event): a connection that had "
-    "stayed would have received it. Remove this mark when the server replays it.",
-)
 async def test_a_change_of_the_resumed_members_own_profile_is_not_missed(memory_two):
     here, there = memory_two
     room_id = unique_id("room")

@@ -13,7 +13,9 @@ with two differences, both documented (docs/resume.md):
 - consecutive presence transitions go out as one frame (as the live room coalesces them),
   with the records as they are now, and with the current member count;
 - the returning user's own leave and return (its last socket closed, then this one opened)
-  are left out: a joiner is never told of its own arrival, and the client knows it left.
+  are left out: a joiner is never told of its own arrival, and the client knows it left;
+  its own record as it is now follows the replay instead (without ``seq``: while away it
+  was in no room, so its own changes were no room's events).
 
 A change older than a record already shown in the replay is skipped (a record is whole).
 """
@@ -80,6 +82,14 @@ async def _replay(room: Room, conn: Connection, events, read) -> list[bytes]:
         if (isinstance(event, PresenceChange) and event.present and event.user_id != own)
         or (isinstance(event, Change) and event.user is None and not event.deleted)
     ]
+    # Its user left and came back in the span: while away it was present in no room, so a
+    # change of its own profile made then was no room's event. Its record as it is now
+    # stands for those changes (below), as a presence frame would for anyone else.
+    came_back = own is not None and any(
+        isinstance(event, PresenceChange) and event.user_id == own for _, event in events
+    )
+    if came_back:
+        wanted.append(own)
     records = {}
     if wanted:
         records = {r.id: r for r in await read(list(dict.fromkeys(wanted)))}
@@ -115,5 +125,9 @@ async def _replay(room: Room, conn: Connection, events, read) -> list[bytes]:
             shown[user.id] = user.version
             out.append(frames.profile_updated(room.id, user, with_email, seq))
     flush_presence()
+    if came_back and isinstance(mine := records.get(own), User):
+        if shown.get(own, 0) < mine.version:
+            shown[own] = mine.version
+            out.append(frames.profile_updated(room.id, mine, with_email))  # a repair: no seq
     conn.welcomed = shown  # held live changes the replay showed already are dropped
     return out
