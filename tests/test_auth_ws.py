@@ -123,3 +123,22 @@ async def test_with_auth_off_user_id_is_taken_as_given(client):
         assert [m["id"] for m in welcome["members"]] == [user_id]
     finally:
         await ws.close()
+
+
+@pytest.mark.parametrize("where", ["url", "first frame"])
+async def test_a_signed_token_whose_user_id_breaks_the_id_rule_is_4422(auth_client, where):
+    """The id rule's refusal, whichever way the token comes: 4422, as for ``?user_id=``."""
+    now = int(time.time())
+    claims = {"sub": "not an id!", "iat": now, "exp": now + 60}
+    token = jwt.encode(claims, SECRET, algorithm="HS256")
+    room = unique_id("room")
+    if where == "url":
+        code, reason = await refused(auth_client, f"/ws/{room}?token={token}")
+    else:
+        ws = await auth_client.ws_connect(f"/ws/{room}")
+        await ws.send_json({"type": "auth", "token": token})
+        msg = await ws.receive(timeout=10)
+        assert msg.type is aiohttp.WSMsgType.CLOSE, (msg.type, msg.data)
+        code, reason = msg.data, msg.extra
+        await ws.close()
+    assert code == 4422 and "user id" in reason

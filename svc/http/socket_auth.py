@@ -28,7 +28,15 @@ from ..rooms.connection import Connection
 from ..rooms.hub import Hub
 from ..rooms.token_expiry import TokenLife
 from ..storage import NotFound, Storage, Unavailable
-from .admission import BAD_TOKEN, NO_SUCH_USER, UNAVAILABLE, Refused, member_id, query_value
+from .admission import (
+    BAD_ID,
+    BAD_TOKEN,
+    NO_SUCH_USER,
+    UNAVAILABLE,
+    Refused,
+    member_id,
+    query_value,
+)
 from .auth import InvalidToken, decode_token, refuse_stale
 from .ids import ID_RULE, is_valid_id
 from .room_tokens import RoomTokenError, check_room_token, is_private
@@ -88,7 +96,7 @@ async def admit(request: web.Request, ws: web.WebSocketResponse, room_id: str) -
     and waits for the first frame (the caller's later ``prepare`` is then a no-op)."""
     settings = request.app[SETTINGS]
     if not settings.auth_enabled:
-        return Admitted(await member_id(request))
+        return Admitted(member_id(request))
     token = query_value(request, "token")
     if token:
         room_token = query_value(request, "room_token")
@@ -138,7 +146,7 @@ async def check_tokens(
         if user_id is not None and subject != user_id:
             raise InvalidToken("the token belongs to another user")
         if not is_valid_id(subject):
-            raise Refused(BAD_TOKEN, f"the token's user id must be {ID_RULE}")
+            raise Refused(BAD_ID, f"the token's user id must be {ID_RULE}")
         refuse_stale(claims, await storage.get_credentials(subject))
     except InvalidToken as exc:
         raise Refused(BAD_TOKEN, str(exc)) from None
