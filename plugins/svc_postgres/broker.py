@@ -382,7 +382,10 @@ class PostgresBroker(PubSubBroker):
         """Notify a change held back (interest.py): its user's join elsewhere is heard only
         now, and that member's welcome may have read the record before the change."""
         self.changes_resent += 1
-        task = asyncio.ensure_future(self._send_change(change))
+        # A repair, not a room event: unnumbered (no key), so it takes no number and stays
+        # out of the history; the hubs that hear it apply it at once.  Our own hub had it.
+        payload = self._change_payload(change)
+        task = asyncio.ensure_future(self._publisher.send(payloads.CHANGES, payload))
         self._resends.add(task)
         task.add_done_callback(self._resent)
 
