@@ -125,66 +125,105 @@ $$;
 -- A batch of notifications, in order, in one transaction (publisher.py).  keys[i]: the
 -- room of a message, the user of a change (NULL: not numbered, e.g. a password set).
 -- Answers per item: 'EPOCH:SEQ' for a message, '{"room": ["EPOCH", SEQ], ...}' for a
--- change of a user present somewhere, else NULL.
+-- change of a user present somewhere, else NULL.  Set-based: each room's counter is
+-- bumped once by the number of the batch's events in it, and the history rows are
+-- written by one INSERT and trimmed by one DELETE; only the stamping loops per item.
 CREATE FUNCTION svc_publish(
     node text, channels text[], payloads text[], stored boolean[], keys text[]
 ) RETURNS text[] LANGUAGE plpgsql AS $$
 DECLARE
     numbers text[] := array_fill(NULL::text, ARRAY[cardinality(channels)]);
-    rooms_of jsonb;
+    ev_item integer[];
+    ev_room text[];
+    ev_epoch text[];
+    ev_seq bigint[];
+    h_room text[] := '{}';
+    h_seq bigint[] := '{}';
+    h_payload text[] := '{}';
+    size integer := svc_room_size();
     i integer;
+    j integer := 1;
+    from_j integer;
     p text;
-    e text;
-    q bigint;
-    room text;
     map text;
     stamped text;
 BEGIN
-    -- the rooms of every changed user, read once: the same rooms are locked and numbered
-    SELECT coalesce(jsonb_object_agg(user_id, rooms), '{}') INTO rooms_of FROM (
-        SELECT user_id, jsonb_agg(DISTINCT room_id) AS rooms FROM svc_presence
-        WHERE user_id IN (SELECT keys[s.i] FROM generate_subscripts(channels, 1) AS s(i)
-                          WHERE channels[s.i] = 'svc_users' AND keys[s.i] IS NOT NULL)
-        GROUP BY user_id) AS present;
-    PERFORM svc_room_lock(ARRAY(
-        SELECT keys[s.i] FROM generate_subscripts(channels, 1) AS s(i)
-            WHERE channels[s.i] = 'svc_messages' AND keys[s.i] IS NOT NULL
-        UNION
-        SELECT jsonb_array_elements_text(r) FROM jsonb_each(rooms_of) AS t(u, r)));
+    -- the batch's room events, in item order: a message in its room, a change in each
+    -- room where its user is present (rooms in order, so the numbers are given in order)
+    SELECT array_agg(e.item ORDER BY e.item, e.room), array_agg(e.room ORDER BY e.item, e.room)
+        INTO ev_item, ev_room FROM (
+            SELECT s.i AS item, keys[s.i] AS room FROM generate_subscripts(channels, 1) AS s(i)
+                WHERE channels[s.i] = 'svc_messages' AND keys[s.i] IS NOT NULL
+            UNION ALL
+            SELECT s.i, r.room_id FROM generate_subscripts(channels, 1) AS s(i)
+                CROSS JOIN LATERAL (SELECT DISTINCT room_id FROM svc_presence
+                                    WHERE user_id = keys[s.i]) AS r
+                WHERE channels[s.i] = 'svc_users' AND keys[s.i] IS NOT NULL
+        ) AS e;
+    IF ev_item IS NOT NULL THEN
+        PERFORM svc_room_lock(ev_room);
+        WITH ev AS (
+            SELECT t.item, t.room, t.ord
+            FROM unnest(ev_item, ev_room) WITH ORDINALITY AS t(item, room, ord)
+        ), counts AS (
+            SELECT room, count(*) AS n FROM ev GROUP BY room
+        ), bumped AS (
+            UPDATE svc_room_numbers AS c SET seq = c.seq + counts.n, touched_at = now()
+                FROM counts WHERE c.room_id = counts.room
+                RETURNING c.room_id, c.epoch, c.seq - counts.n AS base
+        )
+        SELECT array_agg(b.epoch ORDER BY ev.ord),
+               array_agg(b.base + ev.nth ORDER BY ev.ord)
+            INTO ev_epoch, ev_seq
+            FROM (SELECT ev.*, row_number() OVER (PARTITION BY ev.room ORDER BY ev.ord) AS nth
+                  FROM ev) AS ev
+            JOIN bumped AS b ON b.room_id = ev.room;
+    END IF;
     FOR i IN 1 .. coalesce(cardinality(channels), 0) LOOP
         p := payloads[i];
-        IF keys[i] IS NULL THEN
-            NULL;
-        ELSIF channels[i] = 'svc_messages' THEN
-            SELECT room_epoch, room_seq INTO e, q FROM svc_room_number(keys[i]);
-            p := svc_room_stamp(p, e, q);
-            PERFORM svc_room_keep(keys[i], q, p);
-            numbers[i] := e || ':' || q;
-        ELSIF rooms_of ? keys[i] THEN
-            map := NULL;
-            FOR room IN SELECT jsonb_array_elements_text(rooms_of -> keys[i]) ORDER BY 1 LOOP
-                SELECT room_epoch, room_seq INTO e, q FROM svc_room_number(room);
-                map := coalesce(map || ',', '{')
-                    || to_json(room)::text || ':[' || to_json(e)::text || ',' || q || ']';
-            END LOOP;
-            map := map || '}';
-            stamped := left(p, -1) || ',"q":' || map || '}';
-            FOR room IN SELECT jsonb_array_elements_text(rooms_of -> keys[i]) LOOP
-                PERFORM svc_room_keep(room, (map::jsonb -> room ->> 1)::bigint, stamped);
-            END LOOP;
-            numbers[i] := map;
-            IF octet_length(stamped) <= 7999 THEN
-                p := stamped;
-            ELSIF strpos(p, ',"u":') > 0 THEN  -- the record stays behind (read from storage)
-                stamped := left(p, strpos(p, ',"u":') - 1) || ',"q":' || map || '}';
+        IF ev_item IS NOT NULL AND j <= cardinality(ev_item) AND ev_item[j] = i THEN
+            IF channels[i] = 'svc_messages' THEN
+                p := svc_room_stamp(p, ev_epoch[j], ev_seq[j]);
+                numbers[i] := ev_epoch[j] || ':' || ev_seq[j];
+                h_room := h_room || ev_room[j];
+                h_seq := h_seq || ev_seq[j];
+                h_payload := h_payload || p;
+                j := j + 1;
+            ELSE
+                from_j := j;
+                map := NULL;
+                WHILE j <= cardinality(ev_item) AND ev_item[j] = i LOOP
+                    map := coalesce(map || ',', '{') || to_json(ev_room[j])::text
+                        || ':[' || to_json(ev_epoch[j])::text || ',' || ev_seq[j] || ']';
+                    j := j + 1;
+                END LOOP;
+                map := map || '}';
+                stamped := left(p, -1) || ',"q":' || map || '}';
+                h_room := h_room || ev_room[from_j:j - 1];
+                h_seq := h_seq || ev_seq[from_j:j - 1];
+                h_payload := h_payload || array_fill(stamped, ARRAY[j - from_j]);
+                numbers[i] := map;
                 IF octet_length(stamped) <= 7999 THEN
                     p := stamped;
-                END IF;  -- else it travels unnumbered (rooms.md: a number given up)
+                ELSIF strpos(p, ',"u":') > 0 THEN  -- the record stays behind (from storage)
+                    stamped := left(p, strpos(p, ',"u":') - 1) || ',"q":' || map || '}';
+                    IF octet_length(stamped) <= 7999 THEN
+                        p := stamped;
+                    END IF;  -- else it travels unnumbered (resume.md, "Status")
+                END IF;
             END IF;
         END IF;
         PERFORM pg_notify(
             channels[i], CASE WHEN stored[i] THEN svc_message_put(node, p) ELSE p END);
     END LOOP;
+    IF size > 0 AND cardinality(h_room) > 0 THEN
+        INSERT INTO svc_room_events AS e (room_id, seq, payload)
+            SELECT * FROM unnest(h_room, h_seq, h_payload)
+            ON CONFLICT (room_id, seq) DO UPDATE SET payload = excluded.payload, at = now();
+        -- each event drops the one that just fell out of its room's history
+        DELETE FROM svc_room_events AS e USING unnest(h_room, h_seq) AS t(room, seq)
+            WHERE e.room_id = t.room AND e.seq = t.seq - size;
+    END IF;
     RETURN numbers;
 END
 $$;
