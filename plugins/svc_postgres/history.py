@@ -70,21 +70,26 @@ CREATE FUNCTION svc_room_size() RETURNS integer LANGUAGE sql STABLE AS $$
 $$;
 
 -- Make the counter rows that are missing (a new epoch each; a stale history of the room
--- goes) and lock them all, in room order.
+-- goes) and lock them all, in room order.  Again if one was swept in between (a room
+-- silent past the TTL with nobody present): every room's row is locked on return.
 CREATE FUNCTION svc_room_lock(rooms text[]) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    wanted integer := (SELECT count(DISTINCT r) FROM unnest(rooms) AS r);
+    locked integer;
 BEGIN
-    IF cardinality(rooms) = 0 THEN
-        RETURN;
-    END IF;
-    WITH made AS (
-        INSERT INTO svc_room_numbers (room_id, epoch, seq)
-            SELECT r, svc_room_epoch(), 0 FROM (SELECT DISTINCT unnest(rooms) AS r) AS u
-            ORDER BY r
-            ON CONFLICT (room_id) DO NOTHING
-            RETURNING room_id
-    )
-    DELETE FROM svc_room_events WHERE room_id IN (SELECT room_id FROM made);
-    PERFORM 1 FROM svc_room_numbers WHERE room_id = ANY(rooms) ORDER BY room_id FOR UPDATE;
+    WHILE wanted > 0 LOOP
+        WITH made AS (
+            INSERT INTO svc_room_numbers (room_id, epoch, seq)
+                SELECT r, svc_room_epoch(), 0 FROM (SELECT DISTINCT unnest(rooms) AS r) AS u
+                ORDER BY r
+                ON CONFLICT (room_id) DO NOTHING
+                RETURNING room_id
+        )
+        DELETE FROM svc_room_events WHERE room_id IN (SELECT room_id FROM made);
+        PERFORM 1 FROM svc_room_numbers WHERE room_id = ANY(rooms) ORDER BY room_id FOR UPDATE;
+        GET DIAGNOSTICS locked = ROW_COUNT;
+        EXIT WHEN locked = wanted;
+    END LOOP;
 END
 $$;
 
