@@ -9,7 +9,9 @@ Its own parts, each in its own module:
 - :class:`~.listener.Listener`: one LISTEN connection carrying every channel,
   re-opened with backoff when it dies, after which the hub hears ``on_gap``;
 - :class:`~.presence.Presence`: the node's presence rows, heartbeat, expiry of
-  silent nodes and goodbye.
+  silent nodes and goodbye;
+- :mod:`.history`: room events numbered and kept (for resume) by the very statements
+  that notify them.
 
 What this node publishes reaches its own hub at once, without a round trip
 (changes, and presence transitions before ``presence_join``/``presence_leave``
@@ -253,8 +255,6 @@ class PostgresBroker(PubSubBroker):
         # On the messages' channel, shaped so the previous release drops it (pubsub.py).
         await self._publisher.send(payloads.MESSAGES, encode_password_set(self.node_id, event))
 
-    # -- presence -------------------------------------------------------------
-
     # -- numbered room events (history.py) --------------------------------------------
 
     def _history_size(self) -> int:
@@ -288,6 +288,8 @@ class PostgresBroker(PubSubBroker):
         if len(events) != last - after:
             return None  # the history no longer holds all of them
         return RoomHistory(current, last, events)
+
+    # -- presence -------------------------------------------------------------
 
     async def presence_join(self, room_id: str, user_id: str) -> None:
         self._open_hub()
