@@ -16,6 +16,8 @@
 #   bash bench/run.sh put-pg-redis-vs-aiopg      # ... and against the aiohttp + aiopg ceiling
 #   bash bench/run.sh put-pg-history-redis put-pg-history-pg  # PUT on Postgres, ROOM_HISTORY=100
 #                                                # against 0, Redis / Postgres broker, 1,000 present
+#   bash bench/run.sh setup-base put-pg-history-vs-base  # ... Postgres broker, history on, against
+#                                                # BASE_REF (default main) on its own database
 #   bash bench/run.sh fanout-two                 # 2,000 members over two processes (Redis) vs one
 #   bash bench/run.sh workers                    # WORKERS=2 against WORKERS=1: PUT and GET on
 #                                                # Postgres + Redis, bursts alternated, not pinned
@@ -90,6 +92,11 @@ for section in "$@"; do
         # A copy of the committed tree, so edits made while a benchmark runs cannot change it.
         rm -rf "$WORK/svc-src" && mkdir -p "$WORK" && git -C "$REPO" archive --prefix=svc-src/ HEAD | tar -x -C "$WORK"
         "$VENV/bin/pip" install -q "$WORK/svc-src" uvloop
+        ;;
+    setup-base)  # another commit of svc (BASE_REF, default main) in a virtualenv of its own
+        python3 -m venv "$WORK/venv-base"
+        rm -rf "$WORK/base-src" && git -C "$REPO" archive --prefix=base-src/ "${BASE_REF:-main}" | tar -x -C "$WORK"
+        "$WORK/venv-base/bin/pip" install -q "$WORK/base-src" uvloop
         ;;
     setup-peers)  # the python-socketio peer (bench/peers/socketio) in a virtualenv of its own
         python3 -m venv "$WORK/venv-socketio"
@@ -168,6 +175,13 @@ for section in "$@"; do
         pair "$section" put "${svc[@]}" --a-name svc-history-100 --a-env DATABASE_URL=$BENCH_PG --a-env ROOM_HISTORY=100 \
             --b-name svc-history-0 --b "$PY -m svc" --b-env BCRYPT_ROUNDS=12 --b-env DATABASE_URL=$BENCH_PG --b-env ROOM_HISTORY=0 \
             "${broker[@]}" -- --users 1000 --present 1000
+        ;;
+    put-pg-history-vs-base)  # Postgres broker, ROOM_HISTORY=100 (A) against BASE_REF's svc
+        # (B, setup-base), each on its own database, 1,000 writers present
+        ulimit -n 20000; createdb_if_missing "$BENCH_PG"; createdb_if_missing "${BENCH_PG}_base"
+        pair "$section" put "${svc[@]}" --a-name svc-history-100 --a-env DATABASE_URL=$BENCH_PG --a-env ROOM_HISTORY=100 \
+            --b-name svc-base --b "$WORK/venv-base/bin/python -m svc" --b-env BCRYPT_ROUNDS=12 \
+            --b-env DATABASE_URL=${BENCH_PG}_base -- --users 1000 --present 1000
         ;;
     put-pg-redis-vs-aiopg)  # Postgres storage with the Redis broker against the aiohttp + aiopg ceiling
         createdb_if_missing "$BENCH_PG"; createdb_if_missing "$CEILING_PG"

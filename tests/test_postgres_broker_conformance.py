@@ -35,6 +35,19 @@ class TestPostgresBroker(BrokerConformance):
 
         return crash
 
+    @pytest.fixture
+    def lose_history(self, postgres_url, make_broker):
+        """What losing the two history tables does (a restore from a dump without them, an
+        operator's TRUNCATE): the instances opened before keep running; the new one returned
+        is opened on the emptied tables."""
+
+        async def lose():
+            async with aiopg.connect(postgres_url) as conn, conn.cursor() as cur:
+                await cur.execute("TRUNCATE svc_room_numbers, svc_room_events")
+            return make_broker()
+
+        return lose
+
 
 async def _no_goodbye():
     return None

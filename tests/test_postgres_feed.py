@@ -34,6 +34,10 @@ async def sql(conn, query: str, *params):
         return await cur.fetchall() if cur.description else None
 
 
+async def first_row(conn, query: str, *params):
+    return (await sql(conn, query, *params))[0]
+
+
 async def test_no_trigger_announces_writes(postgres_storage, admin):
     """Migration 3 removed the per-row NOTIFY trigger (a global lock at every commit)."""
     rows = await sql(admin, "SELECT tgname FROM pg_trigger WHERE tgrelid = 'users'::regclass")
@@ -45,7 +49,7 @@ async def test_a_burst_of_notifications_is_one_statement_and_keeps_its_order(adm
 
     async def execute(query, params):
         statements.append(params)
-        await sql(admin, query, *params)
+        return (await sql(admin, query, *params))[0]
 
     channel = unique_id("svc_test_")
     async with aiopg.connect(postgres_url) as listening:
@@ -65,7 +69,8 @@ async def test_a_message_too_big_for_a_payload_goes_through_the_table(admin, pos
     async with aiopg.connect(postgres_url) as listening:
         await sql(listening, f"LISTEN {MESSAGES}")
         body = '{"r":"r1","f":"u1","d":"' + "x" * 9000 + '"}'
-        await Publisher("test-node", lambda q, p: sql(admin, q, *p)).send(MESSAGES, body, True)
+        publisher = Publisher("test-node", lambda q, p: first_row(admin, q, *p))
+        await publisher.send(MESSAGES, body, True)
         async with deadline(10):
             while '"test-node"' not in (notify := await listening.notifies.get()).payload:
                 pass  # another test's message

@@ -9,7 +9,9 @@ Its own parts, each in its own module:
 - :class:`~.listener.Listener`: one LISTEN connection carrying every channel,
   re-opened with backoff when it dies, after which the hub hears ``on_gap``;
 - :class:`~.presence.Presence`: the node's presence rows, heartbeat, expiry of
-  silent nodes and goodbye.
+  silent nodes and goodbye;
+- :mod:`.history`: room events numbered and kept (for resume) by the very statements
+  that notify them.
 
 What this node publishes reaches its own hub at once, without a round trip
 (changes, and presence transitions before ``presence_join``/``presence_leave``
@@ -22,7 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
+from dataclasses import replace
 
 import aiopg
 
@@ -33,6 +37,7 @@ from svc.broker import (
     Change,
     PasswordSet,
     PresenceChange,
+    RoomHistory,
     RoomMessage,
     calling_the_broker,
 )
@@ -48,7 +53,7 @@ from svc.broker.pubsub import (
 )
 from svc.redact import scrub
 
-from . import interest, messages, payloads, pooling
+from . import history, interest, messages, payloads, pooling
 from . import pool as pg
 from .errors import translated
 from .listener import PROBE_CHANNEL, Listener
@@ -92,8 +97,10 @@ class PostgresBroker(PubSubBroker):
         self.node_id = self._url.instance_name("-broker")
         self._dsn = self._url.dsn(self.node_id, **KEEPALIVES)
         self._pool: pg.Pool | None = None
-        self._presence = Presence(self.node_id, self._fetch, self._announce_presence)
-        self._publisher = Publisher(self.node_id, self._execute)
+        self._presence = Presence(
+            self.node_id, self._fetch, self._announce_presence, self._history_size
+        )
+        self._publisher = Publisher(self.node_id, self._fetch, self._history_size)
         self._listener = Listener(
             self._connect,
             (payloads.CHANGES, payloads.MESSAGES, PRESENCE),
@@ -208,28 +215,79 @@ class PostgresBroker(PubSubBroker):
 
     async def publish_change(self, change: Change) -> None:
         self._open_hub()
-        self.deliver(lambda hub: hub.on_change(change))  # ours: at once, no round trip
         if not self._present.wants(change.user_id):
+            self.deliver(lambda hub: hub.on_change(change))  # ours: at once, no round trip
             self.changes_unsent += 1  # connected nowhere: no room anywhere shows it...
             self._held_back.hold(change)  # ...unless a join made elsewhere is on its way
             return
-        await self._publisher.send(payloads.CHANGES, self._change_payload(change))
+        await self._send_change(change)
+
+    async def _send_change(self, change: Change) -> None:
+        """Notify ``change``, numbered in every room of its user, and hand it to our own hub
+        with those numbers (its echo is skipped): after the round trip that numbers it."""
+        try:
+            numbers = await self._publisher.send(
+                payloads.CHANGES, self._change_payload(change), key=change.user_id
+            )
+        except BaseException:
+            self.deliver(lambda hub: hub.on_change(change))  # unnumbered, but shown here
+            raise
+        if numbers:
+            seqs = {room: (epoch, seq) for room, (epoch, seq) in json.loads(numbers).items()}
+            change = replace(change, seqs=seqs)
+        self.deliver(lambda hub: hub.on_change(change))
 
     def _change_payload(self, change: Change) -> str:
         return encode_change(self.node_id, change, payloads.PAYLOAD_LIMIT)
 
-    async def publish_message(self, message: RoomMessage) -> None:
+    async def publish_message(self, message: RoomMessage) -> RoomMessage:
         self._open_hub()
         # The sequence number keeps two equal messages apart: Postgres folds identical
         # notifications of one transaction into one, and a batch is one transaction.
         payload = encode_message(self.node_id, message, next(self._seq))
         stored = len(payload) > payloads.PAYLOAD_LIMIT
-        await self._publisher.send(payloads.MESSAGES, payload, stored)
+        numbers = await self._publisher.send(payloads.MESSAGES, payload, stored, message.room_id)
+        epoch, seq = history.numbers_of(numbers)
+        return replace(message, epoch=epoch, seq=seq)
 
     async def publish_password_set(self, event: PasswordSet) -> None:
         self._open_hub()
         # On the messages' channel, shaped so the previous release drops it (pubsub.py).
         await self._publisher.send(payloads.MESSAGES, encode_password_set(self.node_id, event))
+
+    # -- numbered room events (history.py) --------------------------------------------
+
+    def _history_size(self) -> int:
+        return self.history_size
+
+    async def room_position(self, room_id: str) -> tuple[str, int]:
+        row = await self._fetch(history.POSITION, (room_id,))
+        if row is None:  # no event yet: its counter row (and epoch) is made now
+            await self._fetch(history.CREATE, (room_id,), one=None)
+            row = await self._fetch(history.POSITION, (room_id,))
+        return row[0], int(row[1])
+
+    async def room_history(self, room_id: str, epoch: str, after: int) -> RoomHistory | None:
+        if not self.history_size:
+            return None
+        rows = await self._fetch(history.HISTORY, (after, self.history_ttl, room_id), one=False)
+        if not rows:
+            return None
+        current, last = rows[0][0], int(rows[0][1])
+        if current != epoch or not 0 <= after <= last:
+            return None
+        events = []
+        for _, _, number, payload in rows:
+            if number is None:
+                continue
+            try:
+                event = decode(payload).item
+            except ValueError:
+                return None
+            events.append((int(number), event))
+        if len(events) != last - after:
+            return None  # the history no longer holds all of them
+        return RoomHistory(current, last, events)
 
     # -- presence -------------------------------------------------------------
 
@@ -326,6 +384,8 @@ class PostgresBroker(PubSubBroker):
         """Notify a change held back (interest.py): its user's join elsewhere is heard only
         now, and that member's welcome may have read the record before the change."""
         self.changes_resent += 1
+        # A repair, not a room event: unnumbered (no key), so it takes no number and stays
+        # out of the history; the hubs that hear it apply it at once.  Our own hub had it.
         payload = self._change_payload(change)
         task = asyncio.ensure_future(self._publisher.send(payloads.CHANGES, payload))
         self._resends.add(task)
@@ -371,6 +431,8 @@ class PostgresBroker(PubSubBroker):
                 if await self._presence.beat():
                     self._gap()  # expired meanwhile: others' news may have passed us by
                 await self._fetch(messages.CLEAN, (messages.KEEP,), one=None)
+                ttl = self.history_ttl
+                await self._fetch(history.SWEEP, (ttl, ttl), one=None)
                 if not self._present.known:
                     await self._load_present()
             except BrokerUnavailable as exc:
@@ -396,9 +458,6 @@ class PostgresBroker(PubSubBroker):
         """One statement on the pool (pool.run); trouble is BrokerUnavailable."""
         with calling_the_broker():
             return await pg.run(self._pool, sql, params, one)
-
-    async def _execute(self, sql: str, params) -> None:
-        await self._fetch(sql, params)
 
     async def _send_probe(self, token: str) -> None:
         await self._fetch("SELECT pg_notify(%s, %s)", (PROBE_CHANNEL, token))

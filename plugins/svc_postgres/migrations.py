@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import logging
 
+from .history import SCHEMA as ROOM_HISTORY
 from .messages import SCHEMA as MESSAGES
 from .presence import JOIN_MANY_SCHEMA as PRESENCE_JOIN_MANY
 from .presence import LEAVE_MANY_SCHEMA as PRESENCE_LEAVE_MANY
+from .presence import NUMBERED_SCHEMA as PRESENCE_NUMBERED
 from .presence import SCHEMA as PRESENCE
 
 log = logging.getLogger(__name__)
@@ -102,6 +104,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     (5, MESSAGES),  # room messages too big for a NOTIFY payload (messages.py)
     (6, PRESENCE_JOIN_MANY),  # joins written together (presence.py, batches.py)
     (7, PRESENCE_LEAVE_MANY),  # leaves written together, the same way
+    (8, ROOM_HISTORY + PRESENCE_NUMBERED),  # room events numbered and kept (history.py)
 ]
 
 

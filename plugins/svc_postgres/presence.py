@@ -30,6 +30,8 @@ from collections.abc import Awaitable, Callable
 from svc.broker import PresenceChange
 from svc.broker.pubsub import OneInFlight
 
+from .history import numbers_of
+
 log = logging.getLogger(__name__)
 
 CHANNEL = "svc_presence"
@@ -154,21 +156,144 @@ END
 $$;
 """
 
+#: Migration 8 (after history.SCHEMA): every transition is numbered in its room and kept in
+#: its history (history.py), and the functions answer its numbers ('EPOCH:SEQ', NULL: no
+#: transition) instead of true/false, so the node that made it announces it numbered.  The
+#: room's counter row, locked first, in room order, decides "first in" and "last out" (the
+#: advisory locks are gone).  A caller of the previous release reads a text as true and a
+#: NULL as false: a rolling restart keeps working.
+NUMBERED_SCHEMA = f"""
+DROP FUNCTION svc_presence_join_many(text[], text[], text);
+DROP FUNCTION svc_presence_leave_many(text[], text[], text);
+DROP FUNCTION svc_presence_join(text, text, text, integer);
+DROP FUNCTION svc_presence_leave(text, text, text);
+DROP FUNCTION svc_presence_notify(text, text, boolean, text);
+
+CREATE FUNCTION svc_presence_notify(room text, member text, present boolean, node text)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    e text;
+    q bigint;
+    payload text;
+BEGIN
+    SELECT room_epoch, room_seq INTO e, q FROM svc_room_number(room);
+    -- "n" last: a node tells its own notifications by their tail (Presence._own_tail)
+    payload := json_build_object(
+        't', 'p', 'r', room, 'u', member, 'p', present, 'e', e, 'q', q, 'n', node)::text;
+    PERFORM svc_room_keep(room, q, payload);
+    PERFORM pg_notify('{CHANNEL}', payload);
+    RETURN e || ':' || q;
+END
+$$;
+
+CREATE FUNCTION svc_presence_join(room text, member text, node text, n integer)
+RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM svc_room_lock(ARRAY[room]);
+    IF EXISTS (SELECT 1 FROM svc_presence WHERE room_id = room AND user_id = member) THEN
+        INSERT INTO svc_presence AS p VALUES (room, member, node, n)
+            ON CONFLICT (room_id, user_id, node_id) DO UPDATE SET holders = p.holders + n;
+        RETURN NULL;
+    END IF;
+    INSERT INTO svc_presence VALUES (room, member, node, n);
+    RETURN svc_presence_notify(room, member, true, node);
+END
+$$;
+
+CREATE FUNCTION svc_presence_leave(room text, member text, node text)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    remaining integer;
+BEGIN
+    PERFORM svc_room_lock(ARRAY[room]);
+    UPDATE svc_presence SET holders = holders - 1
+        WHERE room_id = room AND user_id = member AND node_id = node
+        RETURNING holders INTO remaining;
+    IF remaining IS NULL THEN
+        RETURN NULL;  -- not held here (expired meanwhile): its leave was announced then
+    END IF;
+    IF remaining <= 0 THEN
+        DELETE FROM svc_presence WHERE room_id = room AND user_id = member AND node_id = node;
+    END IF;
+    IF EXISTS (SELECT 1 FROM svc_presence WHERE room_id = room AND user_id = member) THEN
+        RETURN NULL;
+    END IF;
+    RETURN svc_presence_notify(room, member, false, node);
+END
+$$;
+
+CREATE FUNCTION svc_presence_join_many(rooms text[], members text[], node text)
+RETURNS text[] LANGUAGE plpgsql AS $$
+DECLARE
+    joined text[] := array_fill(NULL::text, ARRAY[cardinality(rooms)]);
+    i integer;
+BEGIN
+    PERFORM svc_room_lock(rooms);
+    FOR i IN SELECT s.i FROM generate_subscripts(rooms, 1) AS s(i)
+             ORDER BY rooms[s.i], members[s.i] LOOP
+        joined[i] := svc_presence_join(rooms[i], members[i], node, 1);
+    END LOOP;
+    RETURN joined;
+END
+$$;
+
+CREATE FUNCTION svc_presence_leave_many(rooms text[], members text[], node text)
+RETURNS text[] LANGUAGE plpgsql AS $$
+DECLARE
+    left_ text[] := array_fill(NULL::text, ARRAY[cardinality(rooms)]);
+    i integer;
+BEGIN
+    PERFORM svc_room_lock(rooms);
+    FOR i IN SELECT s.i FROM generate_subscripts(rooms, 1) AS s(i)
+             ORDER BY rooms[s.i], members[s.i] LOOP
+        left_[i] := svc_presence_leave(rooms[i], members[i], node);
+    END LOOP;
+    RETURN left_;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION svc_presence_drop_nodes(dead text[])
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    row record;
+BEGIN
+    PERFORM svc_room_lock(ARRAY(
+        SELECT DISTINCT room_id FROM svc_presence WHERE node_id = ANY(dead)));
+    FOR row IN SELECT DISTINCT room_id, user_id FROM svc_presence
+               WHERE node_id = ANY(dead) ORDER BY room_id, user_id LOOP
+        DELETE FROM svc_presence
+            WHERE room_id = row.room_id AND user_id = row.user_id AND node_id = ANY(dead);
+        IF NOT EXISTS (SELECT 1 FROM svc_presence
+                       WHERE room_id = row.room_id AND user_id = row.user_id) THEN
+            PERFORM svc_presence_notify(row.room_id, row.user_id, false, '');
+        END IF;
+    END LOOP;
+    DELETE FROM svc_nodes WHERE id = ANY(dead);
+END
+$$;
+"""
+
 _REGISTER = (
     "INSERT INTO svc_nodes (id) VALUES (%s)"
     " ON CONFLICT (id) DO UPDATE SET seen_at = now() RETURNING id"
 )
 _BEAT = "UPDATE svc_nodes SET seen_at = now() WHERE id = %s RETURNING id"
 # SKIP LOCKED: two nodes beating at once expire a dead one once, and one of them says so.
+# Each statement that may number a transition says first how much history its node keeps
+# (history.py: svc_room_keeping, for its own transaction).
 _EXPIRE = (
-    "SELECT dead, svc_presence_drop_nodes(dead) FROM (SELECT ARRAY("
+    "SELECT dead, svc_presence_drop_nodes(dead) FROM svc_room_keeping(%s) AS k, (SELECT ARRAY("
     "SELECT id FROM svc_nodes WHERE seen_at < now() - %s * interval '1 second'"
     " FOR UPDATE SKIP LOCKED) AS dead) AS expiring"
 )
-_GOODBYE = "SELECT svc_presence_drop_nodes(%s)"
-_JOIN = "SELECT svc_presence_join(%s, %s, %s, %s)"
-_JOIN_MANY = "SELECT svc_presence_join_many(%s::text[], %s::text[], %s)"
-_LEAVE_MANY = "SELECT svc_presence_leave_many(%s::text[], %s::text[], %s)"
+_GOODBYE = "SELECT svc_presence_drop_nodes(%s) FROM svc_room_keeping(%s) AS k"
+_JOIN = "SELECT svc_presence_join(%s, %s, %s, %s) FROM svc_room_keeping(%s) AS k"
+_JOIN_MANY = (
+    "SELECT svc_presence_join_many(%s::text[], %s::text[], %s) FROM svc_room_keeping(%s) AS k"
+)
+_LEAVE_MANY = (
+    "SELECT svc_presence_leave_many(%s::text[], %s::text[], %s) FROM svc_room_keeping(%s) AS k"
+)
 _MEMBERS = (
     "SELECT DISTINCT user_id FROM svc_presence WHERE room_id = %s AND user_id > %s"
     " ORDER BY user_id LIMIT %s"
@@ -196,8 +321,16 @@ LEAVES_PER_BATCH = 64
 class Presence:
     """One node's presence: what it holds, its heartbeat, its goodbye."""
 
-    def __init__(self, node_id: str, fetch: Fetch, announce: Callable[[PresenceChange], None]):
+    def __init__(
+        self,
+        node_id: str,
+        fetch: Fetch,
+        announce: Callable[[PresenceChange], None],
+        keeping: Callable[[], int] = lambda: 100,
+    ):
         self.node_id = node_id
+        #: ROOM_HISTORY of this node, read at each statement (svc sets it before open)
+        self._keeping = keeping
         self._fetch = fetch
         self._announce = announce
         #: room → user → connections this node holds (to re-join after being expired)
@@ -215,7 +348,7 @@ class Presence:
     async def goodbye(self) -> None:
         """Drop this node: the users only it held leave now, for everyone, not after NODE_TTL."""
         self._held.clear()
-        await self._fetch(_GOODBYE, ([self.node_id],))
+        await self._fetch(_GOODBYE, ([self.node_id], self._keeping()))
 
     async def beat(self) -> bool:
         """Say we are alive and expire the silent (one line for each); True if we had been
@@ -224,7 +357,7 @@ class Presence:
         if await self._fetch(_BEAT, (self.node_id,)) is None:
             await self._rejoin()
             rejoined = True
-        expired = await self._fetch(_EXPIRE, (NODE_TTL,))
+        expired = await self._fetch(_EXPIRE, (self._keeping(), NODE_TTL))
         for node in expired[0] if expired else ():
             log.warning(
                 "postgres: expired presence node %s (silent for over %g s); its members left",
@@ -244,25 +377,28 @@ class Presence:
             self._forget(room_id, user_id)
             raise
         if first:
-            self._announce(PresenceChange(room_id, user_id, True))
+            self._announce(PresenceChange(room_id, user_id, True, *numbers_of(first)))
 
-    async def _join_many(self, joins: list[tuple[str, str]]) -> list[bool]:
-        """One batch of joins, one statement: for each, whether its user just became present."""
+    async def _join_many(self, joins: list[tuple[str, str]]) -> list[str | None]:
+        """One batch of joins, one statement: for each, the numbers of its user's becoming
+        present ('EPOCH:SEQ'), or None when they were present already."""
         return await self._write_many(_JOIN_MANY, joins)
 
     async def leave(self, room_id: str, user_id: str) -> None:
         self._forget(room_id, user_id)
-        if await self._leaves.add((room_id, user_id)):
-            self._announce(PresenceChange(room_id, user_id, False))
+        last = await self._leaves.add((room_id, user_id))
+        if last:
+            self._announce(PresenceChange(room_id, user_id, False, *numbers_of(last)))
 
-    async def _leave_many(self, leaves: list[tuple[str, str]]) -> list[bool]:
-        """One batch of leaves, one statement: for each, whether its user just left."""
+    async def _leave_many(self, leaves: list[tuple[str, str]]) -> list[str | None]:
+        """One batch of leaves, one statement: for each, the numbers of its user's leaving,
+        or None when they are still present (or were not held here)."""
         return await self._write_many(_LEAVE_MANY, leaves)
 
-    async def _write_many(self, sql: str, pairs: list[tuple[str, str]]) -> list[bool]:
+    async def _write_many(self, sql: str, pairs: list[tuple[str, str]]) -> list[str | None]:
         rooms = [room_id for room_id, _ in pairs]
         users = [user_id for _, user_id in pairs]
-        row = await self._fetch(sql, (rooms, users, self.node_id))
+        row = await self._fetch(sql, (rooms, users, self.node_id, self._keeping()))
         return row[0]
 
     async def members(self, room_id: str, after: str | None, limit: int) -> list[str]:
@@ -278,7 +414,10 @@ class Presence:
         if payload.endswith(self._own_tail):
             return None
         data = json.loads(payload)
-        change = PresenceChange(data["r"], data["u"], bool(data["p"]))
+        epoch, seq = data.get("e"), data.get("q")
+        if not (isinstance(epoch, str) and isinstance(seq, int) and not isinstance(seq, bool)):
+            epoch, seq = None, None  # from a node of the previous release: not numbered
+        change = PresenceChange(data["r"], data["u"], bool(data["p"]), epoch, seq)
         return None if data.get("n") == self.node_id else change
 
     # -------------------------------------------------------------------------
@@ -298,6 +437,8 @@ class Presence:
         await self.register()
         for room_id, holders in list(self._held.items()):
             for user_id, count in list(holders.items()):
-                row = await self._fetch(_JOIN, (room_id, user_id, self.node_id, count))
+                row = await self._fetch(
+                    _JOIN, (room_id, user_id, self.node_id, count, self._keeping())
+                )
                 if row[0]:
-                    self._announce(PresenceChange(room_id, user_id, True))
+                    self._announce(PresenceChange(room_id, user_id, True, *numbers_of(row[0])))

@@ -8,6 +8,9 @@ returns once its own notification is sent.
 
 A message too big for a payload is stored by ``svc_message_put`` (see
 :mod:`.messages`) in that same statement, and its row id is what is notified.
+
+A message (keyed by its room) and a change (keyed by its user) are numbered in that same
+statement too (``svc_publish``, :mod:`.history`): ``send`` returns the numbers.
 """
 
 from __future__ import annotations
@@ -16,37 +19,54 @@ from collections.abc import Awaitable, Callable
 
 from svc.broker.pubsub import OneInFlight
 
-#: Evaluated row by row in array order: the notifications leave in that order.
+#: (channel, payload, stored, key): one notification handed over
+Item = tuple[str, str, bool, "str | None"]
+
+#: Notifies in array order, numbering what has a key (history.py): the numbers, per item.
 SEND = (
-    "SELECT count(pg_notify(c, CASE WHEN s THEN svc_message_put(%s, p) ELSE p END))"
-    " FROM unnest(%s::text[], %s::text[], %s::boolean[]) AS t(c, p, s)"
+    "SELECT svc_publish(%s, %s::text[], %s::text[], %s::boolean[], %s::text[])"
+    " FROM svc_room_keeping(%s) AS k"
 )
 
 
 class Publisher:
-    def __init__(self, node_id: str, execute: Callable[[str, tuple], Awaitable[None]]):
+    def __init__(
+        self,
+        node_id: str,
+        fetch: Callable[[str, tuple], Awaitable],
+        keeping: Callable[[], int] = lambda: 100,
+    ):
         self._node_id = node_id
-        self._execute = execute
-        self._batches: OneInFlight[tuple[str, str, bool], None] = OneInFlight(
+        self._fetch = fetch
+        #: ROOM_HISTORY of this node, read at each statement
+        self._keeping = keeping
+        self._batches: OneInFlight[Item, str | None] = OneInFlight(
             self._send_batch, "svc-postgres-notify"
         )
         #: For /metrics: statements sent, and the notifications they carried.
         self.statements = 0
         self.notifications = 0
 
-    async def send(self, channel: str, payload: str, stored: bool = False) -> None:
-        """Notify ``payload`` on ``channel`` (``stored``: through ``svc_messages``); returns
-        once it is sent."""
-        await self._batches.add((channel, payload, stored))
+    async def send(
+        self, channel: str, payload: str, stored: bool = False, key: str | None = None
+    ) -> str | None:
+        """Notify ``payload`` on ``channel`` (``stored``: through ``svc_messages``), numbered
+        in the room ``key`` (a message) or the rooms of the user ``key`` (a change); returns
+        once it is sent, with its numbers (svc_publish's answer), or None."""
+        return await self._batches.add((channel, payload, stored, key))
 
     async def drain(self) -> None:
         """Wait until everything handed over has been sent (or failed)."""
         await self._batches.drain()
 
-    async def _send_batch(self, batch: list[tuple[str, str, bool]]) -> None:
-        channels = [channel for channel, _, _ in batch]
-        payloads = [payload for _, payload, _ in batch]
-        stored = [flag for _, _, flag in batch]
-        await self._execute(SEND, (self._node_id, channels, payloads, stored))
+    async def _send_batch(self, batch: list[Item]) -> list[str | None]:
+        channels = [item[0] for item in batch]
+        payloads = [item[1] for item in batch]
+        stored = [item[2] for item in batch]
+        keys = [item[3] for item in batch]
+        row = await self._fetch(
+            SEND, (self._node_id, channels, payloads, stored, keys, self._keeping())
+        )
         self.statements += 1
         self.notifications += len(batch)
+        return row[0]
