@@ -120,3 +120,37 @@ async def test_a_storm_of_resumes_on_a_healthy_redis_is_never_refused(aiohttp_cl
     welcomes, refused = await storm(client, writer, room, clients=400, missed=20)
     assert refused == [], f"{len(refused)} of 400 resumes refused: {refused[:3]}"
     assert all(w.get("resumed") is True for w in welcomes)
+
+
+async def test_sharers_with_a_since_too_old_do_not_cost_the_others_their_resume():
+    """One batch, three sinces: the history (5 events) cannot serve the oldest, so those get
+    None and the read is made again for the rest, who each get the events after their own."""
+    from svc.broker.memory import MemoryBroker
+    from svc.rooms.history_reads import HistoryReads
+
+    class Deaf:
+        def __getattr__(self, name):
+            return lambda *args: None
+
+    broker = MemoryBroker(f"memory://{unique_id('bus')}")
+    broker.history_size = 5
+    await broker.open(Deaf())
+    try:
+        for n in range(10):
+            await broker.publish_message(RoomMessage("r", "writer", str(n)))
+        epoch, last = await broker.room_position("r")
+        reads = HistoryReads(broker.room_history)
+        old, recent, same = await asyncio.gather(
+            reads.read("r", epoch, last - 8),
+            reads.read("r", epoch, last - 3),
+            reads.read("r", epoch, last - 3),
+        )
+        assert old.history is None
+        assert [seq for seq, _ in recent.history.events] == [last - 2, last - 1, last]
+        assert recent.history.events == same.history.events
+        assert recent.replays is same.replays  # one batch: one memo of replays
+        assert reads.reads == 2
+        later = await reads.read("r", epoch, last - 1)  # a read of its own, after
+        assert [seq for seq, _ in later.history.events] == [last] and reads.reads == 3
+    finally:
+        await broker.close()
