@@ -15,6 +15,7 @@ ROOMS = Path(svc.rooms.__file__).parent
 STACK = [
     "hub",
     "resume",
+    "history_reads",
     "room",
     "ordering",
     "sequence",

@@ -35,6 +35,7 @@ from ..serialize import Member
 from ..storage import Storage, User
 from . import frames
 from .connection import Connection, beat_forever
+from .history_reads import HistoryReads
 from .limits import RoomSettings, RoomStats
 from .ordering import ChangeOrder
 from .resume import parse_since, resumed_welcome
@@ -69,6 +70,8 @@ class Hub:
     ):
         self.storage = storage
         self.broker = broker
+        #: the room history reads of resuming connections, shared by those marked together
+        self.history_reads = HistoryReads(broker.room_history)
         self.limits = limits or RoomSettings()
         self.stats = RoomStats()
         #: Auth on: frames go to many readers, none of them proven the owner: email is null.
@@ -194,7 +197,7 @@ class Hub:
         position = parse_since(since)
         if position is not None and self.broker.history_size:
             welcome = await resumed_welcome(
-                room, conn, position, self.broker, self._read_records_read_ahead
+                room, conn, position, self.history_reads, self._read_records_read_ahead
             )
             if welcome is not None:
                 self.stats.resumed += 1

@@ -22,12 +22,14 @@ A change older than a record already shown in the replay is skipped (a record is
 
 from __future__ import annotations
 
+import asyncio
 import re
 
-from ..broker import Broker, Change, PresenceChange, RoomMessage, calling_the_broker
+from ..broker import Change, PresenceChange, RoomMessage
 from ..storage import User
 from . import frames
 from .connection import Connection
+from .history_reads import HistoryReads
 from .room import Room, presence_frame
 
 __all__ = ["parse_since", "resumed_welcome"]
@@ -47,7 +49,7 @@ def parse_since(text: str | None) -> tuple[str, int] | None:
 
 
 async def resumed_welcome(
-    room: Room, conn: Connection, since: tuple[str, int], broker: Broker, read
+    room: Room, conn: Connection, since: tuple[str, int], reads: HistoryReads, read
 ) -> bytes | None:
     """The welcome and replay of a resumed connection, or None: it cannot resume (the
     caller then answers with a normal welcome, ``resumed: false``)."""
@@ -56,11 +58,13 @@ async def resumed_welcome(
     if current is None or epoch != room.sequence.epoch or after > current:
         return None
     room.mark(conn)  # from here on, live frames after `current` are held for it
+    replays = None
     if after == current:
         events = []
     else:
-        with calling_the_broker():
-            history = await broker.room_history(room.id, epoch, after)
+        # A read that starts after the mark, shared with the resumers marked meanwhile.
+        shared = await reads.read(room.id, epoch, after)
+        history, replays = shared.history, shared.replays
         if history is None or history.epoch != epoch or history.seq < current:
             conn.hold_again()
             return None
@@ -68,14 +72,43 @@ async def resumed_welcome(
     if room.sequence.epoch != epoch:
         conn.hold_again()
         return None  # the broker lost the history while we read it
-    replay = await _replay(room, conn, events, read)
+    if replays is None or _concerns(events, conn.user_id):
+        replay, shown = await _replay(room, conn.user_id, events, read)
+    else:
+        replay, shown = await _shared_replay(replays, (after, current), room, events, read)
+    conn.welcomed = dict(shown)  # held live changes the replay showed already are dropped
     head = room.welcome_head(conn)
     head["seq"], head["resumed"] = after, True
     return frames.encode(head) + b"".join(replay)
 
 
-async def _replay(room: Room, conn: Connection, events, read) -> list[bytes]:
-    own = conn.user_id
+def _concerns(events, own: str | None) -> bool:
+    """Whether the replay of ``events`` depends on who asks: its user's own presence is in
+    the span (left out for it, and its record follows)."""
+    return own is not None and any(
+        isinstance(event, PresenceChange) and event.user_id == own for _, event in events
+    )
+
+
+async def _shared_replay(replays: dict, key, room: Room, events, read):
+    """The replay for ``key`` (since, mark), built by the first sharer that needs it: after a
+    drop most sharers missed the same events, and building their frames was most of what a
+    resume cost.  Only for replays that do not depend on who asks (:func:`_concerns`)."""
+    built = replays.get(key)
+    if built is None:
+        # A task of its own: a sharer that gives up (its socket closed) stops no other.
+        built = replays[key] = asyncio.ensure_future(_replay(room, None, events, read))
+        built.add_done_callback(_retrieved)
+    return await asyncio.shield(built)
+
+
+def _retrieved(built: asyncio.Future) -> None:
+    if not built.cancelled():
+        built.exception()  # each sharer hears it; none left may be waiting
+
+
+async def _replay(room: Room, own: str | None, events, read):
+    """The frames of the replay of ``events``, and the version of each user they show."""
     wanted = [
         event.user_id
         for _, event in events
@@ -129,5 +162,4 @@ async def _replay(room: Room, conn: Connection, events, read) -> list[bytes]:
         if shown.get(own, 0) < mine.version:
             shown[own] = mine.version
             out.append(frames.profile_updated(room.id, mine, with_email))  # a repair: no seq
-    conn.welcomed = shown  # held live changes the replay showed already are dropped
-    return out
+    return out, shown
