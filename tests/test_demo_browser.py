@@ -608,16 +608,22 @@ def test_two_pages_resume_after_their_connections_die_and_miss_nothing(
     thread_loop.run(_send(svc.base, room, list(range(5, 15))))
     thread_loop.run(_rename(svc.base, carol, "renamed while away"))
     relay.start()
-    for page in (a, b):
+    _both_resumed_whole((a, b), carol, {alice, bob, carol})
+    thread_loop.run(stayer.close())
+    relay.cut()
+
+
+def _both_resumed_whole(pages: tuple, renamed: str, everyone: set) -> None:
+    """Each page reconnected once, resumed, and holds the 15 messages once in order, the
+    rename made while it was away and everyone present."""
+    for page in pages:
         wait(page, lambda d: status(d) == "open" and welcomes(d) == 2, what="a reconnection")
-    for page in (a, b):
+    for page in pages:
         wait(page, lambda d: len(got(d)) >= 15, what="the messages sent while it was away")
         assert got(page) == list(range(15)), "nothing missed, nothing twice"
         assert page.execute_script("return window.svcDemo.client.resumes") == 1
-        wait(page, lambda d: cards(d).get(carol) == "renamed while away", what="the new name")
-        wait(page, lambda d: set(cards(d)) == {alice, bob, carol}, what="everyone present")
-    thread_loop.run(stayer.close())
-    relay.cut()
+        wait(page, lambda d: cards(d).get(renamed) == "renamed while away", what="the new name")
+        wait(page, lambda d: set(cards(d)) == everyone, what="everyone present")
 
 
 async def _rename(base: str, user_id: str, name: str) -> None:
@@ -659,12 +665,5 @@ def test_two_pages_resume_after_their_server_is_killed_and_miss_nothing(
     thread_loop.run(_send(two.base, room, list(range(5, 15))))
     thread_loop.run(_rename(two.base, carol, "renamed while away"))
     one.start()
-    for page in (a, b):
-        wait(page, lambda d: status(d) == "open" and welcomes(d) == 2, what="a reconnection")
-    for page in (a, b):
-        wait(page, lambda d: len(got(d)) >= 15, what="the messages sent while it was away")
-        assert got(page) == list(range(15)), "nothing missed, nothing twice"
-        assert page.execute_script("return window.svcDemo.client.resumes") == 1
-        wait(page, lambda d: cards(d).get(carol) == "renamed while away", what="the new name")
-        wait(page, lambda d: set(cards(d)) == {alice, bob, carol}, what="everyone present")
+    _both_resumed_whole((a, b), carol, {alice, bob, carol})
     thread_loop.run(stayer.close())
