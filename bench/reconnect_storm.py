@@ -3,16 +3,19 @@
 fresh (a whole welcome, its 100 members), side by side in alternated rounds.
 
     python bench/reconnect_storm.py [--clients 2000] [--members 100] [--missed 20]
-        [--rounds 3] [--broker-url URL]
+        [--rounds 3] [--broker-url URL] [--no-paging]
 
 Each round starts one ``python -m svc`` (memory storage; the broker of ``--broker-url``,
 default in process), puts ``--members`` members in one room (the welcome lists up to 100 of
 them) and ``--clients`` watchers, who read their welcome and follow the room's ``seq``.
 Then every watcher's socket is dropped, a member sends ``--missed`` messages, and all
 watchers reconnect at once: "resume" with ``since``, "fresh" without.  A watcher is done when
-its state is as of the room's last event: a fresh one at its welcome, a resumed one at the
-last missed message.  Printed per round: seconds from the first reconnection to the last
-done, the bytes of the frames the server sent them (WebSocket payloads), svc's CPU seconds,
+its state is as of the room's last event: a resumed one at the last missed message, a fresh
+one at its welcome, and, when the room has more members than a welcome lists (100), once it
+has read the rest from ``GET /rooms/{room}/members`` in pages of 500, as svc.client and
+svc-client.js do by default after a welcome that did not resume (``--no-paging``: at its
+welcome, as a client that keeps only the first 100 would).  Printed per round: seconds from the first reconnection to the last
+done, the bytes the server sent them (WebSocket payloads and member pages' bodies), svc's CPU seconds,
 how many resumed, and how many connections svc closed with 4503 (tried again at once, as a
 client would: the time includes them); then the medians [min-max] and the ratios resume / fresh.
 
@@ -53,8 +56,9 @@ def cpu_seconds(pid: int) -> float:
 class Watcher:
     """One client: its socket, the room's epoch and the last seq it applied."""
 
-    def __init__(self, session: aiohttp.ClientSession, url: str):
+    def __init__(self, session: aiohttp.ClientSession, url: str, members_url: str | None):
         self.session, self.url = session, url
+        self.members_url = members_url  # None: keep only the welcome's members
         self.epoch: str | None = None
         self.seq: int | None = None
         self.received = 0  # payload bytes
@@ -85,10 +89,27 @@ class Watcher:
                 self.resumed = bool(frame.get("resumed"))
                 if not self.resumed:
                     self.epoch, self.seq = frame.get("epoch"), frame.get("seq")
+                    if self.members_url and frame["member_count"] > len(frame["members"]):
+                        await self._page_members()
             elif frame.get("seq") is not None and (self.seq is None or frame["seq"] > self.seq):
                 self.seq = frame["seq"]
             if target is None or self.seq is None or self.seq >= target:
                 return True
+
+    async def _page_members(self) -> None:
+        """The members a welcome left out, as the shipped clients read them (svc.client's
+        ``Room._page_rest``): pages of 500 from the first, until there is no next cursor."""
+        params = {"limit": "500"}
+        while True:
+            async with self.session.get(self.members_url, params=params) as response:
+                body = await response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"members page: {response.status} {body[:200]!r}")
+            self.received += len(body)
+            cursor = json.loads(body)["next_cursor"]
+            if not cursor:
+                return
+            params["cursor"] = cursor
 
     async def follow(self) -> None:
         """Keep the seq while connected (events before the drop)."""
@@ -109,7 +130,7 @@ async def round_(args, mode: str) -> dict:
         "HOST": "127.0.0.1",
         "DATABASE_URL": "memory://",
         "DRAIN_SECONDS": "0",
-        "MAX_CONNECTIONS": str(args.clients * 2 + 500),
+        "MAX_CONNECTIONS": str(args.clients * 2 + args.members + 500),
     }
     if args.broker_url:
         env["BROKER_URL"] = args.broker_url
@@ -125,7 +146,8 @@ async def round_(args, mode: str) -> dict:
                 ws = await session.ws_connect(url, params={"user_id": f"m{n:04}"}, heartbeat=None)
                 await ws.receive()
                 members.append(ws)
-            watchers = [Watcher(session, url) for _ in range(args.clients)]
+            members_url = None if args.no_paging else f"{base}/rooms/{ROOM}/members"
+            watchers = [Watcher(session, url, members_url) for _ in range(args.clients)]
             for start in range(0, len(watchers), 200):
                 await asyncio.gather(*(w.connect(True) for w in watchers[start : start + 200]))
             followers = [asyncio.ensure_future(w.follow()) for w in watchers]
@@ -197,6 +219,7 @@ async def main() -> None:
     parser.add_argument("--missed", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--broker-url", default="")
+    parser.add_argument("--no-paging", action="store_true")
     args = parser.parse_args()
     results: dict[str, list[dict]] = {"resume": [], "fresh": []}
     for n in range(args.rounds):
