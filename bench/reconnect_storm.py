@@ -1,6 +1,6 @@
 """A reconnect storm: 2,000 clients that lost their sockets come back at once, resuming
 (``?since=<epoch>:<seq>``: a short welcome, then only the events missed) against joining
-fresh (a whole welcome, its 100 members), side by side in alternated rounds.
+fresh (a whole welcome, and the members past it), side by side in alternated rounds.
 
     python bench/reconnect_storm.py [--clients 2000] [--members 100] [--missed 20]
         [--rounds 3] [--broker-url URL] [--no-paging]
@@ -14,10 +14,11 @@ its state is as of the room's last event: a resumed one at the last missed messa
 one at its welcome, and, when the room has more members than a welcome lists (100), once it
 has read the rest from ``GET /rooms/{room}/members`` in pages of 500, as svc.client and
 svc-client.js do by default after a welcome that did not resume (``--no-paging``: at its
-welcome, as a client that keeps only the first 100 would).  Printed per round: seconds from the first reconnection to the last
-done, the bytes the server sent them (WebSocket payloads and member pages' bodies), svc's CPU seconds,
-how many resumed, and how many connections svc closed with 4503 (tried again at once, as a
-client would: the time includes them); then the medians [min-max] and the ratios resume / fresh.
+welcome, as a client that keeps only the first 100 would).  Printed per round: seconds from
+the first reconnection to the last done, the bytes the server sent them (WebSocket payloads
+and member pages' bodies), svc's CPU seconds, how many resumed, and how many connections svc
+closed with 4503 (tried again at once, as a client would: the time includes them); then the
+medians [min-max] and the ratios resume / fresh.
 
 A lean harness (raw aiohttp sockets, frames parsed once), not svc.client: 2,000 Rooms'
 state-keeping would be the client's cost in the figure, not the server's.

@@ -16,8 +16,9 @@ A batch reads after the smallest ``since`` of its sharers; each sharer keeps the
 after its own.  When the history cannot serve the smallest (None: too short, expired), the
 sharers with that ``since`` get None and the read is tried again for the rest.
 
-The batch also carries a memo for the replays built from it (resume.py): sharers with the
-same ``since`` and the same mark get the same frames, built once.
+The batch also carries memos for what its sharers make of it (resume.py): sharers with the
+same ``since`` and the same mark get the same span of events and the same frames, each
+built once (per sharer they were most of what a resume cost in a storm).
 """
 
 from __future__ import annotations
@@ -35,14 +36,25 @@ ReadHistory = Callable[[str, str, int], Awaitable[RoomHistory | None]]
 
 class SharedHistory:
     """What one sharer gets: the history after its own ``since`` (None: it cannot resume),
-    and the memo of replays built from the batch's read."""
+    and the memos of spans and replays made from the batch's read."""
 
-    __slots__ = ("history", "replays")
+    __slots__ = ("history", "replays", "_after", "_spans")
 
-    def __init__(self, history: RoomHistory | None, replays: dict):
+    def __init__(self, history: RoomHistory | None, after: int, replays: dict, spans: dict):
         self.history = history
-        #: (since, mark) → a future of what resume.py built for it
+        self._after = after  # each since is answered by one read of the batch
+        #: (since, mark) → what resume.py built for it (or a future of it)
         self.replays = replays
+        self._spans = spans
+
+    def span(self, mark: int) -> list[tuple[int, object]]:
+        """The history's events up to ``mark`` (the sharer's, from Room.mark), made once
+        per batch for each ``since`` and mark: sharers that missed the same events share it."""
+        key = (self._after, mark)
+        events = self._spans.get(key)
+        if events is None:
+            events = self._spans[key] = [item for item in self.history.events if item[0] <= mark]
+        return events
 
 
 class _Batch:
@@ -100,6 +112,7 @@ class HistoryReads:
     async def _answer(self, key: tuple[str, str], batch: _Batch) -> None:
         room_id, epoch = key
         replays: dict = {}
+        spans: dict = {}
         pending = list(zip(batch.afters, batch.waiters, strict=True))
         while pending:
             lowest = min(after for after, _ in pending)
@@ -114,14 +127,18 @@ class HistoryReads:
                         waiter.exception()  # (a sharer that gave up never retrieves it)
                 return
             rest = []
+            tails: dict[int, RoomHistory] = {}  # since → the history after it, one per since
             for after, waiter in pending:
                 if history is None and after == lowest:
-                    answer = SharedHistory(None, replays)
+                    answer = SharedHistory(None, after, replays, spans)
                 elif history is None:
                     rest.append((after, waiter))
                     continue
                 else:
-                    answer = SharedHistory(_after(history, after), replays)
+                    tail = tails.get(after)
+                    if tail is None:
+                        tail = tails[after] = _after(history, after)
+                    answer = SharedHistory(tail, after, replays, spans)
                 if not waiter.done():
                     waiter.set_result(answer)
             pending = rest

@@ -68,7 +68,7 @@ async def resumed_welcome(
         if history is None or history.epoch != epoch or history.seq < current:
             conn.hold_again()
             return None
-        events = [(seq, event) for seq, event in history.events if seq <= current]
+        events = shared.span(current)
     if room.sequence.epoch != epoch:
         conn.hold_again()
         return None  # the broker lost the history while we read it
@@ -96,9 +96,16 @@ async def _shared_replay(replays: dict, key, room: Room, events, read):
     resume cost.  Only for replays that do not depend on who asks (:func:`_concerns`)."""
     built = replays.get(key)
     if built is None:
+        if not _wanted(events, None):
+            # Nothing to read (messages, changes that carry their record, leaves): built
+            # here and now, and the sharers after this one take it as it is.
+            built = replays[key] = _frames(room, None, events, {})
+            return built
         # A task of its own: a sharer that gives up (its socket closed) stops no other.
         built = replays[key] = asyncio.ensure_future(_replay(room, None, events, read))
         built.add_done_callback(_retrieved)
+    if isinstance(built, tuple):
+        return built
     return await asyncio.shield(built)
 
 
@@ -107,25 +114,33 @@ def _retrieved(built: asyncio.Future) -> None:
         built.exception()  # each sharer hears it; none left may be waiting
 
 
-async def _replay(room: Room, own: str | None, events, read):
-    """The frames of the replay of ``events``, and the version of each user they show."""
-    wanted = [
+def _wanted(events, own: str | None) -> list[str]:
+    """The users whose records the replay of ``events`` shows and the events do not carry."""
+    return [
         event.user_id
         for _, event in events
         if (isinstance(event, PresenceChange) and event.present and event.user_id != own)
         or (isinstance(event, Change) and event.user is None and not event.deleted)
     ]
+
+
+async def _replay(room: Room, own: str | None, events, read):
+    """The frames of the replay of ``events``, and the version of each user they show."""
+    wanted = _wanted(events, own)
     # Its user left and came back in the span: while away it was present in no room, so a
     # change of its own profile made then was no room's event. Its record as it is now
     # stands for those changes (below), as a presence frame would for anyone else.
-    came_back = own is not None and any(
-        isinstance(event, PresenceChange) and event.user_id == own for _, event in events
-    )
-    if came_back:
+    if own is not None and _concerns(events, own):
         wanted.append(own)
     records = {}
     if wanted:
         records = {r.id: r for r in await read(list(dict.fromkeys(wanted)))}
+    return _frames(room, own, events, records)
+
+
+def _frames(room: Room, own: str | None, events, records: dict):
+    """:func:`_replay`'s frames and versions shown, from ``records`` read for it."""
+    came_back = own is not None and _concerns(events, own)
     shown: dict[str, int] = {}  # user → version shown in the replay
     out: list[bytes] = []
     news: dict[str, tuple[bool, int, int | None]] = {}
