@@ -23,6 +23,8 @@ METRICS = web.AppKey("metrics", "svc.http.metrics.Metrics")
 ORIGINS = web.AppKey("origins", "svc.http.origins.OriginPolicy")
 #: Failed logins per client and username, and per client, in this process (http/login_throttle.py).
 LOGIN_THROTTLE = web.AppKey("login_throttle", "svc.http.login_throttle.LoginThrottle")
+#: Pages of GET /rooms/{room}/members read once for the requests that ask together (members.py).
+MEMBER_PAGES = web.AppKey("member_pages", "svc.shared_reads.SharedReads")
 #: The OpenAPI document, rendered once at start.
 OPENAPI_JSON = web.AppKey("openapi_json", bytes)
 #: What python -m svc's listening gate counts: open, refused, head timeouts (connections.py).

@@ -200,7 +200,7 @@ def test_each_key_names_the_class_of_its_value():
             named = getattr(importlib.import_module(module), attribute)
         assert isinstance(app[key], named), (name, key, type(app[key]))
         checked += 1
-    assert checked == 11
+    assert checked == 12
 
 
 # --- the checker itself, on made-up sources ---------------------------------------------

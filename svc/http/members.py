@@ -3,6 +3,11 @@
 Read from the broker, not from this process's hub, so any process answers for
 every room.  Members come in id order; the cursor is the last id of the page,
 opaque to clients.
+
+Requests for the same page that arrive together share one read (svc/shared_reads.py): after
+a restart every client of a big room pages it at once, and one read per request queued
+behind the broker's pooled connections until the last ran out of time (503 from a healthy
+Redis, bench/README.md, "Reconnect storm").  A request never gets a page read before it came.
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ import json
 from aiohttp import web
 
 from ..broker import calling_the_broker
-from ..keys import BROKER, SETTINGS, STORAGE
+from ..keys import BROKER, MEMBER_PAGES, SETTINGS, STORAGE
 from ..serialize import member_json, member_records
+from ..shared_reads import SharedReads
 from . import routing
 from .errors import APIError
 from .ids import ROOM_ID, is_valid_id
@@ -93,24 +99,35 @@ async def list_members(request: web.Request) -> web.Response:
     limit = _limit(request.query.get("limit"))
     cursor = request.query.get("cursor")
     after = _decode_cursor(cursor) if cursor else None
-    storage, broker = request.app[STORAGE], request.app[BROKER]
-    with calling_the_broker():
-        ids = await broker.presence_members(room_id, after, limit + 1)
-    page, more = ids[:limit], len(ids) > limit
-    # Auth on: email is its owner's alone, and a list of members has no one owner.
-    with_email = not request.app[SETTINGS].auth_enabled
-    records = await member_records(storage, page)
-    members = b",".join(member_json(m, with_email) for m in records)
-    with calling_the_broker():
-        count = await broker.presence_count(room_id)
-    cursor = json.dumps(encode_cursor(page[-1]) if more else None)
-    body = b'{"members":[%s],"member_count":%d,"next_cursor":%s}' % (
-        members,
-        count,
-        cursor.encode(),
-    )
+    body = await request.app[MEMBER_PAGES].get((room_id, after, limit))
     return web.Response(body=body, content_type="application/json")
 
 
+def _page_reader(app: web.Application):
+    """Reads one page, (room id, after, limit) → the response body."""
+
+    async def read_page(key: tuple[str, str | None, int]) -> bytes:
+        room_id, after, limit = key
+        storage, broker = app[STORAGE], app[BROKER]
+        with calling_the_broker():
+            ids = await broker.presence_members(room_id, after, limit + 1)
+        page, more = ids[:limit], len(ids) > limit
+        # Auth on: email is its owner's alone, and a list of members has no one owner.
+        with_email = not app[SETTINGS].auth_enabled
+        records = await member_records(storage, page)
+        members = b",".join(member_json(m, with_email) for m in records)
+        with calling_the_broker():
+            count = await broker.presence_count(room_id)
+        cursor = json.dumps(encode_cursor(page[-1]) if more else None)
+        return b'{"members":[%s],"member_count":%d,"next_cursor":%s}' % (
+            members,
+            count,
+            cursor.encode(),
+        )
+
+    return read_page
+
+
 def setup_routes(app: web.Application) -> None:
+    app[MEMBER_PAGES] = SharedReads(_page_reader(app), "member pages")
     routing.add(app, "GET", f"/rooms/{ROOM_ID}/members", list_members)
