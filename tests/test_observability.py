@@ -59,6 +59,8 @@ async def test_metrics_count_requests_sockets_and_hashes(client):
         '{reason="flood"}',
         '{reason="send_budget"}',
         '{reason="too_many_sockets"}',
+        '{reason="token_expired"}',
+        '{reason="password_set"}',
     }
     assert set(samples(text, "svc_gc_collections_total")) == {
         '{generation="0"}',

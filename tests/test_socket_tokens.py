@@ -103,6 +103,13 @@ async def test_a_private_room_refusal_in_the_first_frame_is_4403(auth_client):
     assert code == 4403 and "another room" in said
 
 
+async def closed_for(client, reason: str) -> float:
+    """``svc_websocket_closed_total{reason=...}`` as ``client``'s /metrics says it."""
+    text = await (await client.get("/metrics")).text()
+    prefix = f'svc_websocket_closed_total{{reason="{reason}"}} '
+    return float(next(line for line in text.splitlines() if line.startswith(prefix)).split()[1])
+
+
 # -- expiry ----------------------------------------------------------------------------------
 
 
@@ -114,6 +121,8 @@ async def test_a_socket_is_closed_with_4401_when_its_login_token_expires(auth_cl
     code, said = await closed_with(ws)
     assert code == 4401 and said == "the token has expired"
     assert 0.5 < time.monotonic() - started < 5
+    assert await closed_for(auth_client, "token_expired") == 1
+    assert await closed_for(auth_client, "password_set") == 0
 
 
 async def test_in_a_private_room_the_earlier_room_token_expiry_closes_it(auth_client):
@@ -217,6 +226,9 @@ async def test_a_new_password_closes_older_token_sockets_on_every_process(two):
     for ws in (here, there):
         code, said = await closed_with(ws)
         assert code == 4401 and said.startswith("the token was issued before")
+    for client in (one, other):  # each process counts the sockets it closed
+        assert await closed_for(client, "password_set") == 1
+        assert await closed_for(client, "token_expired") == 0
     # A token from after the change joins and stays; other users are untouched.
     fresh = await login(other, username, "pass word 2")
     again = await one.ws_connect(f"/ws/{room}?token={fresh}")

@@ -127,6 +127,8 @@ class _StateCollector(Collector):
         closed.add_metric(["flood"], stats.closed_flood)
         closed.add_metric(["send_budget"], stats.closed_budget)
         closed.add_metric(["too_many_sockets"], stats.closed_per_user)
+        closed.add_metric(["token_expired"], stats.closed_token_expired)
+        closed.add_metric(["password_set"], stats.closed_password_set)
         yield closed
         yield GaugeMetricFamily(
             "svc_websocket_send_buffer_bytes",

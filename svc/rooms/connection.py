@@ -22,7 +22,7 @@ from . import frames, send_budget
 from .budget import FrameBudget, budget_for
 from .limits import RoomSettings, RoomStats
 from .send_budget import SendBudget
-from .token_expiry import TokenLife
+from .token_expiry import ISSUED_BEFORE_PASSWORD, TOKEN_CLOSE, TokenLife
 
 #: Heartbeat visits per interval: the precision of the ping and drop times.
 SWEEPS = 4
@@ -207,6 +207,11 @@ class Connection:
                 self._stats.closed_backlog += 1
         elif code == WSCloseCode.POLICY_VIOLATION:
             self._stats.closed_flood += 1
+        elif code == TOKEN_CLOSE:
+            if reason == ISSUED_BEFORE_PASSWORD:
+                self._stats.closed_password_set += 1
+            else:
+                self._stats.closed_token_expired += 1
         if self.ws is None:
             self._close_later = (code, reason)
         else:

@@ -52,6 +52,10 @@ class RoomStats:
     closed_budget: int = 0
     #: sockets closed with 4429: their user had MAX_SOCKETS_PER_USER open here
     closed_per_user: int = 0
+    #: sockets closed with 4401: a token expired, or the user set a new password since
+    #: the login token was issued
+    closed_token_expired: int = 0
+    closed_password_set: int = 0
     #: presence frames sent (one per room per window)
     presence_batches: int = 0
     #: welcomes that asked to resume (``?since=``) and did, or could not
