@@ -621,9 +621,10 @@ class Hub:
             return  # gone, or heard already (unnumbered)
         if numbered is not None and numbered.seq is not None:
             room.numbered(numbered.epoch, numbered.seq, partial(_show_own, room, sender, numbered))
-        else:  # not numbered (the broker failed): the members here still hear it
+        else:  # not numbered (the broker failed): the members here still hear it, after
+            # whatever waits for its number (the sender's earlier messages may)
             frame = frames.message(room.id, message.sender, message.data)
-            room.send(frame, skip=sender, numbered=False)
+            room.unnumbered(partial(room.send, frame, skip=sender, numbered=False))
 
     # -- reads for /metrics, the heartbeat and the tests ------------------------------------------
 
