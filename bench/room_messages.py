@@ -205,9 +205,8 @@ async def forget(redis_url: str, prefix: str) -> None:
 
 
 def side(kind: str, tree: str, number: int, args) -> dict:
-    env = {"BCRYPT_ROUNDS": "4", "LOG_LEVEL": "WARNING"}
-    if tree != HERE:
-        env["PYTHONPATH"] = f"{tree}:{tree}/plugins"
+    # PYTHONPATH for every tree, this one too: each side imports its code the same way
+    env = {"BCRYPT_ROUNDS": "4", "LOG_LEVEL": "WARNING", "PYTHONPATH": f"{tree}:{tree}/plugins"}
     prefix = None
     if kind == "memory":
         env.update(DATABASE_URL="memory://", BROKER_URL="memory://")
