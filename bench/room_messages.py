@@ -143,6 +143,9 @@ async def measure(ports: list[int], args) -> dict:
     await asyncio.sleep(args.settle)  # the join burst's presence frames go by
     result: dict = {}
     try:
+        if args.no_burst:
+            await _latency(senders, receivers, result, args)
+            return result
         # -- burst ------------------------------------------------------------------
         ids = {f"b{n}.{k}" for n in range(args.senders) for k in range(args.per_sender)}
         for receiver in receivers:
@@ -163,26 +166,7 @@ async def measure(ports: list[int], args) -> dict:
             if own != [f"b{n}.{k}" for k in range(args.per_sender)]:
                 sys.exit(f"sender s{n}'s messages arrived out of order")
         await asyncio.sleep(args.per_sender / 50 + 0.5)  # the senders' buckets refill
-        # -- latency at a moderate rate ----------------------------------------------
-        count = int(args.rate * args.seconds)
-        ids = {f"l{i}" for i in range(count)}
-        for receiver in receivers:
-            receiver.expect(ids)
-        gap = 1 / args.rate
-        begin = time.perf_counter()
-        for i in range(count):
-            delay = begin + i * gap - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            at = time.perf_counter()
-            senders[i % len(senders)].send_text(
-                f'{{"type":"message","data":{{"id":"l{i}","at":{at}}}}}'
-            )
-        await asyncio.wait_for(asyncio.gather(*(r.all_in.wait() for r in receivers)), 60)
-        for name, receiver in zip(("here", "other"), receivers, strict=False):
-            lags = sorted((receiver.arrived[k] - receiver.sent_at[k]) * 1000 for k in ids)
-            result[f"latency_ms_p50_{name}"] = round(statistics.median(lags), 2)
-            result[f"latency_ms_p99_{name}"] = round(lags[int(len(lags) * 0.99) - 1], 2)
+        await _latency(senders, receivers, result, args)
     finally:
         for receiver in receivers:
             receiver.task.cancel()
@@ -190,6 +174,29 @@ async def measure(ports: list[int], args) -> dict:
         for ws in senders:
             ws.close()
     return result
+
+
+async def _latency(senders: list[MiniWS], receivers: list[Receiver], result: dict, args) -> None:
+    """The senders together send --rate messages a second: ms from send to delivery."""
+    count = int(args.rate * args.seconds)
+    ids = {f"l{i}" for i in range(count)}
+    for receiver in receivers:
+        receiver.expect(ids)
+    gap = 1 / args.rate
+    begin = time.perf_counter()
+    for i in range(count):
+        delay = begin + i * gap - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        at = time.perf_counter()
+        senders[i % len(senders)].send_text(
+            f'{{"type":"message","data":{{"id":"l{i}","at":{at}}}}}'
+        )
+    await asyncio.wait_for(asyncio.gather(*(r.all_in.wait() for r in receivers)), 60)
+    for name, receiver in zip(("here", "other"), receivers, strict=False):
+        lags = sorted((receiver.arrived[k] - receiver.sent_at[k]) * 1000 for k in ids)
+        result[f"latency_ms_p50_{name}"] = round(statistics.median(lags), 2)
+        result[f"latency_ms_p99_{name}"] = round(lags[int(len(lags) * 0.99) - 1], 2)
 
 
 async def forget(redis_url: str, prefix: str) -> None:
@@ -254,6 +261,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0, help="latency: messages/s")
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--settle", type=float, default=1.0)
+    parser.add_argument("--no-burst", action="store_true", help="the latency alone")
     parser.add_argument("--out")
     args = parser.parse_args()
     trees = [tuple(item.split("=", 1)) for item in args.tree] or [("this", HERE)]
