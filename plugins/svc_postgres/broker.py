@@ -89,6 +89,9 @@ NO_LISTEN = (
 
 class PostgresBroker(PubSubBroker):
     changes_delivered_at_publish = True  # no round trip for its own hub
+    #: publish_message queues its message in the publisher (OneInFlight) before any await:
+    #: concurrent calls keep their order, and a burst is numbered in one statement.
+    messages_in_call_order = True
 
     def __init__(self, url: str):
         super().__init__(url)

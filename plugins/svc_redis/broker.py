@@ -93,6 +93,10 @@ _ERRORS = (RedisError, OSError, asyncio.TimeoutError)
 
 
 class RedisBroker(PubSubBroker):
+    #: publish_message queues its script in the publisher (OneInFlight) before any await:
+    #: concurrent calls keep their order, and a burst goes in one pipeline.
+    messages_in_call_order = True
+
     def __init__(self, url: str):
         super().__init__(url)
         self._url = RedisURL.parse(url)

@@ -159,6 +159,16 @@ class Broker(abc.ABC):
     history_size = 100
     history_ttl = 300.0
 
+    #: True: ``publish_message`` takes its message into the broker's order before its first
+    #: ``await`` (it queues it, as the built-in brokers' one-statement-in-flight publishers
+    #: do), so calls made one after another keep that order however many are in flight.
+    #: svc's hub then hands over each message at once, without waiting for the one before,
+    #: and one round trip of the broker carries many.  False (the default, safe for any
+    #: broker): the hub waits for each call to return before it makes the next, so a
+    #: process's messages go out at one per round trip.  docs/brokers.md, "Messages in
+    #: call order"; the conformance kit checks a broker that says True.
+    messages_in_call_order = False
+
     #: svc's calls to this broker that failed: changes or messages it could not take, and
     #: requests answered 503 because of it (``svc_broker_errors``).  Counted by svc where it
     #: calls the broker, the one counter of them all; a plugin leaves it alone.
@@ -200,7 +210,8 @@ class Broker(abc.ABC):
     async def publish_message(self, message: RoomMessage) -> RoomMessage | None:
         """Deliver ``message`` to every other instance, in the order published.  A broker
         that numbers room events returns it numbered (``epoch``, ``seq``): the publisher's
-        own process shows it at that place."""
+        own process shows it at that place.  Called once at a time, unless the broker says
+        :attr:`messages_in_call_order`."""
 
     # -- numbered room events, for resume (docs/brokers.md: "Room history") ----------------
 

@@ -84,6 +84,9 @@ class Hub:
         self._order = ChangeOrder()
         self._tasks: set[asyncio.Task] = set()
         self._outbox: asyncio.Queue[tuple[RoomMessage, Connection]] | None = None
+        #: the broker takes messages in call order however many are in flight (see
+        #: Broker.messages_in_call_order): each is handed over at once, in a task of its own
+        self._hand_over_at_once = broker.messages_in_call_order is True
         #: user → their sockets here, in every room (MAX_SOCKETS_PER_USER)
         self._sockets_of_user: dict[str, int] = {}
         self.send_budget = SendBudget(self.limits)
@@ -99,7 +102,8 @@ class Hub:
 
     def start(self) -> None:
         self._outbox = asyncio.Queue()
-        self.spawn(self._send_messages())
+        if not self._hand_over_at_once:
+            self.spawn(self._send_messages())
         self.spawn(self._reconcile_forever())
         self.spawn(beat_forever(self.limits, self.connections))
         if self._auth_frames is not None and not _carries_password_sets(self.broker):
@@ -589,32 +593,38 @@ class Hub:
         message = RoomMessage(room.id, conn.user_id, data)
         if room.seq is None:  # unnumbered: the members here hear it now
             room.send(frames.message(room.id, conn.user_id, data), skip=conn)
-        self._outbox.put_nowait((message, conn))
+        if self._hand_over_at_once:
+            # Tasks start in the order they are made, and each hands its message over
+            # before its first await: the broker takes them in this order.
+            self.spawn(self._publish(message, conn))
+        else:
+            self._outbox.put_nowait((message, conn))
 
     async def _send_messages(self) -> None:
-        """Hand messages to the broker one at a time, so other processes get them in order.
-        Where the broker numbers the room's events, the members here hear a message at its
-        number, once the broker has given it."""
+        """Hand messages to the broker one at a time, so other processes get them in order
+        (a broker that does not say ``messages_in_call_order``): one round trip each."""
         while True:
-            message, sender = await self._outbox.get()
-            try:
-                numbered = await self.broker.publish_message(message)
-            except Exception as exc:  # noqa: BLE001 - other processes miss it
-                self.broker.errors += 1
-                log.warning(
-                    "rooms: could not publish a message to room %s (%s)", message.room_id, exc
-                )
-                numbered = None
-            room = self._rooms.get(message.room_id)
-            if room is None or room.seq is None:
-                continue  # gone, or heard already (unnumbered)
-            if numbered is not None and numbered.seq is not None:
-                room.numbered(
-                    numbered.epoch, numbered.seq, partial(_show_own, room, sender, numbered)
-                )
-            else:  # not numbered (the broker failed): the members here still hear it
-                frame = frames.message(room.id, message.sender, message.data)
-                room.send(frame, skip=sender, numbered=False)
+            await self._publish(*await self._outbox.get())
+
+    async def _publish(self, message: RoomMessage, sender: Connection) -> None:
+        """Hand ``message`` to the broker.  Where the broker numbers the room's events, the
+        members here hear it at its number, once the broker has given it: in the broker's
+        order, whichever call returns first."""
+        try:
+            numbered = await self.broker.publish_message(message)
+        except Exception as exc:  # noqa: BLE001 - other processes miss it
+            self.broker.errors += 1
+            log.warning("rooms: could not publish a message to room %s (%s)", message.room_id, exc)
+            numbered = None
+        room = self._rooms.get(message.room_id)
+        if room is None or room.seq is None:
+            return  # gone, or heard already (unnumbered)
+        if numbered is not None and numbered.seq is not None:
+            room.numbered(numbered.epoch, numbered.seq, partial(_show_own, room, sender, numbered))
+        else:  # not numbered (the broker failed): the members here still hear it, after
+            # whatever waits for its number (the sender's earlier messages may)
+            frame = frames.message(room.id, message.sender, message.data)
+            room.unnumbered(partial(room.send, frame, skip=sender, numbered=False))
 
     # -- reads for /metrics, the heartbeat and the tests ------------------------------------------
 

@@ -200,6 +200,11 @@ class Room:
         """Run ``apply`` when the event numbered ``seq`` is next (see :class:`Sequence`)."""
         self.sequence.offer(epoch, seq, apply)
 
+    def unnumbered(self, apply) -> None:
+        """Run ``apply`` (an event the broker could not number) after the events waiting
+        for their turn now (see :meth:`Sequence.then`)."""
+        self.sequence.then(apply)
+
     def send(
         self,
         frame: bytes,

@@ -11,11 +11,16 @@ An event of another epoch means the broker lost the room's history (restarted em
 expired): the room adopts the new epoch at that event, and :attr:`rebased` is called so the
 room can forget marks that counted in the old one.  Events of an epoch left behind (late
 answers from before the loss) are dropped.
+
+An event the broker could not number (its batch failed) is still shown here, after the
+events parked when it failed (:meth:`Sequence.then`): those may be its sender's earlier
+messages, numbered and waiting for another process's events, and it must not overtake them.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
 
 #: Seconds an event that skipped ahead waits for those before it.
@@ -25,7 +30,17 @@ Apply = Callable[[], None]
 
 
 class Sequence:
-    __slots__ = ("epoch", "seq", "gaps", "rebased", "_parked", "_timer", "_wait", "_retired")
+    __slots__ = (
+        "epoch",
+        "seq",
+        "gaps",
+        "rebased",
+        "_parked",
+        "_timer",
+        "_wait",
+        "_retired",
+        "_after",
+    )
 
     def __init__(self, rebased: Callable[[], None], wait: float = GAP_WAIT):
         #: None: the broker numbers nothing; events are applied as they come
@@ -39,6 +54,8 @@ class Sequence:
         self._timer: asyncio.TimerHandle | None = None
         self._wait = wait
         self._retired: tuple[str, ...] = ()
+        #: (the last event parked when it came, an unnumbered event to apply after it)
+        self._after: deque[tuple[int, Apply]] = deque()
 
     def start(self, position: tuple[str, int] | None) -> None:
         """Where the room stands when it is first read (None: unnumbered)."""
@@ -63,13 +80,23 @@ class Sequence:
             return
         self.seq = seq
         apply()
+        self._then_due()
         self._next()
+
+    def then(self, apply: Apply) -> None:
+        """Apply an unnumbered event once every event parked now has been applied (or given
+        up on): at once when none is parked."""
+        if self._parked:
+            self._after.append((max(self._parked), apply))
+        else:
+            apply()
 
     def cancel(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         self._parked.clear()
+        self._after.clear()
 
     def _next(self) -> None:
         parked = self._parked
@@ -79,9 +106,16 @@ class Sequence:
                 return
             self.seq += 1
             apply()
+            self._then_due()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    def _then_due(self) -> None:
+        """The unnumbered events whose turn came with the event just applied."""
+        after = self._after
+        while after and after[0][0] <= self.seq:
+            after.popleft()[1]()
 
     def _give_up(self) -> None:
         self._timer = None
@@ -95,7 +129,10 @@ class Sequence:
             self._timer = asyncio.get_running_loop().call_later(self._wait, self._give_up)
 
     def _rebase(self, epoch: str, seq: int) -> None:
+        after = [apply for _, apply in self._after]  # shown still: the parked are lost
         self.cancel()
         self._retired = (*self._retired[-3:], self.epoch)
         self.epoch, self.seq = epoch, seq - 1
         self.rebased()
+        for apply in after:
+            apply()

@@ -290,6 +290,34 @@ class BrokerConformance(RoomHistoryConformance):
             "rule broken: a message does not come back to the instance that published it"
         )
 
+    async def test_concurrent_messages_keep_their_call_order(self, open_broker):
+        """Only for a broker that says ``messages_in_call_order``: svc's hub then calls
+        ``publish_message`` again before the previous call returned (a task per message,
+        started in the order sent), and the calls must be taken in that order."""
+        one, _ = await open_broker("one")
+        if not one.messages_in_call_order:
+            pytest.skip("messages_in_call_order is False: svc calls publish_message once at a time")
+        _, heard = await open_broker("two")
+        room = unique_id("r")
+        sent = [RoomMessage(room, f"u{n % 7}", str(n)) for n in range(200)]
+        answers = await asyncio.gather(*(one.publish_message(m) for m in sent))
+        await eventually(
+            lambda: len(heard.messages_in(room)) >= len(sent), "every message of a burst arrives"
+        )
+        assert heard.messages_in(room) == sent, (
+            "rule broken: with messages_in_call_order, concurrent publish_message calls "
+            "reach the others once each, in the order of the calls"
+        )
+        numbers = [(a.epoch, a.seq) for a in answers if a is not None and a.seq is not None]
+        if numbers:  # a broker that numbers: in call order, as the others hear them
+            seqs = [seq for _, seq in numbers]
+            assert seqs == list(range(seqs[0], seqs[0] + len(sent))), (
+                "rule broken: concurrent publish_message calls are numbered in call order"
+            )
+            assert [(m.epoch, m.seq) for m in heard.messages_in(room)] == numbers, (
+                "rule broken: the others hear each message with the number its call returned"
+            )
+
     async def test_password_sets_reach_the_others_and_not_the_publisher(self, open_broker):
         one, heard_by_one = await open_broker("one")
         two, heard_by_two = await open_broker("two")
