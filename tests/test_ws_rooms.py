@@ -19,6 +19,22 @@ from svc.keys import BROKER, HUB
 from svc.testing import deadline, unique_id
 
 
+async def test_each_socket_is_welcomed_with_a_connection_id_of_its_own(client):
+    """The id is made as the welcome is (a socket keeps none): two sockets of one user in
+    one room, and a third after both, each get their own."""
+    alice = await new_user(client)
+    room = unique_id("r")
+    ws_1, welcome_1 = await join(client, room, alice)
+    ws_2, welcome_2 = await join(client, room, alice)
+    await ws_1.close()
+    ws_3, welcome_3 = await join(client, room, alice)
+    ids = [w["connection_id"] for w in (welcome_1, welcome_2, welcome_3)]
+    assert all(isinstance(i, str) and len(i) == 16 for i in ids), ids
+    assert len(set(ids)) == 3, ids
+    await ws_2.close()
+    await ws_3.close()
+
+
 async def test_two_devices_see_each_other_and_profile_changes(client):
     alice, bob, carol = [await new_user(client) for _ in range(3)]
     r1, r2 = unique_id("r"), unique_id("r")

@@ -13,7 +13,6 @@ is found within 1.75 intervals (aiohttp: 1.5).
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import Callable, Coroutine, Iterable
 
 from aiohttp import WSCloseCode, web
@@ -33,7 +32,6 @@ class Connection:
     the welcome showed already (the docs promise a version shown is never sent again)."""
 
     __slots__ = (
-        "id",
         "room_id",
         "user_id",
         "ws",
@@ -66,7 +64,6 @@ class Connection:
         stats: RoomStats,
         send_budget: SendBudget,
     ):
-        self.id = secrets.token_urlsafe(12)
         self.room_id = room_id
         self.user_id = user_id
         self.ws: web.WebSocketResponse | None = None
