@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from string import Template
+from time import perf_counter
 
 from aiohttp import WSMessage, WSMsgType, web
 
@@ -20,7 +21,7 @@ from ..rooms import frames
 from ..rooms.connection import Connection
 from ..rooms.hub import Hub, TooManySockets
 from ..storage import Unavailable
-from . import routing
+from . import errors, routing
 from .admission import (
     TOO_MANY_SOCKETS,
     UNAVAILABLE,
@@ -37,6 +38,13 @@ from .components import (
 )
 from .errors import APIError, unavailable_reason
 from .ids import ID_RULE, is_valid_id
+from .middleware import (
+    answered_socket,
+    before_socket,
+    observes_itself,
+    raised_socket,
+    record_socket,
+)
 from .observe import REQUEST_ID_HEADER
 from .operation import Reply, documented
 from .socket_auth import admit
@@ -136,43 +144,61 @@ slow sockets together pass `SEND_BUFFER_BUDGET`); shutdown closes every socket w
     replies={101: Reply("switching to the WebSocket protocol")},
     errors=(404, 426),
 )
-async def websocket(request: web.Request) -> web.WebSocketResponse:
-    # This frame lives as long as the socket: what only the handshake and the join need
-    # (the admission, a refusal, the welcome) lives in frames that end before it idles.
-    hub = request.app[HUB]
-    ws = web.WebSocketResponse(
-        # Pings and pongs come to the loop below: the hub's one heartbeat
-        # (svc.rooms.connection.beat_forever) replaces aiohttp's timer per socket.
-        autoping=False,
-        # Bigger frames are closed with 1009 by aiohttp itself; a message's own
-        # limit (8 KiB of data) is checked by the hub, with an error frame.
-        max_msg_size=hub.limits.max_frame_bytes,
-        # frames.py rule 1: the hub writes pre-framed bytes shared by every socket.
-        compress=False,
-    )
-    conn = await open_socket(request, ws, hub)
-    if conn is None:  # refused: upgraded and closed already
-        return ws
-    room_id = conn.room_id
-    logged = request.app[SETTINGS].access_log
-    loop = asyncio.get_running_loop()
-    opened = loop.time() if logged else 0.0
+@observes_itself
+async def websocket(request: web.Request) -> web.StreamResponse:
+    # This frame lives as long as the socket, and is the only one of svc's that does: it
+    # observes its own answer (middleware.observes_itself, kept in step with the
+    # middleware: the request id, metrics, access line and headers of the answer), and
+    # what only the handshake and the join need (the admission, a refusal, the welcome)
+    # lives in frames that end before it idles.
+    started = perf_counter()
+    status = 500
     try:
-        if logged:
-            access_log.info(
-                "websocket %s opened", room_id, extra={"event": "ws_open", "room": room_id}
+        try:
+            await before_socket(request)
+            hub = request.app[HUB]
+            ws = web.WebSocketResponse(
+                # Pings and pongs come to the loop below: the hub's one heartbeat
+                # (svc.rooms.connection.beat_forever) replaces aiohttp's timer per socket.
+                autoping=False,
+                # Bigger frames are closed with 1009 by aiohttp itself; a message's own
+                # limit (8 KiB of data) is checked by the hub, with an error frame.
+                max_msg_size=hub.limits.max_frame_bytes,
+                # frames.py rule 1: the hub writes pre-framed bytes shared by every socket.
+                compress=False,
             )
-        if not await welcome(request, ws, hub, conn):
-            return ws
-        async for msg in ws:
-            received(hub, conn, msg, loop.time())
-            # Not kept while the socket idles after it (a message's data is up to 8 KiB).
-            del msg
+            conn = await open_socket(request, ws, hub)
+            if conn is not None:  # else refused: upgraded and closed already
+                room_id = conn.room_id
+                logged = request.app[SETTINGS].access_log
+                loop = asyncio.get_running_loop()
+                opened = loop.time() if logged else 0.0
+                try:
+                    if logged:
+                        access_log.info(
+                            "websocket %s opened",
+                            room_id,
+                            extra={"event": "ws_open", "room": room_id},
+                        )
+                    if await welcome(request, ws, hub, conn):
+                        async for msg in ws:
+                            received(hub, conn, msg, loop.time())
+                            # Not kept while the socket idles after it (up to 8 KiB of data).
+                            del msg
+                finally:
+                    await hub.leave(conn)
+                    if logged and ws.prepared:
+                        _log_close(room_id, ws.close_code, loop.time() - opened)
+            response: web.StreamResponse = ws
+        except Exception as exc:  # as the middleware: an answer, or an HTTPException raised on
+            response = await errors.answer(request, exc)
+        status = answered_socket(request, response)
+        return response
+    except web.HTTPException as exc:
+        status = raised_socket(request, exc)
+        raise
     finally:
-        await hub.leave(conn)
-        if logged and ws.prepared:
-            _log_close(room_id, ws.close_code, loop.time() - opened)
-    return ws
+        record_socket(request, status, perf_counter() - started)
 
 
 async def open_socket(
