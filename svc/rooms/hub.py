@@ -77,10 +77,9 @@ class Hub:
         #: Auth on: frames go to many readers, none of them proven the owner: email is null.
         self.with_email = not private_email
         self._rooms: dict[str, Room] = {}
-        # user → rooms here where they are present: most users are in one room, kept as its
-        # id (a set of one is 216 B of every member's footprint, a tuple of one ~70 B);
-        # several as a tuple.  Read them with _rooms_of (a str is not to be iterated).
-        self._rooms_of_user: dict[str, str | tuple[str, ...]] = {}
+        # user → rooms here where they are present; a tuple, as most users are in one room
+        # (a set of one is 216 B of every member's footprint, a tuple of one 48 B)
+        self._rooms_of_user: dict[str, tuple[str, ...]] = {}
         #: the versions shown, and the changes waiting for those before them
         self._order = ChangeOrder()
         self._tasks: set[asyncio.Task] = set()
@@ -428,7 +427,7 @@ class Hub:
             if now - heard > RECENT_PASSWORD_SETS:
                 del recent[user_id]
         recent[event.user_id] = (event.at, now)
-        for room_id in self._rooms_of(event.user_id):
+        for room_id in self._rooms_of_user.get(event.user_id, ()):
             room = self._rooms.get(room_id)
             if room is None:
                 continue
@@ -470,7 +469,7 @@ class Hub:
         """Changes that move ``user_id`` forward (ChangeOrder has checked), to their rooms:
         in a room where the broker numbered the change (``slots``), at that number; the
         numbers of rooms here where the user is not (yet) a member pass unshown."""
-        room_ids = self._rooms_of(user_id)
+        room_ids = self._rooms_of_user.get(user_id, ())
         if slots:
             for room_id, (epoch, seq) in slots.items():
                 room = self._rooms.get(room_id)
@@ -514,25 +513,18 @@ class Hub:
         else:
             self._forget_room_of(user_id, room.id)
 
-    def _rooms_of(self, user_id: str) -> tuple[str, ...]:
-        """The rooms here where ``user_id`` is present."""
-        rooms = self._rooms_of_user.get(user_id, ())
-        return (rooms,) if type(rooms) is str else rooms
-
     def _note_room_of(self, user_id: str, room_id: str) -> None:
-        rooms = self._rooms_of(user_id)
+        rooms = self._rooms_of_user.get(user_id, ())
         if room_id not in rooms:
-            self._rooms_of_user[user_id] = (*rooms, room_id) if rooms else room_id
+            self._rooms_of_user[user_id] = (*rooms, room_id)
 
     def _forget_room_of(self, user_id: str, room_id: str) -> None:
         """``user_id`` left ``room_id``; once in no room, their last version is not needed."""
-        rooms = self._rooms_of(user_id)
-        if room_id in rooms:
+        rooms = self._rooms_of_user.get(user_id)
+        if rooms is not None and room_id in rooms:
             rooms = tuple(other for other in rooms if other != room_id)
-            if len(rooms) > 1:
+            if rooms:
                 self._rooms_of_user[user_id] = rooms
-            elif rooms:
-                self._rooms_of_user[user_id] = rooms[0]
             else:
                 del self._rooms_of_user[user_id]
                 self._order.forget(user_id)
