@@ -1,5 +1,9 @@
 """The one aiohttp middleware: every request, routed or not, passes through :func:`observe`.
 
+One route does the part after its handler itself: the WebSocket route
+(:func:`observes_itself`), whose answer lives as long as its socket; the middleware then
+sets the request id and hands it the request, so none of its frames waits under a socket.
+
 Around the handler aiohttp matched, in this order:
 
 - the request gets its id (:mod:`.observe`): the client's own ``X-Request-ID`` when sane,
