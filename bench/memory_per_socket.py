@@ -11,6 +11,10 @@ growth per socket, the server CPU the joins took (steadier than their wall time 
 shared machine), and the biggest allocation sites (bytes per socket), grouped by
 ``--group`` (lineno, or traceback with ``--frames`` frames).
 
+``--room-size N``: the sockets are members in rooms of N (``measured-0``, ``measured-1``,
+…), as bench/idle_sockets.py lays them out: what a room holds per member (its history of
+numbered events, resume's, holds up to 100 of them) is then counted per socket too.
+
 ``--auth``: auth on (``JWT_SECRET_KEY``); the users c0, c1, … are created before the first
 snapshot and each socket joins with its own login token, in its first frame as svc-client.js
 sends it (``--auth=url``: in ``?token=``, which the request, and so the socket, keeps), so it
@@ -76,7 +80,7 @@ def build_app(bare: bool, python_gc: bool = False, auth: str | None = None):
     return app
 
 
-async def client(port: int, clients: int, room: str, auth: str | None) -> None:
+async def client(port: int, clients: int, room: str, auth: str | None, room_size: int = 0) -> None:
     """The child: join, say so, hold the sockets until stdin closes."""
     import load
 
@@ -96,9 +100,18 @@ async def client(port: int, clients: int, room: str, auth: str | None) -> None:
         else:  # the first frame, as svc-client.js sends them
             query = lambda i: ""  # noqa: E731
             first = lambda i: json.dumps({"type": "auth", "token": tokens[i]})  # noqa: E731
-    sockets = await load.join_all(
-        f"http://127.0.0.1:{port}", room, clients, query=query, first=first
-    )
+    base = f"http://127.0.0.1:{port}"
+    if room_size and not auth:  # rooms of room_size, as bench/idle_sockets.py lays them out
+        sockets = []
+        for start in range(0, clients, room_size):
+            sockets += await load.join_all(
+                base,
+                f"{room}-{start // room_size}",
+                min(room_size, clients - start),
+                query=lambda i, start=start: f"user_id=c{start + i}",
+            )
+    else:
+        sockets = await load.join_all(base, room, clients, query=query, first=first)
     print("joined", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     for ws in sockets:
@@ -106,12 +119,13 @@ async def client(port: int, clients: int, room: str, auth: str | None) -> None:
 
 
 async def join_from_child(
-    port: int, clients: int, room: str, auth: str | None = None
+    port: int, clients: int, room: str, auth: str | None = None, room_size: int = 0
 ) -> asyncio.subprocess.Process:
     child = await asyncio.create_subprocess_exec(
         sys.executable,
         __file__,
         *([f"--auth={auth}"] if auth else []),
+        *([f"--room-size={room_size}"] if room_size else []),
         "--client",
         "--port",
         str(port),
@@ -153,7 +167,7 @@ async def serve_and_measure(args) -> None:
         before_rss = rss()
         before = tracemalloc.take_snapshot() if not args.no_trace else None
         cpu, wall = time.process_time(), time.perf_counter()
-        child = await join_from_child(port, args.clients, "measured", args.auth)
+        child = await join_from_child(port, args.clients, "measured", args.auth, args.room_size)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         await asyncio.sleep(args.settle)  # presence frames out, buffers settled, heap trimmed
         gc.collect()
@@ -207,6 +221,12 @@ def main() -> None:
         choices=["frame", "url"],
         help="auth on, a login token per socket, in its first frame (or ?token=: url)",
     )
+    parser.add_argument(
+        "--room-size",
+        type=int,
+        default=0,
+        help="members in rooms of this many (as idle_sockets.py; default: all in one room)",
+    )
     parser.add_argument("--group", choices=["lineno", "traceback", "filename"], default="lineno")
     parser.add_argument("--frames", type=int, default=1)
     parser.add_argument("--settle", type=float, default=3.0)
@@ -215,7 +235,7 @@ def main() -> None:
     parser.add_argument("--room", default="measured", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
-        asyncio.run(client(args.port, args.clients, args.room, args.auth))
+        asyncio.run(client(args.port, args.clients, args.room, args.auth, args.room_size))
         return
     os.environ.setdefault("SVC_QUIET", "1")
     asyncio.run(serve_and_measure(args))

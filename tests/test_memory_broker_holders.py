@@ -3,6 +3,7 @@ the user leaves with the last connection of the last instance, or when that inst
 
 from __future__ import annotations
 
+from svc.broker import Change
 from svc.broker.memory import MemoryBroker
 from svc.testing import unique_id
 
@@ -10,8 +11,11 @@ from svc.testing import unique_id
 class Heard:
     def __init__(self) -> None:
         self.presence: list[tuple[str, bool]] = []
+        self.changes: list[Change] = []
 
-    def on_change(self, change) -> None: ...
+    def on_change(self, change) -> None:
+        self.changes.append(change)
+
     def on_message(self, message) -> None: ...
     def on_gap(self) -> None: ...
 
@@ -42,3 +46,37 @@ async def test_a_user_held_by_two_instances_leaves_with_the_last_one():
     assert heard.presence[-1] == ("u", False)
     assert await first.presence_count(room) == 0
     await first.close()
+
+
+async def test_a_change_is_numbered_in_every_room_its_user_is_in_as_they_come_and_go():
+    """A user in one room is kept as that room's id, in several as a set: the change of
+    their profile is numbered in exactly the rooms they are present in, at each step."""
+    broker, heard = MemoryBroker(f"memory://{unique_id('bus')}"), Heard()
+    await broker.open(heard)
+    a, b, c = (unique_id(name) for name in "abc")
+    version = 0
+
+    async def numbered_in() -> set[str]:
+        nonlocal version
+        version += 1
+        await broker.publish_change(Change("u", version, None))
+        return set(heard.changes[-1].seqs or {})
+
+    assert await numbered_in() == set()
+    await broker.presence_join(a, "u")
+    assert await numbered_in() == {a}
+    await broker.presence_join(b, "u")
+    await broker.presence_join(c, "u")
+    assert await numbered_in() == {a, b, c}
+    await broker.presence_leave(b, "u")
+    assert await numbered_in() == {a, c}
+    await broker.presence_leave(a, "u")
+    assert await numbered_in() == {c}
+    await broker.presence_join(b, "u")
+    assert await numbered_in() == {b, c}
+    await broker.presence_leave(c, "u")
+    await broker.presence_leave(b, "u")
+    assert await numbered_in() == set()
+    await broker.presence_join(a, "u")
+    assert await numbered_in() == {a}
+    await broker.close()

@@ -19,6 +19,84 @@ from svc.keys import BROKER, HUB
 from svc.testing import deadline, unique_id
 
 
+async def test_each_socket_is_welcomed_with_a_connection_id_of_its_own(client):
+    """The id is made as the welcome is (a socket keeps none): two sockets of one user in
+    one room, and a third after both, each get their own."""
+    alice = await new_user(client)
+    room = unique_id("r")
+    ws_1, welcome_1 = await join(client, room, alice)
+    ws_2, welcome_2 = await join(client, room, alice)
+    await ws_1.close()
+    ws_3, welcome_3 = await join(client, room, alice)
+    ids = [w["connection_id"] for w in (welcome_1, welcome_2, welcome_3)]
+    assert all(isinstance(i, str) and len(i) == 16 for i in ids), ids
+    assert len(set(ids)) == 3, ids
+    await ws_2.close()
+    await ws_3.close()
+
+
+async def test_a_change_reaches_exactly_the_rooms_its_user_is_in_as_they_come_and_go(client):
+    """The hub keeps a user in one room as that room's id, in several as a tuple: each step
+    between one, three, two, one and no rooms, a change of their profile reaches a watcher
+    in each room they are in, and only those.  ``mark``, a member of every room, changes
+    after ``star`` does: a room's frames keep the order of its events, so a watcher that
+    has ``mark``'s change has had ``star``'s, if it was to come."""
+    star, mark = await new_user(client), await new_user(client)
+    rooms = [unique_id("r") for _ in range(3)]
+    watchers = [(await join(client, room))[0] for room in rooms]  # watchers: not members
+    marks = [(await join(client, room, mark))[0] for room in rooms]
+    held: dict[str, object] = {}
+    versions = {star: 1, mark: 1}
+
+    async def change(user: str) -> int:
+        versions[user] += 1
+        response = await client.put(f"/users/{user}/profile", json={"bio": "x"})
+        assert response.status == 200
+        return versions[user]
+
+    async def reached() -> set[str]:
+        star_version, mark_version = await change(star), await change(mark)
+        found = set()
+        for room, watcher in zip(rooms, watchers, strict=True):
+            seen: list[dict] = []
+            await frame_where(
+                watcher,
+                lambda f: (
+                    f["type"] == "profile_updated"
+                    and f["id"] == mark
+                    and f["version"] == mark_version
+                ),
+                seen=seen,
+            )
+            if any(f["type"] == "profile_updated" and f["id"] == star for f in seen):
+                assert [f["version"] for f in seen if f.get("id") == star] == [star_version]
+                found.add(room)
+        return found
+
+    async def enter(room: str) -> None:
+        held[room], _ = await join(client, room, star)
+
+    async def leave(room: str) -> None:
+        await held.pop(room).close()
+        await frame_where(watchers[rooms.index(room)], presence_where(room, left=star))
+
+    await enter(rooms[0])
+    assert await reached() == {rooms[0]}
+    await enter(rooms[1])
+    await enter(rooms[2])
+    assert await reached() == set(rooms)
+    await leave(rooms[1])
+    assert await reached() == {rooms[0], rooms[2]}
+    await leave(rooms[0])
+    assert await reached() == {rooms[2]}
+    await leave(rooms[2])
+    assert await reached() == set()
+    await enter(rooms[1])
+    assert await reached() == {rooms[1]}
+    for socket in [*held.values(), *watchers, *marks]:
+        await socket.close()
+
+
 async def test_two_devices_see_each_other_and_profile_changes(client):
     alice, bob, carol = [await new_user(client) for _ in range(3)]
     r1, r2 = unique_id("r"), unique_id("r")

@@ -71,9 +71,12 @@ class Change:
     seqs: dict[str, tuple[str, int]] | None = field(default=None, compare=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PresenceChange:
-    """``user_id`` became present in (or absent from) room ``room_id``, service-wide."""
+    """``user_id`` became present in (or absent from) room ``room_id``, service-wide.
+
+    Slots: a room's history (resume) keeps up to 100 of them, about one per member of a
+    room of 100, for as long as its sockets idle."""
 
     room_id: str
     user_id: str

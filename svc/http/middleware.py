@@ -1,5 +1,9 @@
 """The one aiohttp middleware: every request, routed or not, passes through :func:`observe`.
 
+One route does the part after its handler itself: the WebSocket route
+(:func:`observes_itself`), whose answer lives as long as its socket; the middleware then
+sets the request id and hands it the request, so none of its frames waits under a socket.
+
 Around the handler aiohttp matched, in this order:
 
 - the request gets its id (:mod:`.observe`): the client's own ``X-Request-ID`` when sane,
@@ -36,6 +40,20 @@ from .request_limits import is_compressed, refuse_compressed
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+#: Handlers that observe their own answer (:func:`observes_itself`).
+_SELF_OBSERVED: set[Handler] = set()
+
+
+def observes_itself(handler: Handler) -> Handler:
+    """Mark ``handler`` as one whose answer lives long (a WebSocket's, for the socket's
+    life): the middleware sets the request id and calls it as it is, and it does the rest of
+    what the middleware does itself (:func:`before_socket`, :func:`answered_socket`,
+    :func:`raised_socket`, :func:`record_socket`).  The middleware's own frame, awaiting it,
+    would live as long as the socket: ~380 B of every idle one (bench/memory_per_socket.py)."""
+    _SELF_OBSERVED.add(handler)
+    return handler
+
+
 def observe_requests(app: web.Application) -> Callable:
     """The middleware for ``app``; its metrics, settings, drain and origin policy are set.
 
@@ -46,15 +64,24 @@ def observe_requests(app: web.Application) -> Callable:
     drain = app[DRAIN]
     policy = app[ORIGINS]
     cors_on = policy.enabled
+    self_observed = _SELF_OBSERVED
 
     @web.middleware
-    async def observed(request: web.Request, handler: Handler) -> web.StreamResponse:
+    def observed(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
+        # Not a coroutine: what it returns is awaited by aiohttp, so a handler that observes
+        # itself runs with no frame of the middleware around it.
         rid = request.headers.get(observe.REQUEST_ID_HEADER)
         if rid is None or not observe.is_sane_id(rid):
             rid = observe.new_request_id()
         # No reset: aiohttp runs each request in a task of its own, with a copy of the
         # context (aiohttp's "contextvars support"), so the id ends with the request's task.
         request_id.set(rid)
+        if handler in self_observed:
+            return handler(request)
+        return answer(request, handler, rid)
+
+    async def answer(request: web.Request, handler: Handler, rid: str) -> web.StreamResponse:
+        # What a self-observing handler does itself (the functions below): kept in step.
         started = perf_counter()
         status = 500
         try:
@@ -93,3 +120,47 @@ def observe_requests(app: web.Application) -> Callable:
                 observe.log_access(request, status, duration)
 
     return observed
+
+
+# -- the same, for a handler that observes itself (observes_itself) ----------------------------
+# Its route is a GET (and HEAD): a CORS preflight (OPTIONS) never reaches it.
+
+
+async def before_socket(request: web.Request) -> None:
+    """Before the handler's own work: a compressed body is refused (415)."""
+    if hdrs.CONTENT_ENCODING in request.headers and is_compressed(request):
+        await refuse_compressed(request)
+
+
+def answered_socket(request: web.Request, response: web.StreamResponse) -> int:
+    """The handler's answer (or its error's): its request id, CORS and drain headers, as the
+    middleware sets them; the status to record."""
+    status = response.status
+    response.headers[observe.REQUEST_ID_HEADER] = request_id.get()
+    policy = request.app[ORIGINS]
+    if policy.enabled:
+        cors.allow(policy, request, response.headers, status)
+    if request.app[DRAIN].started is not None and status != 101:
+        response.force_close()
+    return status
+
+
+def raised_socket(request: web.Request, exc: web.HTTPException) -> int:
+    """An HTTPException raised on to aiohttp: headers as the middleware sets them."""
+    exc.headers[observe.REQUEST_ID_HEADER] = request_id.get()
+    policy = request.app[ORIGINS]
+    if policy.enabled:
+        cors.allow(policy, request, exc.headers, exc.status)
+    if request.app[DRAIN].started is not None:
+        exc.force_close()
+    return exc.status
+
+
+def record_socket(request: web.Request, status: int, duration: float) -> None:
+    """The request's metrics and access line, as the middleware records them."""
+    app = request.app
+    app[METRICS].requests.observe(
+        request.match_info.route.resource, request.method, status, duration
+    )
+    if app[SETTINGS].access_log:
+        observe.log_access(request, status, duration)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from string import Template
+from time import perf_counter
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSMessage, WSMsgType, web
 
 from ..keys import HUB, SETTINGS
 from ..logs import request_id
@@ -20,13 +21,14 @@ from ..rooms import frames
 from ..rooms.connection import Connection
 from ..rooms.hub import Hub, TooManySockets
 from ..storage import Unavailable
-from . import routing
+from . import errors, routing
 from .admission import (
     TOO_MANY_SOCKETS,
     UNAVAILABLE,
     Refused,
     check_origin,
     check_room,
+    query_value,
 )
 from .components import (
     ID_PATTERN,
@@ -36,6 +38,13 @@ from .components import (
 )
 from .errors import APIError, unavailable_reason
 from .ids import ID_RULE, is_valid_id
+from .middleware import (
+    answered_socket,
+    before_socket,
+    observes_itself,
+    raised_socket,
+    record_socket,
+)
 from .observe import REQUEST_ID_HEADER
 from .operation import Reply, documented
 from .socket_auth import admit
@@ -135,19 +144,69 @@ slow sockets together pass `SEND_BUFFER_BUDGET`); shutdown closes every socket w
     replies={101: Reply("switching to the WebSocket protocol")},
     errors=(404, 426),
 )
-async def websocket(request: web.Request) -> web.WebSocketResponse:
+@observes_itself
+async def websocket(request: web.Request) -> web.StreamResponse:
+    # This frame lives as long as the socket, and is the only one of svc's that does: it
+    # observes its own answer (middleware.observes_itself, kept in step with the
+    # middleware: the request id, metrics, access line and headers of the answer), and
+    # what only the handshake and the join need (the admission, a refusal, the welcome)
+    # lives in frames that end before it idles.
+    started = perf_counter()
+    status = 500
+    try:
+        try:
+            await before_socket(request)
+            hub = request.app[HUB]
+            ws = web.WebSocketResponse(
+                # Pings and pongs come to the loop below: the hub's one heartbeat
+                # (svc.rooms.connection.beat_forever) replaces aiohttp's timer per socket.
+                autoping=False,
+                # Bigger frames are closed with 1009 by aiohttp itself; a message's own
+                # limit (8 KiB of data) is checked by the hub, with an error frame.
+                max_msg_size=hub.limits.max_frame_bytes,
+                # frames.py rule 1: the hub writes pre-framed bytes shared by every socket.
+                compress=False,
+            )
+            conn = await open_socket(request, ws, hub)
+            if conn is not None:  # else refused: upgraded and closed already
+                room_id = conn.room_id
+                logged = request.app[SETTINGS].access_log
+                loop = asyncio.get_running_loop()
+                opened = loop.time() if logged else 0.0
+                try:
+                    if logged:
+                        access_log.info(
+                            "websocket %s opened",
+                            room_id,
+                            extra={"event": "ws_open", "room": room_id},
+                        )
+                    if await welcome(request, ws, hub, conn):
+                        async for msg in ws:
+                            received(hub, conn, msg, loop.time())
+                            # Not kept while the socket idles after it (up to 8 KiB of data).
+                            del msg
+                finally:
+                    await hub.leave(conn)
+                    if logged and ws.prepared:
+                        _log_close(room_id, ws.close_code, loop.time() - opened)
+            response: web.StreamResponse = ws
+        except Exception as exc:  # as the middleware: an answer, or an HTTPException raised on
+            response = await errors.answer(request, exc)
+        status = answered_socket(request, response)
+        return response
+    except web.HTTPException as exc:
+        status = raised_socket(request, exc)
+        raise
+    finally:
+        record_socket(request, status, perf_counter() - started)
+
+
+async def open_socket(
+    request: web.Request, ws: web.WebSocketResponse, hub: Hub
+) -> Connection | None:
+    """Admit, upgrade and join; None when refused (upgraded and closed with the refusal's
+    code).  A plain HTTP request raises the contract's 404 or 426."""
     room_id = request.match_info["room_id"]
-    hub = request.app[HUB]
-    ws = web.WebSocketResponse(
-        # Pings and pongs come to the loop below: the hub's one heartbeat
-        # (svc.rooms.connection.beat_forever) replaces aiohttp's timer per socket.
-        autoping=False,
-        # Bigger frames are closed with 1009 by aiohttp itself; a message's own
-        # limit (8 KiB of data) is checked by the hub, with an error frame.
-        max_msg_size=hub.limits.max_frame_bytes,
-        # frames.py rule 1: the hub writes pre-framed bytes shared by every socket.
-        compress=False,
-    )
     # The 101 carries the request id as every answer does (routing.observed sets it only on
     # what a handler returns, after the socket's life): through a balancer, it tells which
     # process took the socket.
@@ -174,47 +233,46 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         except TooManySockets:
             raise Refused(TOO_MANY_SOCKETS, "too many connections") from None
     except Refused as refusal:
-        return await refuse(request, ws, refusal, hub.limits.close_timeout)
+        await refuse(request, ws, refusal, hub.limits.close_timeout)
+        return None
+    return conn
 
-    logged = request.app[SETTINGS].access_log
-    loop = asyncio.get_running_loop()
-    opened = loop.time() if logged else 0.0  # locals here live as long as the socket
+
+async def welcome(
+    request: web.Request, ws: web.WebSocketResponse, hub: Hub, conn: Connection
+) -> bool:
+    """Send ``conn`` its welcome (or a resume's), then what was held for it; False when
+    storage could not answer and the socket was closed."""
     try:
-        if logged:
-            access_log.info(
-                "websocket %s opened", room_id, extra={"event": "ws_open", "room": room_id}
-            )
-        try:
-            welcome = await hub.welcome(conn, request.query.get("since"))
-        except Unavailable as exc:  # upgraded already: the same close as a refusal
-            await ws.close(code=UNAVAILABLE, message=unavailable_reason(exc).encode())
-            return ws
-        hub.begin(conn, ws, request.transport, welcome)
-        # A crowd's welcome is ~20 KB; this frame lives as long as the socket, so
-        # holding it here would double the memory of an idle connection.
-        del welcome
-        async for msg in ws:
-            conn.seen = now = loop.time()
-            if msg.type is WSMsgType.TEXT:
-                hub.receive_text(conn, msg.data, now)
-            elif msg.type is WSMsgType.BINARY:
-                hub.receive_binary(conn, now)
-            elif msg.type is WSMsgType.PING:
-                # A ping is a frame like any other: it draws on the frame budget, and
-                # one over the rate gets no pong (a flood is closed with 1008 as for
-                # text).  The pong goes out as the hub writes (frames.py): never awaited,
-                # bounded by the backlog, and skipped once the peer has gone; ws.pong
-                # raised ClientConnectionResetError (a 500) at a client that pinged
-                # and reset its connection.
-                if conn.allow_frame(now):
-                    conn.send(frames.pong_frame(msg.data))
-            elif msg.type is WSMsgType.PONG:
-                conn.allow_frame(now)  # unasked-for pongs are frames too (RFC 6455 allows them)
-    finally:
-        await hub.leave(conn)
-        if logged and ws.prepared:
-            _log_close(room_id, ws.close_code, loop.time() - opened)
-    return ws
+        # query_value, not request.query: that parse stays cached on the request's URL
+        # for the socket's life (~550 B of every idle socket).
+        frame = await hub.welcome(conn, query_value(request, "since"))
+    except Unavailable as exc:  # upgraded already: the same close as a refusal
+        await ws.close(code=UNAVAILABLE, message=unavailable_reason(exc).encode())
+        return False
+    # A crowd's welcome is ~20 KB: held in the socket's own frame, it would double the
+    # memory of an idle connection.
+    hub.begin(conn, ws, request.transport, frame)
+    return True
+
+
+def received(hub: Hub, conn: Connection, msg: WSMessage, now: float) -> None:
+    """One frame from the client: any frame proves it alive."""
+    conn.seen = now
+    if msg.type is WSMsgType.TEXT:
+        hub.receive_text(conn, msg.data, now)
+    elif msg.type is WSMsgType.BINARY:
+        hub.receive_binary(conn, now)
+    elif msg.type is WSMsgType.PING:
+        # A ping is a frame like any other: it draws on the frame budget, and one over
+        # the rate gets no pong (a flood is closed with 1008 as for text).  The pong goes
+        # out as the hub writes (frames.py): never awaited, bounded by the backlog, and
+        # skipped once the peer has gone; ws.pong raised ClientConnectionResetError (a
+        # 500) at a client that pinged and reset its connection.
+        if conn.allow_frame(now):
+            conn.send(frames.pong_frame(msg.data))
+    elif msg.type is WSMsgType.PONG:
+        conn.allow_frame(now)  # unasked-for pongs are frames too (RFC 6455 allows them)
 
 
 async def upgrade_while_joining(

@@ -34,7 +34,7 @@ from ..broker import (
 from ..serialize import Member
 from ..storage import Storage, User
 from . import frames
-from .connection import Connection, beat_forever
+from .connection import Connection, Shared, beat_forever
 from .history_reads import HistoryReads
 from .limits import RoomSettings, RoomStats
 from .ordering import ChangeOrder
@@ -90,6 +90,8 @@ class Hub:
         #: user → their sockets here, in every room (MAX_SOCKETS_PER_USER)
         self._sockets_of_user: dict[str, int] = {}
         self.send_budget = SendBudget(self.limits)
+        #: what every connection here holds alike
+        self._shared = Shared(self.limits, self.spawn, self.stats, self.send_budget)
         #: Auth on: checks an ``auth`` frame (renewal) and answers it; from the HTTP layer,
         #: which knows tokens (this layer does not).  None: auth off, ``auth`` is unknown.
         self._auth_frames = auth_frames
@@ -151,7 +153,7 @@ class Hub:
             if user_id is not None:
                 self._release_socket_slot(user_id)
             raise
-        conn = Connection(room_id, user_id, self.limits, self.spawn, self.stats, self.send_budget)
+        conn = Connection(room_id, user_id, self._shared)
         self.stats.churn += 1
         if room.join(conn):  # its user's first socket here: they join service-wide
             try:
