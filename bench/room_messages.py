@@ -37,18 +37,14 @@ import argparse
 import asyncio
 import json
 import os
-import shlex
-import signal
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from datetime import datetime, timezone
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from load import MiniWS  # noqa: E402  (bench/ is not a package)
+from fanout_two import forget, start, stop, with_prefix  # noqa: E402  (bench/ is not a package)
+from load import MiniWS  # noqa: E402
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -86,43 +82,6 @@ class Receiver:
             self.wanted.discard(key)
             if not self.wanted:
                 self.all_in.set()
-
-
-def start(command: str, env: dict[str, str], port: int) -> subprocess.Popen:
-    environ = {**os.environ, **env, "PORT": str(port), "HOST": "127.0.0.1"}
-    proc = subprocess.Popen(
-        shlex.split(command),
-        env=environ,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=1) as r:
-                if r.status == 200:
-                    return proc
-        except OSError:
-            time.sleep(0.1)
-    stop(proc)
-    sys.exit(f"{command!r} on port {port} did not become ready")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
-def with_prefix(url: str, prefix: str) -> str:
-    parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query))
-    query["prefix"] = prefix
-    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 async def joined(port: int, room: str, user: str) -> MiniWS:
@@ -197,18 +156,6 @@ async def _latency(senders: list[MiniWS], receivers: list[Receiver], result: dic
         lags = sorted((receiver.arrived[k] - receiver.sent_at[k]) * 1000 for k in ids)
         result[f"latency_ms_p50_{name}"] = round(statistics.median(lags), 2)
         result[f"latency_ms_p99_{name}"] = round(lags[int(len(lags) * 0.99) - 1], 2)
-
-
-async def forget(redis_url: str, prefix: str) -> None:
-    import redis.asyncio as aioredis
-
-    client = aioredis.from_url(urlunsplit(urlsplit(redis_url)._replace(query="")))
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
 
 
 def side(kind: str, tree: str, number: int, args) -> dict:
