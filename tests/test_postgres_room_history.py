@@ -13,25 +13,15 @@ from svc_postgres.history import SWEEP
 from svc.broker import Change, RoomMessage
 from svc.storage import PROFILE_FIELDS, User
 from svc.testing import unique_id
-from svc.testing.history import Heard
+from svc.testing.history import brokers_with_history
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
 async def open_broker(postgres_url):
-    opened = []
-
-    async def factory(size: int = 100, ttl: float = 300.0):
-        broker, heard = PostgresBroker(postgres_url), Heard()
-        broker.history_size, broker.history_ttl = size, ttl
-        await broker.open(heard)
-        opened.append(broker)
-        return broker, heard
-
-    yield factory
-    for broker in opened:
-        await broker.close()
+    async with brokers_with_history(lambda: PostgresBroker(postgres_url)) as factory:
+        yield factory
 
 
 async def sql(url: str, query: str, *params):

@@ -10,6 +10,8 @@ returns a new, unopened instance on it (by default that test is skipped).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timezone
 
 import pytest
@@ -18,7 +20,7 @@ from ..broker import Broker, Change, PresenceChange, RoomMessage
 from ..storage import PROFILE_FIELDS, User
 from .helpers import unique_id, wait_until
 
-__all__ = ["RoomHistoryConformance"]
+__all__ = ["RoomHistoryConformance", "brokers_with_history"]
 
 
 async def position(broker: Broker, room: str) -> tuple[str, int]:
@@ -66,6 +68,29 @@ def kind(event) -> str:
     return type(event).__name__
 
 
+OpenWith = Callable[..., Awaitable[tuple[Broker, Heard]]]
+
+
+@contextlib.asynccontextmanager
+async def brokers_with_history(make_broker: Callable[[], Broker]) -> AsyncIterator[OpenWith]:
+    """``await factory(size=, ttl=)`` → (an instance from ``make_broker``, opened and keeping
+    that history, what it hears); every instance opened is closed on the way out."""
+    opened: list[Broker] = []
+
+    async def factory(size: int = 100, ttl: float = 300.0) -> tuple[Broker, Heard]:
+        broker, heard = make_broker(), Heard()
+        broker.history_size, broker.history_ttl = size, ttl
+        await broker.open(heard)
+        opened.append(broker)
+        return broker, heard
+
+    try:
+        yield factory
+    finally:
+        for broker in opened:
+            await broker.close()
+
+
 class RoomHistoryConformance:
     @pytest.fixture
     async def lose_history(self):
@@ -77,18 +102,8 @@ class RoomHistoryConformance:
     async def open_with(self, make_broker):
         """``await open_with(size=, ttl=)`` → (an opened instance keeping that history, what
         it hears)."""
-        opened: list[Broker] = []
-
-        async def factory(size: int = 100, ttl: float = 300.0) -> tuple[Broker, Heard]:
-            broker, heard = make_broker(), Heard()
-            broker.history_size, broker.history_ttl = size, ttl
-            await broker.open(heard)
-            opened.append(broker)
-            return broker, heard
-
-        yield factory
-        for broker in opened:
-            await broker.close()
+        async with brokers_with_history(make_broker) as factory:
+            yield factory
 
     async def test_room_events_are_numbered_in_order_the_same_everywhere(self, open_with):
         (one, heard_by_one), (two, heard_by_two) = await open_with(), await open_with()
