@@ -70,3 +70,27 @@ async def test_a_clients_websocket_ping_is_answered_with_its_data(aiohttp_client
     pong = await next_control(ws, WSMsgType.PONG)
     assert pong.data == b"are you there"
     await ws.close()
+
+
+async def test_a_sweep_pings_a_slice_at_a_time_not_all_at_once(aiohttp_client, settings):
+    # 40 sockets go quiet together.  Swept in one go, they were all pinged at the same instant
+    # (and their pongs came back together); the sweep now spreads them over its period, in
+    # slices at least svc.rooms.connection.SLICE apart: here 10 slices of 4.
+    app = create_app(settings)
+    app[HUB].limits.heartbeat = 2.0  # a sweep every 0.5 s
+    client = await aiohttp_client(app)
+    room = unique_id("r")
+    sockets = [(await join(client, room, autoping=False))[0] for _ in range(40)]
+    loop = asyncio.get_running_loop()
+
+    async def pinged_at(ws) -> float:
+        await next_control(ws, WSMsgType.PING)
+        return loop.time()
+
+    times = sorted(await asyncio.gather(*(pinged_at(ws) for ws in sockets)))
+    together = max(
+        sum(1 for t in times[i:] if t - start < 0.04) for i, start in enumerate(times)
+    )
+    assert together <= 16, f"{together} of 40 pings within 40 ms: {times}"
+    for ws in sockets:
+        await ws.close()
