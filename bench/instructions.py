@@ -47,7 +47,7 @@ def wait_up(port: int, proc: subprocess.Popen, seconds: float = 180) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            sys.exit("svc exited under valgrind")
+            sys.exit("the server exited under valgrind")
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
             conn.request("GET", "/")
@@ -71,6 +71,13 @@ def requests(
         response = conn.getresponse()
         response.read()
         assert response.status < 500, response.status  # a 404 is a figure too
+
+
+def server_command(server: str, port: int) -> list[str]:
+    """``--server``'s script and arguments; the script's path is made absolute, as the server
+    runs in a folder of its own."""
+    script, *rest = shlex.split(server.replace("{port}", str(port)))
+    return [str(Path(script).resolve()), *rest]
 
 
 def main() -> None:
@@ -98,11 +105,7 @@ def main() -> None:
                 "--instr-atstart=no",
                 f"--callgrind-out-file={out}",
                 sys.executable,
-                *(
-                    shlex.split(args.server.replace("{port}", str(port)))
-                    if args.server
-                    else ["-m", "svc"]
-                ),
+                *(server_command(args.server, port) if args.server else ["-m", "svc"]),
             ],
             env=env,
             cwd=work,  # not the checkout: svc is imported from where PYTHONPATH says
