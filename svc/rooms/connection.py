@@ -252,9 +252,9 @@ async def beat_forever(limits: RoomSettings, connections: Callable[[], Iterable[
     """The heartbeat of every connection ``connections()`` yields (see the module's text).
 
     Each sweep is spread over its period in slices at least ``SLICE`` seconds apart, not done
-    in one go: a sweep of 19,000 sockets that pings the quarter of them gone quiet held the
-    loop for ~20 ms and had ~5,000 pongs come back together, and an update fanned out
-    meanwhile reached its last member later (bench/README.md, "The heartbeat, spread")."""
+    in one go: one that pinged 8,000 sockets gone quiet together held the loop for ~50 ms
+    (everything else waited, a fan-out too), and their pongs came back together; in slices
+    the longest hold is a few ms (bench/heartbeat_stall.py)."""
     loop = asyncio.get_running_loop()
     while True:
         interval = limits.heartbeat  # read each time: tests lower it on a live app
