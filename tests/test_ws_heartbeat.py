@@ -88,9 +88,7 @@ async def test_a_sweep_pings_a_slice_at_a_time_not_all_at_once(aiohttp_client, s
         return loop.time()
 
     times = sorted(await asyncio.gather(*(pinged_at(ws) for ws in sockets)))
-    together = max(
-        sum(1 for t in times[i:] if t - start < 0.04) for i, start in enumerate(times)
-    )
+    together = max(sum(1 for t in times[i:] if t - start < 0.04) for i, start in enumerate(times))
     assert together <= 16, f"{together} of 40 pings within 40 ms: {times}"
     for ws in sockets:
         await ws.close()

@@ -272,7 +272,7 @@ async def publish(request: web.Request, change: Change) -> None:
 def setup_routes(app: web.Application) -> None:
     # aiohttp tries the resources under "/users" in the order they were added: a user's own
     # path first, as the reads of a user are most of the traffic ("/users" first cost every
-    # GET one more resource tried, ~1 % of its instructions: bench/README.md).
+    # GET one more resource tried, 2 % of its instructions: bench/README.md).
     routing.add(app, "GET", f"/users/{USER_ID}", get_user)
     routing.add(app, "DELETE", f"/users/{USER_ID}", delete_user)
     routing.add(app, "PUT", f"/users/{USER_ID}/profile", update_profile)

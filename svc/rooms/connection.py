@@ -5,9 +5,9 @@ One heartbeat for all of a hub's sockets (:func:`beat_forever`), instead of aioh
 per socket: aiohttp's ``WebSocketResponse(heartbeat=)`` keeps a timer handle per socket and
 re-arms it (a ``call_soon``) on every frame received: ~400 B of an idle socket and a timer
 per join (bench/memory_per_socket.py).  Here one task visits every connection ``SWEEPS``
-times per interval, a slice at a time: a client quiet for ``heartbeat`` seconds gets a ping, one that leaves a
-ping unanswered for half of that is dropped (:meth:`Connection.check_alive`).  A dead peer
-is found within 1.75 intervals (aiohttp: 1.5).
+times per interval, a slice at a time: a client quiet for ``heartbeat`` seconds gets a ping,
+one that leaves a ping unanswered for half of that is dropped
+(:meth:`Connection.check_alive`).  A dead peer is found within 1.75 intervals (aiohttp: 1.5).
 """
 
 from __future__ import annotations
