@@ -18,9 +18,10 @@ import nox
 PYTHONS = ["3.10", "3.13"]
 
 # What each Python adds to the main run: the topology tests (nginx, HAProxy, PgBouncer, workers,
-# gunicorn, broker restarts) test the processes around svc, not the interpreter, and the image
-# test replays the Dockerfile, whose Python is its own; the main run of .ci/run runs them all.
-DEFAULT_SELECTION = ["-m", "not topology and not image"]
+# gunicorn, broker restarts) test the processes around svc, not the interpreter, the browser
+# tests run the pages' JavaScript in Chromium, and the image test replays the Dockerfile, whose
+# Python is its own; the main run of .ci/run runs them all.
+DEFAULT_SELECTION = ["-m", "not topology and not image and not browser"]
 
 nox.options.sessions = ["tests"]
 nox.options.error_on_missing_interpreters = True  # a version that cannot run is a failure

@@ -21,6 +21,9 @@ from browser_helpers import SvcProcess, ThreadLoop, free_port, new_driver, requi
 
 from svc.testing import unique_id
 
+# The page's JavaScript in Chromium: once per CI run, not per Python (noxfile.py).
+pytestmark = pytest.mark.browser
+
 # The page: everything it does is here, so the browser runs it as a script of that origin.
 PAGE = """<!doctype html>
 <meta charset="utf-8"><title>another origin</title>

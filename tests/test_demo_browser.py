@@ -22,6 +22,9 @@ from browser_helpers import (
 
 from svc.testing import unique_id
 
+# The page's JavaScript in Chromium: once per CI run, not per Python (noxfile.py).
+pytestmark = pytest.mark.browser
+
 #: The issue's promise: a saved name shows on the other page within 2 s.
 LIVE_WITHIN = 2.0
 #: Everything else that must happen eventually (a restart, a login with bcrypt).
