@@ -428,7 +428,9 @@ class PostgresBroker(PubSubBroker):
     async def _keep_house(self) -> None:
         """Heartbeat, expiry of silent nodes, old stored messages: every HEARTBEAT seconds."""
         failing = False
-        while True:
+        # Not ``while True``: close() forgets the task before cancelling it, and a
+        # cancellation swallowed inside a driver must not keep a closed broker beating.
+        while self._housekeeping is not None:
             await asyncio.sleep(HEARTBEAT)
             try:
                 if await self._presence.beat():
