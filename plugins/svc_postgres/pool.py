@@ -81,9 +81,9 @@ async def migrate_schema(dsn: str) -> None:
 
 async def terminate(pool: Pool | None) -> None:
     """Close every connection of ``pool`` now, and wait (at most ``TIMEOUT`` seconds) until
-    aiopg says so.  Bounded: aiopg waits for a connection it is still opening, and one
-    opened for a task whose cancellation a driver swallowed (asyncio.wait_for on Python
-    3.11 can) kept a CI run's shutdown waiting for good."""
+    aiopg says so.  Bounded: aiopg waits until its count of connections comes down, and in
+    one CI run it never did, while a cancelled task of the broker still ran (a cancellation
+    swallowed inside a driver, as asyncio.wait_for on Python 3.11 can): the shutdown hung."""
     if pool is not None:
         pool.aiopg.terminate()
         try:
