@@ -232,7 +232,14 @@ async def test_a_killed_worker_is_started_again_and_its_counts_stay(
         os.kill(victim, signal.SIGKILL)
         deadline = time.monotonic() + 20
         while True:  # until the new worker answers; the other one answers meanwhile
-            status, headers, _ = await fresh("GET", base + "/")
+            try:
+                status, headers, _ = await fresh("GET", base + "/")
+            except aiohttp.ClientConnectionError:
+                # One that reached the killed worker's listening socket before it was closed
+                # is reset, as a real client's would be: it tries again (CI saw it once).
+                assert time.monotonic() < deadline, service.log()
+                await asyncio.sleep(0.05)
+                continue
             assert status == 200
             after = service.worker_pids()
             if victim not in after and pid_of(headers) in after - before:
