@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SKIP_DIRS = {".git", ".venv", ".nox", ".hypothesis", ".pytest_cache", ".ruff_cache", "build"}
 SKIP_DIRS |= {"__pycache__", "dist", ".schemathesis"}
 TEXT_SUFFIXES = {".md", ".py", ".sh", ".toml", ".cfg", ".txt", ".js", ".html", ".css", ".ini"}
-TEXT_NAMES = {"Dockerfile", "run", "lock", ".dockerignore", ".gitignore"}
+TEXT_NAMES = {"Dockerfile", "run", "lock", "nox-beside", ".dockerignore", ".gitignore"}
 #: Places outside the repository that its text once pointed to: a reader of a clone has none.
 OUTSIDE = (
     re.compile(r"\.\./shared"),
